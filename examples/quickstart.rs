@@ -1,0 +1,58 @@
+//! Quick start: one multitenant app, a provider home tenant and two customer tenants, all
+//! in the embedded mock Entra. Gets a Key Vault token from the customer that consented,
+//! prints who it is for, and shows what happens with the one that did not.
+//!
+//! Run: `cargo run --example quickstart`
+
+use azure_cross_tenant::testing::MockEntra;
+use azure_cross_tenant::{
+    ClientSecret, Clock, Error, SystemClock, TenantCredentialProvider, decode_unverified,
+};
+
+const VAULT: &str = "https://vault.azure.net/.default";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The world: the provider's home tenant with its app, and two customers.
+    let entra = MockEntra::start().await;
+    let home = entra.add_tenant("provider.example");
+    let fabrikam = entra.add_tenant("fabrikam.example");
+    let northwind = entra.add_tenant("northwind.example");
+    let app = entra.register_app(&home, "saas-backend");
+    let secret = entra.add_secret(&app);
+    let sp_in_fabrikam = entra.consent(&fabrikam, &app); // Fabrikam's admin consented
+    println!("mock Entra at {}", entra.uri());
+    println!("app {} (home tenant {home})", app.client_id());
+
+    // The provider's side: one credential for every tenant.
+    let credential = ClientSecret::new(app.client_id(), secret)
+        .authority_host(entra.uri())
+        .build()?;
+
+    // A consented customer: an app-only token issued by *their* tenant.
+    let token = credential.get_token(&fabrikam, &[VAULT]).await?;
+    let claims = decode_unverified(token.secret())?;
+    println!("\ntoken from fabrikam ({fabrikam}):");
+    println!("  tid = {}", claims.tid.as_deref().unwrap_or("?"));
+    println!(
+        "  oid = {} (the app's service principal in fabrikam: {sp_in_fabrikam})",
+        claims.oid.as_deref().unwrap_or("?")
+    );
+    println!("  aud = {}", claims.aud.join(" "));
+    let lifetime = token
+        .expires_on()
+        .duration_since(SystemClock::default().now())
+        .unwrap_or_default();
+    println!("  expires in {} s", lifetime.as_secs());
+
+    // A customer that never consented: a typed error with the URL to send their admin to.
+    match credential.get_token(&northwind, &[VAULT]).await {
+        Err(err @ Error::NotConsented { .. }) => {
+            println!("\nnorthwind ({northwind}) has not consented:");
+            println!("  {err}");
+            println!("  consent URL: {}", err.consent_url().unwrap_or_default());
+        }
+        other => return Err(format!("expected NotConsented, got {other:?}").into()),
+    }
+    Ok(())
+}

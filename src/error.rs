@@ -1,0 +1,508 @@
+//! [`Error`]: every way getting a token can fail, classified by what the operator does next.
+//!
+//! Entra's answers are classified on `error_codes` (never on `error_description` text)
+//! into variants a caller can branch on: [`Error::NotConsented`] means "mark the tenant
+//! as needing consent and stop retrying it", [`Error::Throttled`] carries `Retry-After`,
+//! and so on. Each `Display` is one line: what happened, what to do, and the ids Entra
+//! support asks for (AADSTS code, trace id, correlation id). No error ever holds a
+//! secret, an assertion or a token.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::tenant::TenantId;
+
+/// An error from getting or checking a token.
+///
+/// ```
+/// use azure_cross_tenant::{Error, TenantId};
+///
+/// let err = "common".parse::<TenantId>().unwrap_err();
+/// assert!(matches!(err, Error::InvalidTenant { .. }));
+/// assert!(!err.is_retryable());
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The tenant id is not a GUID or DNS domain, or is a multi-tenant alias. Nothing was sent.
+    #[error("invalid tenant id {input:?}: {reason}")]
+    InvalidTenant {
+        /// The rejected input (cut to 64 characters).
+        input: String,
+        /// Why it was rejected and what to pass instead.
+        reason: &'static str,
+    },
+
+    /// The scopes are not one `{resource}/.default`. Nothing was sent.
+    #[error("invalid scopes {scopes:?}: {reason}")]
+    InvalidScope {
+        /// The rejected scopes, space-separated (cut to 64 characters).
+        scopes: String,
+        /// Why they were rejected and what to pass instead.
+        reason: String,
+    },
+
+    /// The credential or cache was configured wrongly (bad client id, plain-http authority,
+    /// zero capacity...). Nothing was sent; fix the configuration.
+    #[error("invalid configuration: {0}")]
+    InvalidConfiguration(String),
+
+    /// The app has no service principal in the tenant (AADSTS700016, 7000229): the customer
+    /// has not consented, revoked consent, or the tenant or client id is wrong. Retrying does
+    /// not help; mark the tenant as needing consent and send its admin to `consent_url`.
+    /// Right after consent, replication can make this last a few minutes.
+    #[error("app {} is not consented in tenant {}: a customer admin must grant admin consent at {consent_url} (or check the tenant id){}", .entra.client_id, .entra.tenant, .entra.context())]
+    NotConsented {
+        /// Entra's answer.
+        entra: Box<EntraError>,
+        /// The admin consent URL for this tenant and app.
+        consent_url: String,
+    },
+
+    /// The client secret is wrong (AADSTS7000215); often the secret's *id* was pasted
+    /// instead of its *value*.
+    #[error("client secret of app {} was rejected by tenant {}: use the secret's value (not its id) or rotate it{}", .0.client_id, .0.tenant, .0.context())]
+    InvalidClientSecret(Box<EntraError>),
+
+    /// The client secret has expired (AADSTS7000222): rotate it.
+    #[error("client secret of app {} has expired: create a new secret on the app registration and deploy it{}", .0.client_id, .0.context())]
+    ClientSecretExpired(Box<EntraError>),
+
+    /// The client assertion was refused: bad signature, or the certificate is not registered
+    /// on the app (AADSTS700027).
+    #[error("client assertion of app {} was rejected by tenant {}: upload the certificate to the app registration, or check the signing key{}", .0.client_id, .0.tenant, .0.context())]
+    InvalidClientAssertion(Box<EntraError>),
+
+    /// The assertion is outside its valid time window (AADSTS700024): the clock is off, or a
+    /// federated token file was stale. One retry with a fresh assertion may succeed.
+    #[error("client assertion of app {} is outside its validity window: check the clock, re-read the federated token{}", .0.client_id, .0.context())]
+    AssertionExpired(Box<EntraError>),
+
+    /// No federated identity credential matched yet (AADSTS70021). Right after a FIC is
+    /// created this lasts minutes while it replicates; retry later, then check the FIC.
+    #[error("no federated identity credential of app {} matches yet: if it was just created wait a few minutes, else check its issuer, subject and audience{}", .0.client_id, .0.context())]
+    FederationPending(Box<EntraError>),
+
+    /// A federated identity credential exists but does not match the assertion's `field`
+    /// (AADSTS700211 issuer, 700212 audience, 700213 subject).
+    #[error("no federated identity credential of app {} matches the assertion's {field}: set the FIC's {field} to the exact value Entra names{}", .entra.client_id, .entra.context())]
+    FederationMismatch {
+        /// Which claim did not match.
+        field: FederationField,
+        /// Entra's answer (its description names the value the assertion carried).
+        entra: Box<EntraError>,
+    },
+
+    /// The app has no federated identity credentials at all (AADSTS70025).
+    #[error("app {} has no federated identity credential: add one that trusts the assertion's issuer and subject{}", .0.client_id, .0.context())]
+    NoFederatedCredentials(Box<EntraError>),
+
+    /// The assertion came from a managed identity outside the app's home tenant (AADSTS700236).
+    #[error("the federated assertion for app {} comes from another tenant: use a user-assigned managed identity in the app's home tenant{}", .0.client_id, .0.context())]
+    FederatedIdentityInWrongTenant(Box<EntraError>),
+
+    /// The assertion's audience or issuer is not allowed for federation (AADSTS700227,
+    /// 700222, 700226).
+    #[error("the federated assertion for app {} was refused: {}{}", .0.client_id, .0.advice(), .0.context())]
+    AssertionRejected(Box<EntraError>),
+
+    /// The tenant does not exist in this cloud (AADSTS90002, 900023): wrong id, wrong cloud,
+    /// or deleted.
+    #[error("tenant {} was not found: fix the tenant id or the cloud, or offboard the tenant if it was deleted{}", .0.tenant, .0.context())]
+    TenantNotFound(Box<EntraError>),
+
+    /// The resource asked for does not exist or is not provisioned in the tenant
+    /// (AADSTS500011, 650052).
+    #[error("the resource is not available to app {} in tenant {}: {}{}", .0.client_id, .0.tenant, .0.advice(), .0.context())]
+    ResourceNotFound(Box<EntraError>),
+
+    /// The app is disabled in the tenant (AADSTS7000112, 70001).
+    #[error("app {} is disabled in tenant {}: a customer admin must re-enable the enterprise application{}", .0.client_id, .0.tenant, .0.context())]
+    AppDisabled(Box<EntraError>),
+
+    /// A Conditional Access policy for workload identities blocked the request (AADSTS53003).
+    #[error("a conditional access policy in tenant {} blocked app {}: the customer admin must review the policy or allow the provider's egress IPs{}", .0.tenant, .0.client_id, .0.context())]
+    BlockedByConditionalAccess(Box<EntraError>),
+
+    /// Entra throttled this tenant and scope (HTTP 429, AADSTS90055, 50196). Requests for
+    /// it fail fast until `retry_after` has passed; other tenants are not affected.
+    #[error("tenant {} throttled app {}: {}; {}{}", .entra.tenant, .entra.client_id, .entra.advice(), retry_after_text(.retry_after), .entra.context())]
+    Throttled {
+        /// How long Entra asked to wait (capped at one hour), if it said.
+        retry_after: Option<Duration>,
+        /// Entra's answer.
+        entra: Box<EntraError>,
+    },
+
+    /// Any other error Entra returned; `Display` carries the advice for its code.
+    #[error("tenant {} refused a token to app {} ({}): {}{}", .0.tenant, .0.client_id, .0.summary(), .0.advice(), .0.context())]
+    Authority(Box<EntraError>),
+
+    /// The request did not reach Entra or its answer did not arrive (connect error, timeout).
+    #[error(
+        "could not reach the token endpoint of tenant {tenant} ({kind}): check network, proxy and DNS; retried requests failed too"
+    )]
+    Transport {
+        /// The tenant asked.
+        tenant: TenantId,
+        /// What kind of failure.
+        kind: TransportKind,
+        /// The cause.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The token endpoint answered something that is not Entra's JSON (non-JSON, truncated,
+    /// oversized or wrongly typed). Often a proxy or a wrong authority host.
+    #[error(
+        "tenant {tenant} answered HTTP {status} with a malformed body ({reason}): check the authority host and any proxy in between"
+    )]
+    MalformedResponse {
+        /// The tenant asked.
+        tenant: TenantId,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// What was wrong with it.
+        reason: String,
+    },
+
+    /// A token was issued, but not for what was asked: its `claim` names another tenant or
+    /// client. It was discarded and not cached. Report it: it means a mix-up upstream.
+    #[error(
+        "a token asked from tenant {tenant} carries {claim}={found:?}, expected {expected:?}; it was discarded"
+    )]
+    UnexpectedToken {
+        /// The tenant asked.
+        tenant: TenantId,
+        /// The claim that did not match (`tid`, `appid`, `azp`).
+        claim: &'static str,
+        /// What it should have been.
+        expected: String,
+        /// What it was.
+        found: String,
+    },
+
+    /// A custom [`TenantCredentialProvider`](crate::TenantCredentialProvider) failed.
+    #[error("credential provider failed for tenant {tenant}: {source}")]
+    Provider {
+        /// The tenant asked.
+        tenant: TenantId,
+        /// The cause.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A state this crate believes impossible. Please file a bug with the message.
+    #[error("internal error: {0}; please file a bug")]
+    Internal(&'static str),
+}
+
+fn retry_after_text(d: &Option<Duration>) -> String {
+    match d {
+        Some(d) => format!(
+            "retry after {} s; other tenants are unaffected",
+            d.as_secs()
+        ),
+        None => "back off before retrying; other tenants are unaffected".into(),
+    }
+}
+
+/// Which claim of a federated assertion did not match a federated identity credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FederationField {
+    /// `iss` (AADSTS700211).
+    Issuer,
+    /// `aud` (AADSTS700212).
+    Audience,
+    /// `sub` (AADSTS700213).
+    Subject,
+}
+
+impl fmt::Display for FederationField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Issuer => "issuer",
+            Self::Audience => "audience",
+            Self::Subject => "subject",
+        })
+    }
+}
+
+/// How a request failed to reach Entra.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// The connection could not be made.
+    Connect,
+    /// The request or its answer took too long.
+    Timeout,
+    /// Anything else on the wire.
+    Other,
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connection failed",
+            Self::Timeout => "timed out",
+            Self::Other => "transport error",
+        })
+    }
+}
+
+/// What Entra said when it refused a token, plus the request's context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntraError {
+    /// The tenant asked.
+    pub tenant: TenantId,
+    /// The app's client id.
+    pub client_id: String,
+    /// HTTP status.
+    pub status: u16,
+    /// The OAuth `error` (e.g. `invalid_client`).
+    pub error: String,
+    /// `error_codes`: the AADSTS numbers.
+    pub codes: Vec<u32>,
+    /// The first line of `error_description` (the AADSTS message), cut to 512 characters.
+    pub description: String,
+    /// Entra's trace id (for support tickets).
+    pub trace_id: Option<String>,
+    /// The correlation id (the `client-request-id` this crate sent).
+    pub correlation_id: Option<String>,
+    /// Entra's timestamp.
+    pub timestamp: Option<String>,
+}
+
+impl EntraError {
+    /// An error with only the request's context (for answers without Entra's JSON, e.g. a
+    /// bare 429 from a proxy).
+    pub(crate) fn bare(tenant: TenantId, client_id: &str, status: u16) -> Self {
+        Self {
+            tenant,
+            client_id: client_id.to_owned(),
+            status,
+            error: String::new(),
+            codes: Vec::new(),
+            description: String::new(),
+            trace_id: None,
+            correlation_id: None,
+            timestamp: None,
+        }
+    }
+
+    /// The primary AADSTS code, if Entra gave one.
+    pub fn code(&self) -> Option<u32> {
+        self.codes.first().copied()
+    }
+
+    /// What the operator does about this code.
+    pub fn advice(&self) -> &'static str {
+        advice(self.code().unwrap_or(0), self.status)
+    }
+
+    fn summary(&self) -> String {
+        match (self.error.is_empty(), self.description.is_empty()) {
+            (false, false) => format!("{}: {}", self.error, self.description),
+            (false, true) => self.error.clone(),
+            (true, false) => self.description.clone(),
+            (true, true) => format!("HTTP {}", self.status),
+        }
+    }
+
+    /// ` [AADSTS…, trace id …, correlation id …]`, or empty when there is nothing to say.
+    fn context(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(code) = self.code() {
+            parts.push(format!("AADSTS{code}"));
+        }
+        if let Some(t) = &self.trace_id {
+            parts.push(format!("trace id {t}"));
+        }
+        if let Some(c) = &self.correlation_id {
+            parts.push(format!("correlation id {c}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", parts.join(", "))
+        }
+    }
+}
+
+impl Error {
+    /// Entra's answer, for the variants that carry one.
+    pub fn entra(&self) -> Option<&EntraError> {
+        match self {
+            Self::NotConsented { entra, .. }
+            | Self::FederationMismatch { entra, .. }
+            | Self::Throttled { entra, .. } => Some(entra),
+            Self::InvalidClientSecret(e)
+            | Self::ClientSecretExpired(e)
+            | Self::InvalidClientAssertion(e)
+            | Self::AssertionExpired(e)
+            | Self::FederationPending(e)
+            | Self::NoFederatedCredentials(e)
+            | Self::FederatedIdentityInWrongTenant(e)
+            | Self::AssertionRejected(e)
+            | Self::TenantNotFound(e)
+            | Self::ResourceNotFound(e)
+            | Self::AppDisabled(e)
+            | Self::BlockedByConditionalAccess(e)
+            | Self::Authority(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The AADSTS code Entra answered with, if any.
+    pub fn aadsts_code(&self) -> Option<u32> {
+        self.entra().and_then(EntraError::code)
+    }
+
+    /// Entra's trace id, if any: quote it in a support request.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.entra().and_then(|e| e.trace_id.as_deref())
+    }
+
+    /// The correlation id (`client-request-id`) of the failed request, if known.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.entra().and_then(|e| e.correlation_id.as_deref())
+    }
+
+    /// The admin consent URL, for [`Error::NotConsented`].
+    pub fn consent_url(&self) -> Option<&str> {
+        match self {
+            Self::NotConsented { consent_url, .. } => Some(consent_url),
+            _ => None,
+        }
+    }
+
+    /// How long to wait before asking again, for [`Error::Throttled`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether asking again later may succeed without anyone changing anything.
+    ///
+    /// True for throttling, timeouts and connection failures, Entra's 5xx and transient
+    /// codes, and federation still replicating. False for everything a person must fix
+    /// (consent, secrets, certificates, tenant ids, policies).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Throttled { .. } | Self::Transport { .. } | Self::FederationPending(_) => true,
+            Self::AssertionExpired(_) => true,
+            Self::Authority(e) => e.status >= 500 || e.code().is_some_and(is_transient_code),
+            Self::MalformedResponse { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// Wraps a custom provider's failure.
+    pub fn provider(
+        tenant: TenantId,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Provider {
+            tenant,
+            source: Arc::from(source.into()),
+        }
+    }
+}
+
+/// Entra codes that mean "try again": ENTRA.md's transient list.
+pub(crate) fn is_transient_code(code: u32) -> bool {
+    matches!(code, 50033 | 90006 | 90024 | 90033 | 90090 | 50087)
+}
+
+fn advice(code: u32, status: u16) -> &'static str {
+    match code {
+        700016 | 7000229 => {
+            "the customer admin must grant consent at the admin consent URL; check the tenant id"
+        }
+        650052 => "the customer admin must enable the resource for the app or grant consent to it",
+        500011 => {
+            "the resource is not provisioned in the tenant; check the scope, or ask the customer to subscribe to the resource"
+        }
+        90002 | 900023 => "fix the tenant id or the cloud; offboard the tenant if it was deleted",
+        7000215 => "use the client secret's value (not its id), or rotate it",
+        7000222 => "rotate the client secret",
+        7000218 => {
+            "the request carried no client credential; configure a secret, certificate or federated assertion"
+        }
+        700027 => "upload the certificate to the app registration",
+        700024 => "fix the clock; re-read the federated token file",
+        70021 => {
+            "wait a few minutes for a new federated identity credential to replicate, then check it"
+        }
+        700211..=700213 => {
+            "set the federated identity credential to the exact issuer, audience and subject Entra names"
+        }
+        70025 => "add a federated identity credential to the app",
+        700236 => "use a user-assigned managed identity in the app's home tenant",
+        700227 => {
+            "ask the managed identity for the token-exchange audience (api://AzureADTokenExchange)"
+        }
+        700222 | 700226 => "use a user-assigned managed identity token as the assertion",
+        7000112 | 70001 => "the customer admin must re-enable the enterprise application",
+        53003 => {
+            "the customer admin must review the conditional access policy or allow the provider's egress IPs"
+        }
+        9001023 => "use the customer's tenant id, not common/organizations/consumers",
+        70011 | 700022 => "request exactly one `{resource}/.default` scope per token",
+        50196 => "the same request is sent too often: cache tokens",
+        90055 => "back off and honour Retry-After",
+        c if is_transient_code(c) => "a transient Entra failure; retry later",
+        _ if status == 429 => "back off and honour Retry-After",
+        _ if status >= 500 => "Entra is unavailable; retry later",
+        _ => "see Entra's message and the error code reference",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entra(code: u32) -> Box<EntraError> {
+        let mut e = EntraError::bare("contoso.com".parse().unwrap(), "client", 400);
+        e.codes = vec![code];
+        e.trace_id = Some("trace-1".into());
+        Box::new(e)
+    }
+
+    #[test]
+    fn error_stays_small() {
+        // Errors travel in every `Result` on the hot path; keep them well below clippy's
+        // `result_large_err` threshold (128 bytes).
+        assert!(
+            std::mem::size_of::<Error>() <= 80,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+    }
+
+    #[test]
+    fn display_carries_code_and_trace_id() {
+        let err = Error::ClientSecretExpired(entra(7000222));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("AADSTS7000222") && msg.contains("trace id trace-1"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("rotate") || msg.contains("new secret"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn transient_authority_errors_are_retryable_and_others_are_not() {
+        assert!(Error::Authority(entra(50033)).is_retryable());
+        assert!(!Error::Authority(entra(70011)).is_retryable());
+        assert!(!Error::AppDisabled(entra(7000112)).is_retryable());
+    }
+}

@@ -1,0 +1,43 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod authority;
+mod clock;
+mod cloud;
+mod consent;
+pub mod credential;
+mod error;
+mod provider;
+mod scope;
+mod tenant;
+mod token;
+mod validate;
+
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
+
+pub use authority::RetryPolicy;
+#[cfg(feature = "test-util")]
+pub use clock::ManualClock;
+pub use clock::{Clock, SleepFuture, Sleeper, SystemClock, TokioSleeper};
+pub use cloud::Cloud;
+pub use credential::secret::{ClientSecret, ClientSecretBuilder};
+pub use error::{EntraError, Error, FederationField, TransportKind};
+pub use provider::TenantCredentialProvider;
+pub use scope::Scopes;
+pub use tenant::TenantId;
+pub use token::AccessToken;
+pub use validate::{Claims, ValidationError, decode_unverified};
+
+/// Compile-time checks that the public types can cross threads.
+#[allow(dead_code)]
+fn _assert_impls() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Error>();
+    send_sync::<AccessToken>();
+    send_sync::<TenantId>();
+    send_sync::<ClientSecret>();
+    send_sync::<Cloud>();
+}

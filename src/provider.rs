@@ -1,0 +1,61 @@
+//! The [`TenantCredentialProvider`] trait: "an app-only token from this tenant for this resource".
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::tenant::TenantId;
+use crate::token::AccessToken;
+
+/// Gets app-only tokens for one multitenant app from any tenant that consented to it.
+///
+/// The credentials in this crate ([`ClientSecret`](crate::ClientSecret), …) make one
+/// request per call and cache nothing; wrap them in [`Cached`](crate::Cached) to reuse
+/// tokens. To write your own provider, implement it like this:
+///
+/// ```
+/// use azure_cross_tenant::{AccessToken, Error, Scopes, TenantCredentialProvider, TenantId};
+///
+/// #[derive(Debug)]
+/// struct FromVault;
+///
+/// #[async_trait::async_trait]
+/// impl TenantCredentialProvider for FromVault {
+///     fn client_id(&self) -> &str {
+///         "00000000-0000-0000-0000-000000000001"
+///     }
+///     async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
+///         let scopes = Scopes::parse(scopes)?;
+///         Err(Error::provider(tenant.clone(), format!("no token for {scopes} in this example")))
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait TenantCredentialProvider: Send + Sync + std::fmt::Debug {
+    /// The multitenant app's client id (the same in every tenant).
+    fn client_id(&self) -> &str;
+
+    /// An app-only token for `scopes` (one resource, e.g. `"https://vault.azure.net/.default"`)
+    /// issued by `tenant`.
+    async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error>;
+
+    /// The authority host tokens come from; part of every cache key so tokens never cross
+    /// clouds. Defaults to the public cloud's.
+    fn authority_host(&self) -> &url::Url {
+        crate::Cloud::Public.authority_host()
+    }
+}
+
+#[async_trait::async_trait]
+impl<P: TenantCredentialProvider + ?Sized> TenantCredentialProvider for Arc<P> {
+    fn client_id(&self) -> &str {
+        (**self).client_id()
+    }
+
+    async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
+        (**self).get_token(tenant, scopes).await
+    }
+
+    fn authority_host(&self) -> &url::Url {
+        (**self).authority_host()
+    }
+}

@@ -1,0 +1,74 @@
+//! The mock's signing keys: RS256 JWTs and Entra-shaped JWKS.
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{self, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+/// One RSA key with its `kid`.
+pub(crate) struct SigningKey {
+    pub(crate) kid: String,
+    pair: KeyPair,
+    n: String,
+    e: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    pub(crate) fn generate() -> Self {
+        // Key generation only fails if the system RNG does; a test cannot go on without it.
+        let pair = KeyPair::generate(KeySize::Rsa2048).expect("RSA key generation failed");
+        let public = pair.public_key();
+        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+        let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+        let kid = URL_SAFE_NO_PAD.encode(&uuid::Uuid::new_v4().as_bytes()[..12]);
+        Self { kid, pair, n, e }
+    }
+
+    /// A compact RS256 JWS of `claims` with this key's `kid`.
+    pub(crate) fn sign(&self, claims: &Value) -> String {
+        let header = json!({"typ": "JWT", "alg": "RS256", "kid": self.kid});
+        self.sign_with_header(&header, claims)
+    }
+
+    /// A compact JWS with any header (attack tests forge headers), signed RS256.
+    pub(crate) fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut sig = vec![0; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .expect("RSA signing failed");
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    /// The key as Entra publishes it: `kty`, `use`, `kid`, `n`, `e`, `issuer`, and no `alg`.
+    pub(crate) fn jwk(&self, issuer: &str) -> Value {
+        json!({
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.kid,
+            "n": self.n,
+            "e": self.e,
+            "issuer": issuer,
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! Token claims: [`Claims`], and [`decode_unverified`] for diagnostics.
+//!
+//! Signature and issuer validation against the tenant's keys (`TokenValidator`) builds on
+//! these types.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Tokens longer than this are not Entra access tokens; they are refused before decoding.
+const MAX_TOKEN_LEN: usize = 64 * 1024;
+
+/// Why a token could not be decoded or validated. Never repeats the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// The text is not a JWT (three base64url parts holding JSON objects).
+    #[error("the token is malformed: {0}")]
+    Malformed(&'static str),
+}
+
+/// The claims of an Entra access token that matter for cross-tenant app-only access.
+///
+/// ```
+/// use azure_cross_tenant::decode_unverified;
+///
+/// // header {"alg":"none"} . payload {"tid":"t","oid":"o","aud":"https://vault.azure.net","appid":"a","ver":"1.0"} . no signature
+/// let token = "eyJhbGciOiJub25lIn0.eyJ0aWQiOiJ0Iiwib2lkIjoibyIsImF1ZCI6Imh0dHBzOi8vdmF1bHQuYXp1cmUubmV0IiwiYXBwaWQiOiJhIiwidmVyIjoiMS4wIn0.";
+/// let claims = decode_unverified(token)?;
+/// assert_eq!(claims.tid.as_deref(), Some("t"));
+/// assert_eq!(claims.aud, vec!["https://vault.azure.net".to_string()]);
+/// assert_eq!(claims.app_id(), Some("a"));
+/// # Ok::<(), azure_cross_tenant::ValidationError>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Claims {
+    /// The issuing tenant.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub tid: Option<String>,
+    /// The object id of the service principal in the issuing tenant.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub oid: Option<String>,
+    /// The audience(s): the resource the token is for.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub aud: Vec<String>,
+    /// The issuer.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub iss: Option<String>,
+    /// The client id of the app (v1 tokens).
+    #[serde(default, deserialize_with = "opt_string")]
+    pub appid: Option<String>,
+    /// The client id of the app (v2 tokens).
+    #[serde(default, deserialize_with = "opt_string")]
+    pub azp: Option<String>,
+    /// App roles granted to the app in the issuing tenant.
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub roles: Vec<String>,
+    /// Token version, `1.0` or `2.0`.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub ver: Option<String>,
+    /// `app` for app-only tokens (an optional claim).
+    #[serde(default, deserialize_with = "opt_string")]
+    pub idtyp: Option<String>,
+    /// Subject.
+    #[serde(default, deserialize_with = "opt_string")]
+    pub sub: Option<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(default, deserialize_with = "opt_secs")]
+    pub exp: Option<u64>,
+    /// Not before, seconds since the epoch.
+    #[serde(default, deserialize_with = "opt_secs")]
+    pub nbf: Option<u64>,
+    /// Issued at, seconds since the epoch.
+    #[serde(default, deserialize_with = "opt_secs")]
+    pub iat: Option<u64>,
+    /// Every claim, as decoded.
+    #[serde(skip)]
+    pub raw: Map<String, Value>,
+}
+
+impl Claims {
+    /// The app's client id: `appid` (v1) or `azp` (v2).
+    pub fn app_id(&self) -> Option<&str> {
+        self.appid.as_deref().or(self.azp.as_deref())
+    }
+}
+
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Claims hold no secret, but `raw` can be long; show the fields that matter.
+        f.debug_struct("Claims")
+            .field("tid", &self.tid)
+            .field("oid", &self.oid)
+            .field("aud", &self.aud)
+            .field("iss", &self.iss)
+            .field("app_id", &self.app_id())
+            .field("roles", &self.roles)
+            .field("ver", &self.ver)
+            .field("idtyp", &self.idtyp)
+            .field("exp", &self.exp)
+            .finish_non_exhaustive()
+    }
+}
+
+fn opt_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+fn opt_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
+        _ => None,
+    })
+}
+
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => vec![s],
+        Value::Array(a) => a
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// Decodes a JWT's claims **without checking its signature, issuer or lifetime**.
+///
+/// For diagnostics only (logging which tenant and app a token is for, the local answer to
+/// pasting tokens into a website). Never base an access decision on its result.
+pub fn decode_unverified(token: &str) -> Result<Claims, ValidationError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(ValidationError::Malformed("longer than 64 KiB"));
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(_sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ValidationError::Malformed("not three dot-separated parts"));
+    };
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part.trim_end_matches('='))
+            .map_err(|_| ValidationError::Malformed("a part is not base64url"))
+    };
+    let header: Value = serde_json::from_slice(&decode(header)?)
+        .map_err(|_| ValidationError::Malformed("the header is not JSON"))?;
+    if !header.is_object() {
+        return Err(ValidationError::Malformed(
+            "the header is not a JSON object",
+        ));
+    }
+    let payload = decode(payload)?;
+    let raw: Map<String, Value> = serde_json::from_slice(&payload)
+        .map_err(|_| ValidationError::Malformed("the payload is not a JSON object"))?;
+    let mut claims: Claims = serde_json::from_value(Value::Object(raw.clone()))
+        .map_err(|_| ValidationError::Malformed("the payload has unexpected claim types"))?;
+    claims.raw = raw;
+    Ok(claims)
+}
+
+/// Claims of `token` if it is a JWT; `None` for opaque tokens.
+pub(crate) fn peek_claims(token: &str) -> Option<Claims> {
+    decode_unverified(token).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_malformed_not_a_panic() {
+        for t in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.!!.!!",
+            "e30.bm90anNvbg.",
+            "W10.e30.",
+        ] {
+            assert!(decode_unverified(t).is_err(), "{t}");
+        }
+        assert!(decode_unverified("e30.e30.").is_ok());
+    }
+
+    #[test]
+    fn audience_may_be_a_list() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"aud":["a","b"],"roles":"r","exp":1.5}"#);
+        let c = decode_unverified(&format!("e30.{payload}.")).unwrap();
+        assert_eq!(c.aud, vec!["a", "b"]);
+        assert_eq!(c.roles, vec!["r"]);
+        assert_eq!(c.exp, Some(1));
+    }
+}

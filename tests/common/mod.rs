@@ -1,0 +1,61 @@
+//! Shared setup for the integration tests: a mock Entra with a provider home tenant,
+//! two customers (one consented) and a client-secret credential on a manual clock.
+#![allow(dead_code, unreachable_pub)] // each test binary uses part of it
+
+use std::sync::Arc;
+
+use azure_cross_tenant::testing::{MockApp, MockEntra};
+use azure_cross_tenant::{ClientSecret, ManualClock, TenantId};
+
+pub const VAULT: &str = "https://vault.azure.net/.default";
+
+pub struct World {
+    pub entra: MockEntra,
+    pub clock: ManualClock,
+    pub home: TenantId,
+    pub customer: TenantId,
+    pub stranger: TenantId,
+    pub app: MockApp,
+    pub secret: String,
+    pub sp_object_id: String,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let clock = ManualClock::starting_now();
+        let entra = MockEntra::builder()
+            .clock(Arc::new(clock.clone()))
+            .start()
+            .await;
+        let home = entra.add_tenant("provider.example");
+        let customer = entra.add_tenant("fabrikam.example");
+        let stranger = entra.add_tenant("northwind.example");
+        let app = entra.register_app(&home, "saas-backend");
+        let secret = entra.add_secret(&app);
+        let sp_object_id = entra.consent(&customer, &app);
+        Self {
+            entra,
+            clock,
+            home,
+            customer,
+            stranger,
+            app,
+            secret,
+            sp_object_id,
+        }
+    }
+
+    /// A credential on the world's clock; retry waits move the clock instead of sleeping.
+    pub fn credential(&self) -> ClientSecret {
+        self.credential_with(&self.secret)
+    }
+
+    pub fn credential_with(&self, secret: &str) -> ClientSecret {
+        ClientSecret::new(self.app.client_id(), secret)
+            .authority_host(self.entra.uri())
+            .clock(Arc::new(self.clock.clone()))
+            .sleeper(Arc::new(self.clock.clone()))
+            .build()
+            .expect("valid configuration")
+    }
+}

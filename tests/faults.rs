@@ -1,0 +1,284 @@
+//! Retries, throttling and broken answers, against the mock over real HTTP. Waits go
+//! through the manual clock, so nothing here sleeps for real.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_cross_tenant::testing::MockFault;
+use azure_cross_tenant::{
+    ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantCredentialProvider, TransportKind,
+};
+use common::{VAULT, World};
+
+#[tokio::test]
+async fn a_5xx_is_retried_once_after_a_second_and_then_succeeds() {
+    let w = World::new().await;
+    w.entra
+        .inject_fault(&w.customer, MockFault::ServerError { status: 503 }, 1);
+    let token = w.credential().get_token(&w.customer, &[VAULT]).await;
+    assert!(token.is_ok(), "{token:?}");
+    assert_eq!(w.entra.token_requests_for(&w.customer), 2);
+    assert_eq!(w.clock.sleeps(), vec![Duration::from_secs(1)]);
+}
+
+#[tokio::test]
+async fn persistent_5xx_gives_up_after_the_bounded_retries_with_a_retryable_error() {
+    let w = World::new().await;
+    w.entra
+        .inject_fault(&w.customer, MockFault::ServerError { status: 500 }, 10);
+    let err = w
+        .credential()
+        .get_token(&w.customer, &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(err.entra().unwrap().status, 500);
+    assert_eq!(w.entra.token_requests_for(&w.customer), 2);
+
+    // A custom policy: three retries with doubling waits.
+    w.entra.clear_requests();
+    let cred = ClientSecret::new(w.app.client_id(), &w.secret)
+        .authority_host(w.entra.uri())
+        .clock(Arc::new(w.clock.clone()))
+        .sleeper(Arc::new(w.clock.clone()))
+        .retry(RetryPolicy {
+            max_retries: 3,
+            initial_delay: Duration::from_millis(500),
+            max_total: Duration::from_secs(30),
+        })
+        .build()
+        .unwrap();
+    let before = w.clock.sleeps().len();
+    cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    assert_eq!(w.entra.token_requests_for(&w.customer), 4);
+    assert_eq!(
+        w.clock.sleeps()[before..],
+        [
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+            Duration::from_secs(2)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_short_retry_after_is_waited_out_then_retried() {
+    let w = World::new().await;
+    w.entra.inject_fault(
+        &w.customer,
+        MockFault::Throttle {
+            retry_after: Some(Duration::from_secs(2)),
+        },
+        1,
+    );
+    w.credential()
+        .get_token(&w.customer, &[VAULT])
+        .await
+        .unwrap();
+    assert_eq!(w.clock.sleeps(), vec![Duration::from_secs(2)]);
+    assert_eq!(w.entra.token_requests_for(&w.customer), 2);
+}
+
+#[tokio::test]
+async fn a_long_retry_after_throttles_that_tenant_only_until_it_passes() {
+    let w = World::new().await;
+    let other_sp = w.entra.consent(&w.stranger, &w.app);
+    assert!(!other_sp.is_empty());
+    w.entra.inject_fault(
+        &w.customer,
+        MockFault::Throttle {
+            retry_after: Some(Duration::from_secs(120)),
+        },
+        1,
+    );
+    let cred = w.credential();
+    let err = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    assert!(matches!(err, Error::Throttled { .. }), "{err:?}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
+    assert!(err.is_retryable());
+    assert!(
+        w.clock.sleeps().is_empty(),
+        "a long wait is the caller's to make"
+    );
+
+    // The same (tenant, scope) fails fast without asking Entra...
+    let again = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    assert!(matches!(again, Error::Throttled { .. }), "{again:?}");
+    assert_eq!(w.entra.token_requests_for(&w.customer), 1);
+    // ...while another tenant, and another scope, are not slowed down.
+    cred.get_token(&w.stranger, &[VAULT]).await.unwrap();
+    cred.get_token(&w.customer, &["https://storage.azure.com/.default"])
+        .await
+        .unwrap();
+
+    w.clock.advance(Duration::from_secs(121));
+    cred.get_token(&w.customer, &[VAULT]).await.unwrap();
+}
+
+#[tokio::test]
+async fn retry_after_is_capped_at_an_hour() {
+    let w = World::new().await;
+    w.entra.inject_fault(
+        &w.customer,
+        MockFault::Throttle {
+            retry_after: Some(Duration::from_secs(86_400)),
+        },
+        1,
+    );
+    let err = w
+        .credential()
+        .get_token(&w.customer, &[VAULT])
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+}
+
+#[tokio::test]
+async fn malformed_answers_are_malformed_response_never_a_panic() {
+    for fault in [
+        MockFault::Empty,
+        MockFault::NotJson,
+        MockFault::Truncated,
+        MockFault::WrongTypes,
+        MockFault::Oversized,
+        MockFault::Body {
+            status: 200,
+            body: b"[]".to_vec(),
+        },
+        MockFault::Body {
+            status: 400,
+            body: b"<html>bad gateway</html>".to_vec(),
+        },
+    ] {
+        let w = World::new().await;
+        w.entra.inject_fault(&w.customer, fault.clone(), 1);
+        let err = w
+            .credential()
+            .get_token(&w.customer, &[VAULT])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::MalformedResponse { .. }),
+            "{fault:?}: {err:?}"
+        );
+        assert!(!err.is_retryable(), "{fault:?}");
+        assert_eq!(w.entra.token_requests_for(&w.customer), 1, "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_issued_for_another_tenant_or_app_is_discarded() {
+    let w = World::new().await;
+    let now = w
+        .clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (tid, appid, claim) in [
+        (w.stranger.as_str(), w.app.client_id(), "tid"),
+        (
+            w.customer.as_str(),
+            "99999999-9999-9999-9999-999999999999",
+            "appid",
+        ),
+    ] {
+        let forged = w.entra.sign_token(
+            &serde_json::json!({"typ": "JWT", "alg": "RS256"}),
+            &serde_json::json!({"tid": tid, "appid": appid, "aud": "https://vault.azure.net", "exp": now + 3600}),
+        );
+        let body =
+            serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": forged});
+        w.entra.inject_fault(
+            &w.customer,
+            MockFault::Body {
+                status: 200,
+                body: body.to_string().into_bytes(),
+            },
+            1,
+        );
+        let err = w
+            .credential()
+            .get_token(&w.customer, &[VAULT])
+            .await
+            .unwrap_err();
+        match &err {
+            Error::UnexpectedToken { claim: c, .. } => assert_eq!(*c, claim),
+            other => panic!("expected UnexpectedToken, got {other:?}"),
+        }
+        assert!(
+            !err.to_string().contains(&forged),
+            "the token is not echoed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_domain_tenant_whose_tokens_change_guid_is_caught() {
+    let w = World::new().await;
+    let cred = w.credential();
+    let domain = "fabrikam.example".parse().unwrap();
+    cred.get_token(&domain, &[VAULT]).await.unwrap();
+    let forged = w.entra.sign_token(
+        &serde_json::json!({"typ": "JWT", "alg": "RS256"}),
+        &serde_json::json!({"tid": w.stranger.as_str(), "appid": w.app.client_id()}),
+    );
+    let body = serde_json::json!({"expires_in": 3599, "access_token": forged});
+    w.entra.inject_fault(
+        &w.customer,
+        MockFault::Body {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        },
+        1,
+    );
+    let err = cred.get_token(&domain, &[VAULT]).await.unwrap_err();
+    assert!(
+        matches!(err, Error::UnexpectedToken { claim: "tid", .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_authority_is_a_connect_error_after_one_retry() {
+    // Bind then drop a listener: its port is closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let clock = ManualClock::starting_now();
+    let cred = ClientSecret::new("11111111-2222-3333-4444-555555555555", "s")
+        .authority_host(format!("http://127.0.0.1:{port}/").parse().unwrap())
+        .clock(Arc::new(clock.clone()))
+        .sleeper(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let tenant = "contoso.com".parse().unwrap();
+    let err = cred.get_token(&tenant, &[VAULT]).await.unwrap_err();
+    match &err {
+        Error::Transport { kind, .. } => assert_eq!(*kind, TransportKind::Connect),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    assert!(err.is_retryable());
+    assert_eq!(clock.sleeps().len(), 1, "retried once");
+}
+
+#[tokio::test]
+async fn a_stuck_answer_is_a_timeout() {
+    let w = World::new().await;
+    w.entra.set_latency(Duration::from_secs(30));
+    let cred = ClientSecret::new(w.app.client_id(), &w.secret)
+        .authority_host(w.entra.uri())
+        .timeout(Duration::from_millis(50))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    match &err {
+        Error::Transport { kind, .. } => assert_eq!(*kind, TransportKind::Timeout),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
