@@ -3,6 +3,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authority;
+mod cache;
 mod clock;
 mod cloud;
 mod consent;
@@ -19,6 +20,7 @@ mod validate;
 pub mod testing;
 
 pub use authority::RetryPolicy;
+pub use cache::{CacheOptions, CacheStats, Cached};
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;
 pub use clock::{Clock, SleepFuture, Sleeper, SystemClock, TokioSleeper};
@@ -40,4 +42,5 @@ fn _assert_impls() {
     send_sync::<TenantId>();
     send_sync::<ClientSecret>();
     send_sync::<Cloud>();
+    send_sync::<Cached<ClientSecret>>();
 }

@@ -35,37 +35,50 @@ pub struct Scopes(Arc<str>);
 impl Scopes {
     /// Normalizes `scopes`; see the type's docs for what is accepted.
     pub fn parse<S: AsRef<str>>(scopes: &[S]) -> Result<Self, Error> {
-        let joined = || {
-            echo(
-                &scopes
-                    .iter()
-                    .map(AsRef::as_ref)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
-        };
-        let invalid = |reason: String| Error::InvalidScope {
-            scopes: joined(),
-            reason,
-        };
-        let mut it = scopes.iter().map(AsRef::as_ref);
-        let first = it.next().ok_or_else(|| {
-            invalid("no scope given; ask for one `{resource}/.default`, e.g. https://vault.azure.net/.default".into())
-        })?;
-        check_one(first).map_err(&invalid)?;
-        for other in it {
-            check_one(other).map_err(&invalid)?;
-            if other != first {
-                return Err(invalid(format!(
-                    "an app-only token is for one resource, but {:?} and {:?} were asked together (AADSTS70011); request one token per resource",
-                    echo(first),
-                    echo(other)
-                )));
-            }
-        }
-        Ok(Self(first.into()))
+        normalized(scopes).map(Self::from_normalized)
     }
 
+    /// Wraps a scope [`normalized`] already accepted.
+    pub(crate) fn from_normalized(scope: &str) -> Self {
+        Self(scope.into())
+    }
+}
+
+/// The one scope `scopes` normalize to, borrowed (a cache lookup allocates nothing), or
+/// why they are not one `{resource}/.default`.
+pub(crate) fn normalized<S: AsRef<str>>(scopes: &[S]) -> Result<&str, Error> {
+    let joined = || {
+        echo(
+            &scopes
+                .iter()
+                .map(AsRef::as_ref)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+    };
+    let invalid = |reason: String| Error::InvalidScope {
+        scopes: joined(),
+        reason,
+    };
+    let mut it = scopes.iter().map(AsRef::as_ref);
+    let first = it.next().ok_or_else(|| {
+            invalid("no scope given; ask for one `{resource}/.default`, e.g. https://vault.azure.net/.default".into())
+        })?;
+    check_one(first).map_err(&invalid)?;
+    for other in it {
+        check_one(other).map_err(&invalid)?;
+        if other != first {
+            return Err(invalid(format!(
+                "an app-only token is for one resource, but {:?} and {:?} were asked together (AADSTS70011); request one token per resource",
+                echo(first),
+                echo(other)
+            )));
+        }
+    }
+    Ok(first)
+}
+
+impl Scopes {
     /// The normalized scope, as sent in the token request (`{resource}/.default`).
     pub fn as_str(&self) -> &str {
         &self.0
