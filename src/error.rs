@@ -183,6 +183,17 @@ pub enum Error {
         found: String,
     },
 
+    /// A token was obtained but failed validation against the caller's
+    /// [`Expectations`](crate::Expectations); it was discarded.
+    #[error("the token from tenant {tenant} failed validation: {source}")]
+    Validation {
+        /// The tenant asked.
+        tenant: TenantId,
+        /// Which check failed.
+        #[source]
+        source: Box<crate::ValidationError>,
+    },
+
     /// A custom [`TenantCredentialProvider`](crate::TenantCredentialProvider) failed.
     #[error("credential provider failed for tenant {tenant}: {source}")]
     Provider {

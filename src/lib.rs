@@ -9,6 +9,7 @@ mod cloud;
 mod consent;
 pub mod credential;
 mod error;
+mod jwks;
 mod provider;
 mod scope;
 mod tenant;
@@ -31,7 +32,10 @@ pub use provider::TenantCredentialProvider;
 pub use scope::Scopes;
 pub use tenant::TenantId;
 pub use token::AccessToken;
-pub use validate::{Claims, ValidationError, decode_unverified};
+pub use validate::{
+    Claims, Expectations, TokenValidator, TokenValidatorBuilder, TokenVersion, ValidationError,
+    decode_unverified,
+};
 
 /// Compile-time checks that the public types can cross threads.
 #[allow(dead_code)]

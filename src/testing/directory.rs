@@ -92,6 +92,8 @@ pub(crate) struct Directory {
     pub(crate) expires_in_as_string: bool,
     pub(crate) keys: Vec<SigningKey>,
     pub(crate) log: Vec<RecordedRequest>,
+    pub(crate) metadata_requests: usize,
+    pub(crate) jwks_requests: usize,
 }
 
 impl Directory {
@@ -109,6 +111,8 @@ impl Directory {
             expires_in_as_string: false,
             keys: vec![SigningKey::generate()],
             log: Vec::new(),
+            metadata_requests: 0,
+            jwks_requests: 0,
         }
     }
 

@@ -27,13 +27,21 @@ impl Respond for Responder {
         match (method, segments.as_slice()) {
             ("POST", [tenant, "oauth2", "v2.0", "token"]) => token(&mut dir, tenant, request),
             ("GET", [tenant, "v2.0", ".well-known", "openid-configuration"]) => {
+                dir.metadata_requests += 1;
                 metadata(&dir, tenant, true)
             }
             ("GET", [tenant, ".well-known", "openid-configuration"]) => {
+                dir.metadata_requests += 1;
                 metadata(&dir, tenant, false)
             }
-            ("GET", [tenant, "discovery", "v2.0", "keys"]) => jwks(&dir, tenant, true),
-            ("GET", [tenant, "discovery", "keys"]) => jwks(&dir, tenant, false),
+            ("GET", [tenant, "discovery", "v2.0", "keys"]) => {
+                dir.jwks_requests += 1;
+                jwks(&dir, tenant, true)
+            }
+            ("GET", [tenant, "discovery", "keys"]) => {
+                dir.jwks_requests += 1;
+                jwks(&dir, tenant, false)
+            }
             _ => ResponseTemplate::new(404).set_body_json(json!({
                 "error": "not_found",
                 "error_description": format!("MockEntra does not serve {method} {}", request.url.path()),

@@ -534,6 +534,16 @@ impl MockEntra {
         self.lock().log.len()
     }
 
+    /// How many OpenID metadata documents were served.
+    pub fn metadata_requests(&self) -> usize {
+        self.lock().metadata_requests
+    }
+
+    /// How many JWKS documents were served.
+    pub fn jwks_requests(&self) -> usize {
+        self.lock().jwks_requests
+    }
+
     /// Forgets the request log.
     pub fn clear_requests(&self) {
         self.lock().log.clear();

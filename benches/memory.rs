@@ -1,0 +1,76 @@
+//! Heap bytes per cached (tenant, scope) entry at 100,000 entries, counted by an
+//! instrumented allocator (its own binary, so it does not slow the timing benches).
+//!
+//! Run: `cargo bench --bench memory`
+
+#![allow(missing_docs)]
+
+use std::alloc::System;
+use std::time::Duration;
+
+use azure_cross_tenant::{
+    AccessToken, CacheOptions, Cached, Clock, Error, Scopes, SystemClock, TenantCredentialProvider,
+    TenantId,
+};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// About the length of an Entra app token.
+const TOKEN_LEN: usize = 1500;
+const ENTRIES: usize = 100_000;
+
+#[derive(Debug)]
+struct Minted;
+
+#[async_trait::async_trait]
+impl TenantCredentialProvider for Minted {
+    fn client_id(&self) -> &str {
+        "00000000-0000-0000-0000-0000000000b1"
+    }
+    async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
+        let scopes = Scopes::parse(scopes)?;
+        let text = format!("eyJ{}", "x".repeat(TOKEN_LEN - 3));
+        let expires = SystemClock::default().now() + Duration::from_secs(3600);
+        Ok(AccessToken::new(text, expires, tenant.clone(), scopes))
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tenants: Vec<TenantId> = (0..ENTRIES)
+        .map(|i| {
+            format!("{:08x}-0000-4000-8000-000000000000", i)
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let region = Region::new(GLOBAL);
+    let cache = Cached::with_options(
+        Minted,
+        CacheOptions::default().max_entries(2 * ENTRIES as u64),
+    );
+    rt.block_on(async {
+        for t in &tenants {
+            cache
+                .get_token(t, &["https://vault.azure.net/.default"])
+                .await
+                .unwrap();
+        }
+    });
+    let entries = cache.stats().entries;
+    let change = region.change();
+    let live = change.bytes_allocated as i64 - change.bytes_deallocated as i64;
+    let per_entry = live as f64 / entries as f64;
+    println!(
+        "memory: {entries} entries, {per_entry:.0} heap bytes per entry = {:.2}x the token's {TOKEN_LEN} bytes \
+         (of which {:.0} bytes of bookkeeping; tenant ids are shared with the caller)",
+        per_entry / TOKEN_LEN as f64,
+        per_entry - TOKEN_LEN as f64
+    );
+    drop(cache);
+}
