@@ -35,7 +35,6 @@ pub(crate) enum ClientAuth {
     /// `client_secret=...`.
     Secret(Secret),
     /// `client_assertion_type=jwt-bearer&client_assertion=...`.
-    #[allow(dead_code)] // built by the certificate and federated credentials (issues #4, #5)
     Assertion(Secret),
 }
 

@@ -86,7 +86,7 @@ pub enum Error {
 
     /// A federated identity credential exists but does not match the assertion's `field`
     /// (AADSTS700211 issuer, 700212 audience, 700213 subject).
-    #[error("no federated identity credential of app {} matches the assertion's {field}: set the FIC's {field} to the exact value Entra names{}", .entra.client_id, .entra.context())]
+    #[error("no federated identity credential of app {} matches the assertion's {field} ({}): set the FIC's {field} to the exact value the assertion carries{}", .entra.client_id, .entra.description, .entra.context())]
     FederationMismatch {
         /// Which claim did not match.
         field: FederationField,
@@ -106,6 +106,18 @@ pub enum Error {
     /// 700222, 700226).
     #[error("the federated assertion for app {} was refused: {}{}", .0.client_id, .0.advice(), .0.context())]
     AssertionRejected(Box<EntraError>),
+
+    /// No managed identity endpoint answered (not on Azure, identity not assigned to this
+    /// resource, wrong client id) or it refused the token.
+    #[error(
+        "the managed identity gave no assertion: {0}; check that the user-assigned identity is assigned to this resource and its id is right"
+    )]
+    ManagedIdentityUnavailable(String),
+
+    /// The federated assertion could not be read (token file missing or empty, custom
+    /// source failed).
+    #[error("no federated assertion: {0}")]
+    AssertionUnavailable(String),
 
     /// The tenant does not exist in this cloud (AADSTS90002, 900023): wrong id, wrong cloud,
     /// or deleted.
@@ -405,7 +417,10 @@ impl Error {
     /// (consent, secrets, certificates, tenant ids, policies).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Throttled { .. } | Self::Transport { .. } | Self::FederationPending(_) => true,
+            Self::Throttled { .. }
+            | Self::Transport { .. }
+            | Self::FederationPending(_)
+            | Self::ManagedIdentityUnavailable(_) => true,
             Self::AssertionExpired(_) => true,
             Self::Authority(e) => e.status >= 500 || e.code().is_some_and(is_transient_code),
             Self::MalformedResponse { status, .. } => *status >= 500,

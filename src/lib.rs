@@ -26,7 +26,13 @@ pub use cache::{CacheOptions, CacheStats, Cached};
 pub use clock::ManualClock;
 pub use clock::{Clock, SleepFuture, Sleeper, SystemClock, TokioSleeper};
 pub use cloud::Cloud;
+pub use credential::federated::{
+    Assertion, AssertionSource, FederatedAssertion, FederatedAssertionBuilder,
+};
 pub use credential::secret::{ClientSecret, ClientSecretBuilder};
+pub use credential::sources::{FnSource, TokenFile, WorkloadIdentity, assertion_fn};
+#[cfg(feature = "azure-core")]
+pub use credential::sources::{ManagedIdentity, TokenCredentialSource};
 pub use error::{EntraError, Error, FederationField, TransportKind};
 pub use provider::TenantCredentialProvider;
 pub use scope::Scopes;
@@ -45,6 +51,7 @@ fn _assert_impls() {
     send_sync::<AccessToken>();
     send_sync::<TenantId>();
     send_sync::<ClientSecret>();
+    send_sync::<FederatedAssertion>();
     send_sync::<Cloud>();
     send_sync::<Cached<ClientSecret>>();
 }

@@ -15,7 +15,9 @@ use crate::clock::{Clock, SharedClock, SharedSleeper, Sleeper, SystemClock, Toki
 use crate::cloud::{Cloud, checked_authority};
 use crate::error::Error;
 
+pub mod federated;
 pub mod secret;
+pub mod sources;
 
 /// Default per-request timeout: Entra answers in well under a second; a stuck connection
 /// must not hold a caller for minutes.

@@ -59,6 +59,27 @@ pub(crate) struct App {
     pub(crate) secrets: Vec<AppSecret>,
     /// When the app exposes an API: its App ID URI (tokens for it are v2, `aud` = client id).
     pub(crate) app_id_uri: Option<String>,
+    /// Federated identity credentials.
+    pub(crate) fics: Vec<Fic>,
+}
+
+/// A federated identity credential: matched exactly and case-sensitively.
+#[derive(Debug, Clone)]
+pub(crate) struct Fic {
+    pub(crate) issuer: String,
+    pub(crate) subject: String,
+    pub(crate) audience: String,
+    /// Before this time requests get AADSTS70021 (replication).
+    pub(crate) ready_at: SystemTime,
+}
+
+/// A user-assigned managed identity.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub(crate) client_id: String,
+    pub(crate) object_id: String,
+    pub(crate) resource_id: String,
+    pub(crate) tenant: String,
 }
 
 #[derive(Debug)]
@@ -94,6 +115,12 @@ pub(crate) struct Directory {
     pub(crate) log: Vec<RecordedRequest>,
     pub(crate) metadata_requests: usize,
     pub(crate) jwks_requests: usize,
+    pub(crate) identities: Vec<Identity>,
+    pub(crate) identity_header: String,
+    pub(crate) identity_token_lifetime: Duration,
+    /// Scripted failures of the managed identity endpoints: (status, remaining).
+    pub(crate) identity_faults: Vec<(u16, u32)>,
+    pub(crate) identity_requests: usize,
 }
 
 impl Directory {
@@ -113,6 +140,11 @@ impl Directory {
             log: Vec::new(),
             metadata_requests: 0,
             jwks_requests: 0,
+            identities: Vec::new(),
+            identity_header: uuid::Uuid::new_v4().simple().to_string(),
+            identity_token_lifetime: Duration::from_secs(86_399),
+            identity_faults: Vec::new(),
+            identity_requests: 0,
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use wiremock::{Request, Respond, ResponseTemplate};
 
-use crate::testing::directory::{Directory, KNOWN_RESOURCES, entra_timestamp};
+use crate::testing::directory::{Directory, Identity, KNOWN_RESOURCES, entra_timestamp};
 use crate::testing::{CredentialKind, MockFault, RecordedRequest};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -38,6 +38,8 @@ impl Respond for Responder {
                 dir.jwks_requests += 1;
                 jwks(&dir, tenant, true)
             }
+            ("GET", ["metadata", "identity", "oauth2", "token"]) => identity(&mut dir, request, false),
+            ("GET", ["msi", "token"]) => identity(&mut dir, request, true),
             ("GET", [tenant, "discovery", "keys"]) => {
                 dir.jwks_requests += 1;
                 jwks(&dir, tenant, false)
@@ -403,12 +405,7 @@ fn issue(dir: &Directory, tid: &str, form: &Form) -> Result<Value, EntraErr> {
                     "Invalid client_assertion_type.",
                 ));
             }
-            return Err(err(
-                401,
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation: no certificate or federated credential is registered on this mock app.",
-            ));
+            check_federated(dir, app, form.assertion.as_deref().unwrap_or_default(), now)?;
         }
     }
     if !sp.enabled {
@@ -625,4 +622,245 @@ fn jwks(dir: &Directory, tenant: &str, v2: bool) -> ResponseTemplate {
     };
     let keys: Vec<Value> = dir.keys.iter().map(|k| k.jwk(&issuer)).collect();
     ResponseTemplate::new(200).set_body_json(json!({ "keys": keys }))
+}
+
+/// Entra's checks of a federated assertion, in its order: signature, lifetime, the
+/// issuing tenant of an Entra token, then the app's federated identity credentials.
+fn check_federated(
+    dir: &Directory,
+    app: &crate::testing::directory::App,
+    assertion: &str,
+    now: SystemTime,
+) -> Result<(), EntraErr> {
+    use base64::Engine as _;
+    let bad_signature = || {
+        err(
+            401,
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation.",
+        )
+    };
+    let claims = crate::validate::decode_unverified(assertion).map_err(|_| {
+        err(
+            400,
+            "invalid_request",
+            50027,
+            "Invalid JWT token. The token is malformed.",
+        )
+    })?;
+    if claims.iss.as_deref() == Some(app.client_id.as_str()) {
+        // A certificate assertion: this mock has no certificates registered.
+        return Err(err(
+            401,
+            "invalid_client",
+            700027,
+            format!(
+                "Client assertion failed signature validation. No certificate is registered on app '{}'.",
+                app.client_id
+            ),
+        ));
+    }
+    let mut parts = assertion.rsplitn(2, '.');
+    let (Some(sig), Some(message)) = (parts.next(), parts.next()) else {
+        return Err(bad_signature());
+    };
+    let header: Value = assertion
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice(&h).ok())
+        .unwrap_or(Value::Null);
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig)
+        .map_err(|_| bad_signature())?;
+    let signed = header["alg"] == "RS256"
+        && dir
+            .keys
+            .iter()
+            .any(|k| header["kid"] == k.kid.as_str() && k.verify(message.as_bytes(), &sig));
+    if !signed {
+        return Err(bad_signature());
+    }
+    let now_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    if claims.exp.is_none_or(|exp| exp <= now_secs) {
+        return Err(err(
+            400,
+            "invalid_client",
+            700024,
+            "Client assertion is not within its valid time range.",
+        ));
+    }
+    let iss = claims.iss.clone().unwrap_or_default();
+    let sub = claims.sub.clone().unwrap_or_default();
+    // An Entra-issued token (a managed identity's) from outside the app's home tenant.
+    if iss.starts_with(&dir.base)
+        && let Some(tid) = claims.tid.as_deref()
+        && tid != app.home_tenant
+    {
+        return Err(err(
+            400,
+            "invalid_client",
+            700236,
+            format!(
+                "Entra ID tokens issued by issuer '{iss}' may not be used for federated identity credential flows for applications or managed identities registered in this tenant."
+            ),
+        ));
+    }
+    if app.fics.is_empty() {
+        return Err(err(
+            400,
+            "invalid_client",
+            70025,
+            format!(
+                "The client '{}'({}) has no configured federated identity credentials.",
+                app.client_id, app.display_name
+            ),
+        ));
+    }
+    let by_issuer: Vec<_> = app.fics.iter().filter(|f| f.issuer == iss).collect();
+    if by_issuer.is_empty() {
+        return Err(err(
+            400,
+            "invalid_client",
+            700211,
+            format!(
+                "No matching federated identity record found for presented assertion issuer '{iss}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion."
+            ),
+        ));
+    }
+    let by_subject: Vec<_> = by_issuer.into_iter().filter(|f| f.subject == sub).collect();
+    if by_subject.is_empty() {
+        return Err(err(
+            400,
+            "invalid_client",
+            700213,
+            format!(
+                "No matching federated identity record found for presented assertion subject '{sub}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion."
+            ),
+        ));
+    }
+    let matched: Vec<_> = by_subject
+        .into_iter()
+        .filter(|f| claims.aud.contains(&f.audience))
+        .collect();
+    if matched.is_empty() {
+        return Err(err(
+            400,
+            "invalid_client",
+            700212,
+            format!(
+                "No matching federated identity record found for presented assertion audience '{}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.",
+                claims.aud.join(",")
+            ),
+        ));
+    }
+    if matched.iter().all(|f| now < f.ready_at) {
+        return Err(err(
+            400,
+            "invalid_client",
+            70021,
+            "No matching federated identity record found for presented assertion. Assertion Issuer, Subject and Audience match a credential that is still being provisioned.",
+        ));
+    }
+    Ok(())
+}
+
+/// A managed identity token for `resource` and the body IMDS answers with (values as
+/// strings, as IMDS sends them).
+pub(crate) fn identity_token(
+    dir: &Directory,
+    identity: &Identity,
+    resource: &str,
+) -> (String, Value) {
+    let now = dir
+        .clock
+        .now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let life = dir.identity_token_lifetime.as_secs();
+    let aud = resource.trim_end_matches("/.default");
+    let claims = json!({
+        "aud": aud,
+        "iss": format!("{}{}/v2.0", dir.base, identity.tenant),
+        "iat": now, "nbf": now, "exp": now + life,
+        "azp": identity.client_id,
+        "appid": identity.client_id,
+        "idtyp": "app",
+        "oid": identity.object_id,
+        "sub": identity.object_id,
+        "tid": identity.tenant,
+        "ver": "2.0",
+        "xms_mirid": identity.resource_id,
+    });
+    let token = dir.signing_key().sign(&claims);
+    let body = json!({
+        "access_token": token,
+        "client_id": identity.client_id,
+        "expires_in": life.to_string(),
+        "ext_expires_in": life.to_string(),
+        "expires_on": (now + life).to_string(),
+        "not_before": now.to_string(),
+        "resource": aud,
+        "token_type": "Bearer",
+    });
+    (token, body)
+}
+
+/// IMDS (`Metadata: true`) and App Service (`X-IDENTITY-HEADER`) token endpoints.
+fn identity(dir: &mut Directory, request: &Request, app_service: bool) -> ResponseTemplate {
+    dir.identity_requests += 1;
+    let bad = |status: u16, error: &str, description: &str| {
+        ResponseTemplate::new(status)
+            .set_body_json(json!({"error": error, "error_description": description}))
+    };
+    if app_service {
+        if header(request, "x-identity-header") != Some(dir.identity_header.as_str()) {
+            return bad(
+                401,
+                "invalid_request",
+                "X-IDENTITY-HEADER is missing or wrong",
+            );
+        }
+    } else if header(request, "metadata") != Some("true") {
+        return bad(
+            400,
+            "invalid_request",
+            "Required metadata header not specified",
+        );
+    }
+    if let Some(slot) = dir.identity_faults.iter_mut().find(|f| f.1 > 0) {
+        slot.1 -= 1;
+        let status = slot.0;
+        dir.identity_faults.retain(|f| f.1 > 0);
+        return bad(status, "unavailable", "scripted managed identity failure");
+    }
+    let query: std::collections::HashMap<String, String> =
+        request.url.query_pairs().into_owned().collect();
+    let Some(resource) = query.get("resource") else {
+        return bad(
+            400,
+            "invalid_request",
+            "Required query variable 'resource' is missing",
+        );
+    };
+    let found = dir.identities.iter().find(|i| {
+        query.get("client_id") == Some(&i.client_id)
+            || query.get("object_id") == Some(&i.object_id)
+            || query.get("principal_id") == Some(&i.object_id)
+            || query.get("msi_res_id") == Some(&i.resource_id)
+            || query.get("mi_res_id") == Some(&i.resource_id)
+    });
+    let Some(identity) = found.cloned() else {
+        return bad(400, "invalid_request", "Identity not found");
+    };
+    ResponseTemplate::new(200).set_body_json(identity_token(dir, &identity, resource).1)
 }

@@ -13,6 +13,8 @@ pub(crate) struct SigningKey {
     pair: KeyPair,
     n: String,
     e: String,
+    n_raw: Vec<u8>,
+    e_raw: Vec<u8>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -28,10 +30,19 @@ impl SigningKey {
         // Key generation only fails if the system RNG does; a test cannot go on without it.
         let pair = KeyPair::generate(KeySize::Rsa2048).expect("RSA key generation failed");
         let public = pair.public_key();
-        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
-        let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
+        let n_raw = public.modulus().big_endian_without_leading_zero().to_vec();
+        let e_raw = public.exponent().big_endian_without_leading_zero().to_vec();
+        let n = URL_SAFE_NO_PAD.encode(&n_raw);
+        let e = URL_SAFE_NO_PAD.encode(&e_raw);
         let kid = URL_SAFE_NO_PAD.encode(&uuid::Uuid::new_v4().as_bytes()[..12]);
-        Self { kid, pair, n, e }
+        Self {
+            kid,
+            pair,
+            n,
+            e,
+            n_raw,
+            e_raw,
+        }
     }
 
     /// A compact RS256 JWS of `claims` with this key's `kid`.
@@ -57,6 +68,16 @@ impl SigningKey {
             )
             .expect("RSA signing failed");
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    /// Whether `signature` is this key's RS256 signature of `message`.
+    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        signature::RsaPublicKeyComponents {
+            n: &self.n_raw,
+            e: &self.e_raw,
+        }
+        .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, signature)
+        .is_ok()
     }
 
     /// The key as Entra publishes it: `kty`, `use`, `kid`, `n`, `e`, `issuer`, and no `alg`.

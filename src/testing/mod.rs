@@ -19,7 +19,9 @@ use wiremock::{Mock, MockServer};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::cloud::Cloud;
 use crate::tenant::TenantId;
-use directory::{App, AppSecret, Directory, ScheduledFault, ServicePrincipal, Tenant};
+use directory::{
+    App, AppSecret, Directory, Fic, Identity, ScheduledFault, ServicePrincipal, Tenant,
+};
 
 /// A fake Entra with tenants, app registrations and consents, on a loopback port.
 ///
@@ -116,6 +118,20 @@ impl MockApp {
     pub fn home_tenant(&self) -> &TenantId {
         &self.home_tenant
     }
+}
+
+/// A user-assigned managed identity in the mock, served by its IMDS and App Service
+/// endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MockManagedIdentity {
+    /// Its client id.
+    pub client_id: String,
+    /// Its object (principal) id: the `sub` and `oid` of its tokens.
+    pub object_id: String,
+    /// Its Azure resource id.
+    pub resource_id: String,
+    /// The tenant it lives in.
+    pub tenant: TenantId,
 }
 
 /// A scripted misbehaviour of the token endpoint, served instead of (or around) the normal answer.
@@ -304,6 +320,7 @@ impl MockEntra {
                 display_name: display_name.to_owned(),
                 secrets: Vec::new(),
                 app_id_uri: None,
+                fics: Vec::new(),
             },
         );
         dir.tenant_mut(&home_id)
@@ -432,6 +449,120 @@ impl MockEntra {
             .entry(key)
             .or_default()
             .push(role.to_owned());
+    }
+
+    /// Creates a user-assigned managed identity in `tenant`.
+    pub fn add_managed_identity(&self, tenant: &TenantId, name: &str) -> MockManagedIdentity {
+        let mut dir = self.lock();
+        let tid = dir.tenant_mut(tenant.as_str()).id.clone();
+        let identity = Identity {
+            client_id: uuid::Uuid::new_v4().to_string(),
+            object_id: uuid::Uuid::new_v4().to_string(),
+            resource_id: format!(
+                "/subscriptions/{}/resourceGroups/mock/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}",
+                uuid::Uuid::new_v4()
+            ),
+            tenant: tid,
+        };
+        dir.identities.push(identity.clone());
+        MockManagedIdentity {
+            client_id: identity.client_id,
+            object_id: identity.object_id,
+            resource_id: identity.resource_id,
+            tenant: tenant.clone(),
+        }
+    }
+
+    /// Adds a federated identity credential to `app`, matched exactly and
+    /// case-sensitively on issuer, subject and audience.
+    pub fn add_federated_credential(
+        &self,
+        app: &MockApp,
+        issuer: &str,
+        subject: &str,
+        audience: &str,
+    ) {
+        self.add_federated_credential_pending(app, issuer, subject, audience, Duration::ZERO);
+    }
+
+    /// Like [`add_federated_credential`](Self::add_federated_credential), but it only
+    /// matches after `replication` has passed on the mock's clock (AADSTS70021 before).
+    pub fn add_federated_credential_pending(
+        &self,
+        app: &MockApp,
+        issuer: &str,
+        subject: &str,
+        audience: &str,
+        replication: Duration,
+    ) {
+        let mut dir = self.lock();
+        let ready_at = dir.clock.now() + replication;
+        app_mut(&mut dir, app).fics.push(Fic {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            audience: audience.to_owned(),
+            ready_at,
+        });
+    }
+
+    /// The federated identity credential of the secretless pattern: `app` trusts tokens
+    /// of `identity` for `api://AzureADTokenExchange`.
+    pub fn trust_managed_identity(&self, app: &MockApp, identity: &MockManagedIdentity) {
+        let issuer = self.issuer_v2(&identity.tenant);
+        self.add_federated_credential(
+            app,
+            &issuer,
+            &identity.object_id,
+            "api://AzureADTokenExchange",
+        );
+    }
+
+    /// A token of `identity` for `audience`, as its IMDS endpoint would issue (for token
+    /// files and custom sources).
+    pub fn managed_identity_token(&self, identity: &MockManagedIdentity, audience: &str) -> String {
+        let dir = self.lock();
+        let found = dir
+            .identities
+            .iter()
+            .find(|i| i.client_id == identity.client_id)
+            .unwrap_or_else(|| panic!("MockEntra: unknown managed identity {}", identity.client_id))
+            .clone();
+        endpoints::identity_token(&dir, &found, audience).0
+    }
+
+    /// The IMDS token endpoint (`{uri}metadata/identity/oauth2/token`); requires `Metadata: true`.
+    pub fn imds_endpoint(&self) -> Url {
+        self.uri
+            .join("metadata/identity/oauth2/token")
+            .unwrap_or_else(|_| unreachable!())
+    }
+
+    /// The App Service identity endpoint (`IDENTITY_ENDPOINT`); requires
+    /// `X-IDENTITY-HEADER: {identity_header()}`.
+    pub fn app_service_endpoint(&self) -> Url {
+        self.uri
+            .join("msi/token")
+            .unwrap_or_else(|_| unreachable!())
+    }
+
+    /// The secret App Service expects in `X-IDENTITY-HEADER` (`IDENTITY_HEADER`).
+    pub fn identity_header(&self) -> String {
+        self.lock().identity_header.clone()
+    }
+
+    /// Lifetime of managed identity tokens (default 86,399 s).
+    pub fn set_managed_identity_token_lifetime(&self, lifetime: Duration) {
+        self.lock().identity_token_lifetime = lifetime;
+    }
+
+    /// Makes the next `times` managed identity requests fail with `status`.
+    pub fn inject_managed_identity_fault(&self, status: u16, times: u32) {
+        self.lock().identity_faults.push((status, times));
+    }
+
+    /// How many managed identity token requests were served (IMDS and App Service).
+    pub fn managed_identity_requests(&self) -> usize {
+        self.lock().identity_requests
     }
 
     /// Lifetime of issued tokens (default 3599 s).

@@ -1,0 +1,385 @@
+//! `FederatedAssertion`: a managed identity of the provider's home tenant as the app's
+//! credential in every customer tenant, against the mock's IMDS endpoint and federated
+//! identity credential matching, over real HTTP.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, Transport};
+use azure_cross_tenant::testing::{MockEntra, MockManagedIdentity};
+use azure_cross_tenant::{
+    Assertion, Cached, Error, FederatedAssertion, FederationField, ManagedIdentity,
+    TenantCredentialProvider, TenantId, TokenCredentialSource, TokenFile, assertion_fn,
+    decode_unverified,
+};
+use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use common::{VAULT, World};
+
+const EXCHANGE: &str = "api://AzureADTokenExchange";
+
+/// Sends azure_identity's IMDS requests (169.254.169.254) to the mock instead.
+#[derive(Debug)]
+struct ToMock {
+    http: reqwest::Client,
+    mock: url::Url,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for ToMock {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let mut request = request.clone();
+        let url = request.url_mut();
+        let _ = url.set_host(self.mock.host_str());
+        let _ = url.set_port(self.mock.port());
+        self.http.execute_request(&request).await
+    }
+}
+
+/// azure_identity's real managed identity credential, pointed at the mock's IMDS.
+fn imds_credential(entra: &MockEntra, mi: &MockManagedIdentity) -> Arc<ManagedIdentityCredential> {
+    let options = ManagedIdentityCredentialOptions {
+        user_assigned_id: Some(UserAssignedId::ClientId(mi.client_id.clone())),
+        client_options: ClientOptions {
+            transport: Some(Transport::new(Arc::new(ToMock {
+                http: reqwest::Client::new(),
+                mock: entra.uri(),
+            }))),
+            ..Default::default()
+        },
+    };
+    ManagedIdentityCredential::new(Some(options)).unwrap()
+}
+
+fn federated(
+    w: &World,
+    source: impl azure_cross_tenant::AssertionSource + 'static,
+) -> FederatedAssertion {
+    FederatedAssertion::new(w.app.client_id(), source)
+        .authority_host(w.entra.uri())
+        .clock(Arc::new(w.clock.clone()))
+        .sleeper(Arc::new(w.clock.clone()))
+        .build()
+        .unwrap()
+}
+
+/// A source minting the identity's token from the mock, counting calls.
+fn counting_source(
+    entra: &MockEntra,
+    mi: &MockManagedIdentity,
+    audience: &str,
+) -> (
+    impl azure_cross_tenant::AssertionSource + 'static,
+    Arc<AtomicUsize>,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (entra, mi, audience, counter) = (
+        entra.clone(),
+        mi.clone(),
+        audience.to_owned(),
+        calls.clone(),
+    );
+    let source = assertion_fn(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let token = entra.managed_identity_token(&mi, &audience);
+        async move { Ok(Assertion::from_jwt(token)) }
+    });
+    (source, calls)
+}
+
+#[tokio::test]
+async fn fifty_tenants_cost_one_managed_identity_request_and_fifty_token_requests() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "saas-identity");
+    w.entra.trust_managed_identity(&w.app, &mi);
+    let mut tenants = Vec::new();
+    for i in 0..50 {
+        let t = w.entra.add_tenant(&format!("tenant{i}.example"));
+        let sp = w.entra.consent(&t, &w.app);
+        tenants.push((t, sp));
+    }
+    let source = TokenCredentialSource::new(imds_credential(&w.entra, &mi), EXCHANGE);
+    let provider = Cached::new(federated(&w, source));
+    for (t, sp) in &tenants {
+        let token = provider.get_token(t, &[VAULT]).await.unwrap();
+        let claims = decode_unverified(token.secret()).unwrap();
+        assert_eq!(claims.tid.as_deref(), Some(t.as_str()));
+        assert_eq!(claims.oid.as_deref(), Some(sp.as_str()));
+        assert_eq!(claims.app_id(), Some(w.app.client_id()));
+    }
+    // Cached: asking again costs nothing.
+    provider.get_token(&tenants[0].0, &[VAULT]).await.unwrap();
+    assert_eq!(w.entra.managed_identity_requests(), 1);
+    assert_eq!(w.entra.token_requests(), 50);
+    assert!(
+        w.entra
+            .requests()
+            .iter()
+            .all(|r| r.credential == azure_cross_tenant::testing::CredentialKind::Assertion)
+    );
+}
+
+#[tokio::test]
+async fn an_assertion_about_to_expire_is_replaced_before_it_is_used() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    w.entra.trust_managed_identity(&w.app, &mi);
+    w.entra
+        .set_managed_identity_token_lifetime(Duration::from_secs(3600));
+    w.entra.consent(&w.stranger, &w.app);
+    let (source, calls) = counting_source(&w.entra, &mi, EXCHANGE);
+    let cred = federated(&w, source);
+
+    cred.get_token(&w.customer, &[VAULT]).await.unwrap();
+    cred.get_token(&w.stranger, &[VAULT]).await.unwrap();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one assertion for both tenants"
+    );
+
+    // Inside the 5-minute margin before the assertion's expiry: a new one is fetched
+    // first, so Entra never sees an expired assertion.
+    w.clock.advance(Duration::from_secs(3600 - 200));
+    cred.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(w.entra.requests().iter().all(|r| r.status == 200));
+}
+
+#[tokio::test]
+async fn an_assertion_entra_finds_expired_is_retried_once_with_a_fresh_one() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    w.entra.trust_managed_identity(&w.app, &mi);
+    w.entra
+        .set_managed_identity_token_lifetime(Duration::from_secs(60));
+    let stale = w.entra.managed_identity_token(&mi, EXCHANGE);
+    w.clock.advance(Duration::from_secs(120));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (entra, mi2, counter) = (w.entra.clone(), mi.clone(), calls.clone());
+    // The source does not know the expiry (as with an opaque token): the first is stale.
+    let cred = federated(
+        &w,
+        assertion_fn(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let token = if n == 0 {
+                stale.clone()
+            } else {
+                entra.managed_identity_token(&mi2, EXCHANGE)
+            };
+            async move { Ok(Assertion::new(token, None)) }
+        }),
+    );
+    cred.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let statuses: Vec<u16> = w.entra.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![400, 200]);
+}
+
+#[tokio::test]
+async fn each_federation_mismatch_is_typed_and_names_what_the_assertion_carried() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    let issuer = w.entra.issuer_v2(&w.home);
+
+    // No FIC at all.
+    let (source, _) = counting_source(&w.entra, &mi, EXCHANGE);
+    let err = federated(&w, source)
+        .get_token(&w.customer, &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NoFederatedCredentials(_)), "{err:?}");
+
+    // Issuer, subject, audience each wrong in turn.
+    let cases = [
+        (
+            "https://token.actions.githubusercontent.com",
+            mi.object_id.as_str(),
+            EXCHANGE,
+            FederationField::Issuer,
+            issuer.as_str(),
+        ),
+        (
+            issuer.as_str(),
+            "someone-else",
+            EXCHANGE,
+            FederationField::Subject,
+            mi.object_id.as_str(),
+        ),
+        (
+            issuer.as_str(),
+            mi.object_id.as_str(),
+            "api://Other",
+            FederationField::Audience,
+            EXCHANGE,
+        ),
+    ];
+    for (fic_issuer, fic_subject, fic_audience, field, carried) in cases {
+        let app = w.entra.register_app(&w.home, "app");
+        let secretless = w.entra.consent(&w.customer, &app);
+        assert!(!secretless.is_empty());
+        w.entra
+            .add_federated_credential(&app, fic_issuer, fic_subject, fic_audience);
+        let (source, _) = counting_source(&w.entra, &mi, EXCHANGE);
+        let cred = FederatedAssertion::new(app.client_id(), source)
+            .authority_host(w.entra.uri())
+            .build()
+            .unwrap();
+        let err = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+        match &err {
+            Error::FederationMismatch { field: f, .. } => assert_eq!(*f, field),
+            other => panic!("expected a {field} mismatch, got {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains(carried), "{field}: {msg}");
+        assert!(!err.is_retryable());
+    }
+}
+
+#[tokio::test]
+async fn an_identity_outside_the_apps_home_tenant_is_refused() {
+    let w = World::new().await;
+    let foreign = w.entra.add_managed_identity(&w.stranger, "elsewhere");
+    w.entra.trust_managed_identity(&w.app, &foreign);
+    let (source, _) = counting_source(&w.entra, &foreign, EXCHANGE);
+    let err = federated(&w, source)
+        .get_token(&w.customer, &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::FederatedIdentityInWrongTenant(_)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("home tenant"));
+}
+
+#[tokio::test]
+async fn a_new_fic_is_pending_until_it_replicates() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    let issuer = w.entra.issuer_v2(&w.home);
+    w.entra.add_federated_credential_pending(
+        &w.app,
+        &issuer,
+        &mi.object_id,
+        EXCHANGE,
+        Duration::from_secs(120),
+    );
+    let (source, _) = counting_source(&w.entra, &mi, EXCHANGE);
+    let cred = federated(&w, source);
+    let err = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    assert!(matches!(err, Error::FederationPending(_)), "{err:?}");
+    assert!(err.is_retryable());
+    w.clock.advance(Duration::from_secs(121));
+    cred.get_token(&w.customer, &[VAULT]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_token_file_is_picked_up_on_the_next_exchange() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    let other = w.entra.add_managed_identity(&w.home, "not-trusted");
+    w.entra.trust_managed_identity(&w.app, &mi);
+    let path = std::env::temp_dir().join(format!("act-token-{}", uuid::Uuid::new_v4()));
+    let cred = federated(&w, TokenFile::new(&path));
+
+    let err = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    assert!(matches!(err, Error::AssertionUnavailable(_)), "{err:?}");
+
+    std::fs::write(&path, w.entra.managed_identity_token(&mi, EXCHANGE)).unwrap();
+    cred.get_token(&w.customer, &[VAULT]).await.unwrap();
+    // kubelet replaces the file: the next exchange presents the new token.
+    std::fs::write(&path, w.entra.managed_identity_token(&other, EXCHANGE)).unwrap();
+    let err = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::FederationMismatch {
+                field: FederationField::Subject,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    std::fs::write(&path, w.entra.managed_identity_token(&mi, EXCHANGE)).unwrap();
+    cred.get_token(&w.customer, &[VAULT]).await.unwrap();
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn an_unknown_identity_is_managed_identity_unavailable_and_nothing_reaches_entra() {
+    let w = World::new().await;
+    let ghost = MockManagedIdentity {
+        client_id: "99999999-9999-9999-9999-999999999999".into(),
+        object_id: "x".into(),
+        resource_id: "x".into(),
+        tenant: w.home.clone(),
+    };
+    let source = TokenCredentialSource::new(imds_credential(&w.entra, &ghost), EXCHANGE);
+    let err = federated(&w, source)
+        .get_token(&w.customer, &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ManagedIdentityUnavailable(_)),
+        "{err:?}"
+    );
+    assert_eq!(w.entra.token_requests(), 0);
+}
+
+/// `FederatedAssertion::managed_identity` itself, with azure_identity finding the mock
+/// through App Service's environment variables. Those are process-wide, so this runs in a
+/// child process (this test binary again), which the parent serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_identity_builder_works_through_app_service_environment() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    w.entra.trust_managed_identity(&w.app, &mi);
+    let exe = std::env::current_exe().unwrap();
+    let output = tokio::process::Command::new(exe)
+        .args([
+            "--exact",
+            "child_app_service_flow",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("IDENTITY_ENDPOINT", w.entra.app_service_endpoint().as_str())
+        .env("IDENTITY_HEADER", w.entra.identity_header())
+        .env("ACT_MOCK_URI", w.entra.uri().as_str())
+        .env("ACT_CLIENT_ID", w.app.client_id())
+        .env("ACT_MI_CLIENT_ID", &mi.client_id)
+        .env("ACT_TENANT", w.customer.as_str())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    assert_eq!(w.entra.managed_identity_requests(), 1);
+    assert_eq!(w.entra.token_requests_for(&w.customer), 1);
+}
+
+#[tokio::test]
+#[ignore = "run by managed_identity_builder_works_through_app_service_environment in its own process"]
+async fn child_app_service_flow() {
+    let var = |k: &str| std::env::var(k).unwrap();
+    let cred = FederatedAssertion::managed_identity(
+        var("ACT_CLIENT_ID"),
+        ManagedIdentity::UserAssigned {
+            client_id: var("ACT_MI_CLIENT_ID"),
+        },
+    )
+    .authority_host(var("ACT_MOCK_URI").parse().unwrap())
+    .build()
+    .unwrap();
+    let tenant: TenantId = var("ACT_TENANT").parse().unwrap();
+    let token = cred.get_token(&tenant, &[VAULT]).await.unwrap();
+    let claims = decode_unverified(token.secret()).unwrap();
+    assert_eq!(claims.tid.as_deref(), Some(tenant.as_str()));
+}
