@@ -3,6 +3,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authority;
+#[cfg(feature = "azure-core")]
+#[cfg_attr(docsrs, doc(cfg(feature = "azure-core")))]
+mod azure;
 mod cache;
 mod clock;
 mod cloud;
@@ -21,6 +24,8 @@ mod validate;
 pub mod testing;
 
 pub use authority::RetryPolicy;
+#[cfg(feature = "azure-core")]
+pub use azure::{TenantCredential, TenantCredentialExt, find_error};
 pub use cache::{CacheOptions, CacheStats, Cached};
 #[cfg(feature = "test-util")]
 pub use clock::ManualClock;

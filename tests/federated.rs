@@ -383,3 +383,22 @@ async fn child_app_service_flow() {
     let claims = decode_unverified(token.secret()).unwrap();
     assert_eq!(claims.tid.as_deref(), Some(tenant.as_str()));
 }
+
+#[tokio::test]
+async fn the_secretless_flow_works_through_the_azure_core_adapter() {
+    use azure_core::credentials::TokenCredential;
+    use azure_cross_tenant::TenantCredentialExt;
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    w.entra.trust_managed_identity(&w.app, &mi);
+    let source = TokenCredentialSource::new(imds_credential(&w.entra, &mi), EXCHANGE);
+    let provider = Cached::new(federated(&w, source));
+    let token = provider
+        .for_tenant(w.customer.clone())
+        .get_token(&[VAULT], None)
+        .await
+        .unwrap();
+    let claims = decode_unverified(token.token.secret()).unwrap();
+    assert_eq!(claims.tid.as_deref(), Some(w.customer.as_str()));
+    assert_eq!(claims.oid.as_deref(), Some(w.sp_object_id.as_str()));
+}
