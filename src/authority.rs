@@ -609,7 +609,7 @@ pub(crate) fn classify(entra: EntraError, retry_after: Option<Duration>, cloud: 
     match entra.code() {
         Some(700016 | 7000229) => {
             let consent_url =
-                crate::consent::admin_consent_url(cloud, entra.tenant.as_str(), &entra.client_id)
+                crate::consent::consent_url_for(cloud, entra.tenant.as_str(), &entra.client_id)
                     .to_string();
             Error::NotConsented { entra, consent_url }
         }

@@ -14,6 +14,7 @@ pub mod credential;
 mod error;
 mod jwks;
 mod provider;
+mod registry;
 mod scope;
 mod tenant;
 mod token;
@@ -31,6 +32,10 @@ pub use cache::{CacheOptions, CacheStats, Cached};
 pub use clock::ManualClock;
 pub use clock::{Clock, SleepFuture, Sleeper, SystemClock, TokioSleeper};
 pub use cloud::Cloud;
+pub use consent::{
+    AdminConsentCallback, ConfirmedTenant, ConsentError, ConsentTenant, UnconfirmedTenant,
+    admin_consent_url, admin_consent_url_v2,
+};
 pub use credential::federated::{
     Assertion, AssertionSource, FederatedAssertion, FederatedAssertionBuilder,
 };
@@ -40,6 +45,10 @@ pub use credential::sources::{FnSource, TokenFile, WorkloadIdentity, assertion_f
 pub use credential::sources::{ManagedIdentity, TokenCredentialSource};
 pub use error::{EntraError, Error, FederationField, TransportKind};
 pub use provider::TenantCredentialProvider;
+pub use registry::{
+    InMemoryRegistry, JsonFileRegistry, OnboardingState, TenantRecord, TenantRegistry,
+    for_each_active,
+};
 pub use scope::Scopes;
 pub use tenant::TenantId;
 pub use token::AccessToken;
