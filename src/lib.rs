@@ -36,6 +36,9 @@ pub use consent::{
     AdminConsentCallback, ConfirmedTenant, ConsentError, ConsentTenant, UnconfirmedTenant,
     admin_consent_url, admin_consent_url_v2,
 };
+pub use credential::certificate::{
+    AssertionAlgorithm, ClientCertificate, ClientCertificateBuilder,
+};
 pub use credential::federated::{
     Assertion, AssertionSource, FederatedAssertion, FederatedAssertionBuilder,
 };
@@ -66,6 +69,7 @@ fn _assert_impls() {
     send_sync::<TenantId>();
     send_sync::<ClientSecret>();
     send_sync::<FederatedAssertion>();
+    send_sync::<ClientCertificate>();
     send_sync::<Cloud>();
     send_sync::<Cached<ClientSecret>>();
 }

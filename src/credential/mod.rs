@@ -15,6 +15,7 @@ use crate::clock::{Clock, SharedClock, SharedSleeper, Sleeper, SystemClock, Toki
 use crate::cloud::{Cloud, checked_authority};
 use crate::error::Error;
 
+pub mod certificate;
 pub mod federated;
 pub mod secret;
 pub mod sources;

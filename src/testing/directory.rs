@@ -61,6 +61,17 @@ pub(crate) struct App {
     pub(crate) app_id_uri: Option<String>,
     /// Federated identity credentials.
     pub(crate) fics: Vec<Fic>,
+    /// Registered certificates.
+    pub(crate) certs: Vec<AppCert>,
+}
+
+/// A certificate registered on an app: its thumbprints and RSA public key.
+#[derive(Debug, Clone)]
+pub(crate) struct AppCert {
+    pub(crate) x5t_s256: String,
+    pub(crate) x5t: String,
+    pub(crate) n: Vec<u8>,
+    pub(crate) e: Vec<u8>,
 }
 
 /// A federated identity credential: matched exactly and case-sensitively.
@@ -121,6 +132,8 @@ pub(crate) struct Directory {
     /// Scripted failures of the managed identity endpoints: (status, remaining).
     pub(crate) identity_faults: Vec<(u16, u32)>,
     pub(crate) identity_requests: usize,
+    /// `jti`s of client assertions already used (replays are refused).
+    pub(crate) seen_jti: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl Directory {
@@ -145,6 +158,7 @@ impl Directory {
             identity_token_lifetime: Duration::from_secs(86_399),
             identity_faults: Vec::new(),
             identity_requests: 0,
+            seen_jti: Default::default(),
         }
     }
 

@@ -405,7 +405,13 @@ fn issue(dir: &Directory, tid: &str, form: &Form) -> Result<Value, EntraErr> {
                     "Invalid client_assertion_type.",
                 ));
             }
-            check_federated(dir, app, form.assertion.as_deref().unwrap_or_default(), now)?;
+            check_federated(
+                dir,
+                app,
+                tid,
+                form.assertion.as_deref().unwrap_or_default(),
+                now,
+            )?;
         }
     }
     if !sp.enabled {
@@ -629,6 +635,7 @@ fn jwks(dir: &Directory, tenant: &str, v2: bool) -> ResponseTemplate {
 fn check_federated(
     dir: &Directory,
     app: &crate::testing::directory::App,
+    tid: &str,
     assertion: &str,
     now: SystemTime,
 ) -> Result<(), EntraErr> {
@@ -650,16 +657,7 @@ fn check_federated(
         )
     })?;
     if claims.iss.as_deref() == Some(app.client_id.as_str()) {
-        // A certificate assertion: this mock has no certificates registered.
-        return Err(err(
-            401,
-            "invalid_client",
-            700027,
-            format!(
-                "Client assertion failed signature validation. No certificate is registered on app '{}'.",
-                app.client_id
-            ),
-        ));
+        return check_certificate(dir, app, tid, assertion, &claims, now);
     }
     let mut parts = assertion.rsplitn(2, '.');
     let (Some(sig), Some(message)) = (parts.next(), parts.next()) else {
@@ -863,4 +861,104 @@ fn identity(dir: &mut Directory, request: &Request, app_service: bool) -> Respon
         return bad(400, "invalid_request", "Identity not found");
     };
     ResponseTemplate::new(200).set_body_json(identity_token(dir, &identity, resource).1)
+}
+
+/// Entra's checks of a certificate assertion: a registered certificate by thumbprint,
+/// the signature with its key, `aud` = this tenant's token endpoint, `iss` = `sub` =
+/// client id, the time window, and no `jti` replay.
+fn check_certificate(
+    dir: &Directory,
+    app: &crate::testing::directory::App,
+    tid: &str,
+    assertion: &str,
+    claims: &crate::Claims,
+    now: SystemTime,
+) -> Result<(), EntraErr> {
+    use aws_lc_rs::signature::{self, RsaPublicKeyComponents};
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let invalid = |why: &str| {
+        err(
+            401,
+            "invalid_client",
+            700027,
+            format!("Client assertion failed signature validation. {why}"),
+        )
+    };
+    let header: Value = assertion
+        .split('.')
+        .next()
+        .and_then(|h| b64.decode(h).ok())
+        .and_then(|h| serde_json::from_slice(&h).ok())
+        .unwrap_or(Value::Null);
+    let cert = app.certs.iter().find(|c| {
+        header["x5t#S256"].as_str() == Some(c.x5t_s256.as_str())
+            || header["x5t"].as_str() == Some(c.x5t.as_str())
+    });
+    let Some(cert) = cert else {
+        return Err(invalid(&format!(
+            "Key was not found. The certificate with the presented thumbprint is not registered on application '{}'.",
+            app.client_id
+        )));
+    };
+    let algorithm: &'static signature::RsaParameters = match header["alg"].as_str() {
+        Some("PS256") => &signature::RSA_PSS_2048_8192_SHA256,
+        Some("RS256") => &signature::RSA_PKCS1_2048_8192_SHA256,
+        _ => return Err(invalid("Unsupported signing algorithm.")),
+    };
+    let (message, sig) = assertion
+        .rsplit_once('.')
+        .ok_or_else(|| invalid("Malformed assertion."))?;
+    let sig = b64
+        .decode(sig)
+        .map_err(|_| invalid("Malformed signature."))?;
+    let key = RsaPublicKeyComponents {
+        n: &cert.n,
+        e: &cert.e,
+    };
+    if key.verify(algorithm, message.as_bytes(), &sig).is_err() {
+        return Err(invalid(
+            "The signature does not match the registered certificate.",
+        ));
+    }
+    let expected_aud_ok = claims.aud.iter().any(|aud| {
+        url::Url::parse(aud).ok().is_some_and(|u| {
+            let segs: Vec<&str> = u.path_segments().map(|s| s.collect()).unwrap_or_default();
+            aud.starts_with(&dir.base)
+                && matches!(segs.as_slice(), [seg, "oauth2", "v2.0", "token"] if dir.resolve_tenant(seg).as_deref() == Some(tid))
+        })
+    });
+    if !expected_aud_ok {
+        return Err(invalid(&format!(
+            "The audience claim '{}' is not this tenant's token endpoint.",
+            claims.aud.join(",")
+        )));
+    }
+    if claims.sub.as_deref() != Some(app.client_id.as_str()) {
+        return Err(invalid("The sub claim must be the client id."));
+    }
+    let now_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    const SKEW: u64 = 300;
+    let exp = claims.exp.unwrap_or(0);
+    let nbf = claims.nbf.or(claims.iat).unwrap_or(0);
+    if exp + SKEW <= now_secs || nbf > now_secs + SKEW {
+        return Err(err(
+            400,
+            "invalid_client",
+            700024,
+            "Client assertion is not within its valid time range.",
+        ));
+    }
+    let jti = claims
+        .raw
+        .get("jti")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if jti.is_empty() || !dir.seen_jti.borrow_mut().insert(jti.to_owned()) {
+        return Err(invalid("The assertion's jti was already used (replay)."));
+    }
+    Ok(())
 }

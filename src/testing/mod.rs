@@ -20,7 +20,7 @@ use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::cloud::Cloud;
 use crate::tenant::TenantId;
 use directory::{
-    App, AppSecret, Directory, Fic, Identity, ScheduledFault, ServicePrincipal, Tenant,
+    App, AppCert, AppSecret, Directory, Fic, Identity, ScheduledFault, ServicePrincipal, Tenant,
 };
 
 /// A fake Entra with tenants, app registrations and consents, on a loopback port.
@@ -321,6 +321,7 @@ impl MockEntra {
                 secrets: Vec::new(),
                 app_id_uri: None,
                 fics: Vec::new(),
+                certs: Vec::new(),
             },
         );
         dir.tenant_mut(&home_id)
@@ -359,6 +360,44 @@ impl MockEntra {
             expires,
         });
         value
+    }
+
+    /// Registers a certificate (PEM or DER; only its public part is used) on the app, as
+    /// uploading it to the app registration does.
+    ///
+    /// # Panics
+    /// If it is not an X.509 certificate with an RSA key.
+    pub fn add_certificate(&self, app: &MockApp, certificate: &[u8]) {
+        use aws_lc_rs::digest;
+        use base64::Engine as _;
+        let der = if certificate.starts_with(b"-----BEGIN") {
+            let text = String::from_utf8_lossy(certificate);
+            let b64: String = text
+                .lines()
+                .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----END"))
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("MockEntra: certificate PEM is not base64")
+        } else {
+            certificate.to_vec()
+        };
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(&der).expect("MockEntra: not an X.509 certificate");
+        let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = cert.public_key().parsed() else {
+            panic!("MockEntra: only RSA certificates are supported");
+        };
+        let strip = |b: &[u8]| b[b.iter().position(|x| *x != 0).unwrap_or(b.len())..].to_vec();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let entry = AppCert {
+            x5t_s256: b64.encode(digest::digest(&digest::SHA256, &der)),
+            x5t: b64.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &der)),
+            n: strip(rsa.modulus),
+            e: strip(rsa.exponent),
+        };
+        app_mut(&mut self.lock(), app).certs.push(entry);
     }
 
     /// Removes every client secret of the app.
