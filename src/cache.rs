@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::Error;
+use crate::l2::{L2, L2Counters, L2Key, SharedCache};
 use crate::provider::TenantCredentialProvider;
 use crate::scope::{Scopes, normalized};
 use crate::tenant::TenantId;
@@ -66,6 +67,7 @@ pub struct CacheOptions {
     /// 5 min (default 30 s).
     pub refresh_retry: Duration,
     clock: SharedClock,
+    shared: Option<SharedCache>,
 }
 
 impl Default for CacheOptions {
@@ -77,6 +79,7 @@ impl Default for CacheOptions {
             jitter: Duration::from_secs(5 * 60),
             refresh_retry: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            shared: None,
         }
     }
 }
@@ -90,6 +93,7 @@ impl fmt::Debug for CacheOptions {
             .field("jitter", &self.jitter)
             .field("refresh_retry", &self.refresh_retry)
             .field("clock", &self.clock)
+            .field("shared", &self.shared)
             .finish()
     }
 }
@@ -125,6 +129,12 @@ impl CacheOptions {
         self
     }
 
+    /// A shared (L2) cache under this one, so replicas share tokens (see [`SharedCache`]).
+    pub fn shared(mut self, shared: SharedCache) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
     /// The clock deciding expiry and refresh (default the system clock; share a
     /// [`ManualClock`](crate::ManualClock) with the credential in tests).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -152,6 +162,14 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Entries held now.
     pub entries: u64,
+    /// Tokens found in the shared (L2) cache.
+    pub l2_hits: u64,
+    /// Shared-cache lookups that found nothing usable.
+    pub l2_misses: u64,
+    /// Shared-cache calls that failed or timed out (each counted as a miss).
+    pub l2_errors: u64,
+    /// Shared-cache values that failed to open (tampered, moved, unknown key id).
+    pub l2_open_failures: u64,
 }
 
 /// The cache key: (tenant, scope). The authority host and client id, the other half of
@@ -361,6 +379,7 @@ struct Inner<P> {
     hasher: KeyHasher,
     refreshes_running: AtomicUsize,
     refreshes_done: tokio::sync::Notify,
+    l2: Option<L2>,
 }
 
 /// A [`TenantCredentialProvider`] that caches another one's tokens per (tenant, scope).
@@ -451,6 +470,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 }
             })
             .build_with_hasher(KeyHasher::default());
+        let l2 = options.shared.clone().map(L2::new);
         Self {
             inner: Arc::new(Inner {
                 provider,
@@ -461,6 +481,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 hasher: KeyHasher::default(),
                 refreshes_running: AtomicUsize::new(0),
                 refreshes_done: tokio::sync::Notify::new(),
+                l2,
             }),
         }
     }
@@ -478,7 +499,56 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 tenant: tenant.as_str(),
                 scope,
             });
+            self.forget_in_l2(vec![Key {
+                tenant: tenant.clone(),
+                scopes: Scopes::from_normalized(scope),
+            }]);
         }
+    }
+
+    /// Deletes keys from the shared cache in the background (best effort: a runtime is
+    /// needed; entries left behind expire with their tokens).
+    fn forget_in_l2(&self, keys: Vec<Key>) {
+        if self.inner.l2.is_none() || keys.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        runtime.spawn(async move {
+            if let Some(l2) = &this.inner.l2 {
+                for key in keys {
+                    l2.delete(&this.l2_key(&key), this.inner.options.clock.now())
+                        .await;
+                }
+            }
+        });
+    }
+
+    fn l2_key(&self, key: &Key) -> L2Key {
+        let ns = self
+            .inner
+            .l2
+            .as_ref()
+            .map_or("act", |l2| l2.config.namespace.as_str());
+        L2Key::new(
+            ns,
+            self.inner.provider.authority_host().as_str(),
+            self.inner.provider.client_id(),
+            &key.tenant,
+            &key.scopes,
+        )
+    }
+
+    /// A usable token for `key` from the shared cache, as an entry.
+    async fn entry_from_l2(&self, key: &Key, l2_key: &L2Key, hash: u64) -> Option<Arc<Entry>> {
+        let inner = &self.inner;
+        let l2 = inner.l2.as_ref()?;
+        let now = inner.options.clock.now();
+        let token = l2.get(l2_key, &key.tenant, &key.scopes, now, now).await?;
+        let entry = Entry::new(token, now, &inner.options, self.spread(hash));
+        entry.usable(now).then(|| Arc::new(entry))
     }
 
     /// Drops every cached token of `tenant` (offboarding, consent revoked).
@@ -490,9 +560,10 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             .filter(|(k, _)| &k.tenant == tenant)
             .map(|(k, _)| k)
             .collect();
-        for key in keys {
-            self.inner.tokens.invalidate(&*key);
+        for key in &keys {
+            self.inner.tokens.invalidate(&**key);
         }
+        self.forget_in_l2(keys.iter().map(|k| (**k).clone()).collect());
     }
 
     /// Drops every cached token.
@@ -505,6 +576,12 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let inner = &self.inner;
         inner.tokens.run_pending_tasks();
         let c = &inner.counters;
+        let l2_count = |f: fn(&L2Counters) -> &AtomicU64| {
+            inner
+                .l2
+                .as_ref()
+                .map_or(0, |l2| f(&l2.counters).load(Ordering::Relaxed))
+        };
         CacheStats {
             hits: c.hits.get(),
             misses: c.misses.load(Ordering::Relaxed),
@@ -513,6 +590,10 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             errors: c.errors.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
             entries: inner.tokens.entry_count(),
+            l2_hits: l2_count(|c| &c.hits),
+            l2_misses: l2_count(|c| &c.misses),
+            l2_errors: l2_count(|c| &c.errors),
+            l2_open_failures: l2_count(|c| &c.open_failures),
         }
     }
 
@@ -571,10 +652,33 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 {
                     return Ok(entry);
                 }
+                let l2_key = inner.l2.as_ref().map(|_| self.l2_key(&key));
+                if let (Some(l2), Some(l2_key)) = (&inner.l2, &l2_key) {
+                    if let Some(entry) = self.entry_from_l2(&key, l2_key, hash).await {
+                        inner.tokens.insert(key.clone(), entry.clone());
+                        return Ok(entry);
+                    }
+                    // Another replica holds the lease: wait for its token to land in L2.
+                    if let Some(wait) = l2.config.lease_wait
+                        && !l2.lease(l2_key, now).await
+                    {
+                        let deadline = tokio::time::Instant::now() + wait;
+                        while tokio::time::Instant::now() < deadline {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            if let Some(entry) = self.entry_from_l2(&key, l2_key, hash).await {
+                                inner.tokens.insert(key.clone(), entry.clone());
+                                return Ok(entry);
+                            }
+                        }
+                    }
+                }
                 inner.counters.misses.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(tenant = %tenant, scope, "token cache miss");
                 match self.fetch(&key).await {
                     Ok(token) => {
+                        if let (Some(l2), Some(l2_key)) = (&inner.l2, &l2_key) {
+                            l2.put(l2_key, &token, inner.options.clock.now()).await;
+                        }
                         let entry = Arc::new(Entry::new(
                             token,
                             inner.options.clock.now(),
@@ -656,7 +760,26 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
     async fn refresh(&self, key: Key, old: Arc<Entry>) {
         let inner = &self.inner;
         tracing::debug!(tenant = %key.tenant, scope = %key.scopes, "refreshing token in the background");
-        match self.fetch(&key).await {
+        // Another replica may have refreshed it already.
+        let l2_key = inner.l2.as_ref().map(|_| self.l2_key(&key));
+        let from_l2 = match &l2_key {
+            Some(k) => self
+                .entry_from_l2(&key, k, inner.hasher.hash_one(&key))
+                .await
+                .filter(|e| e.token.expires_on() > old.token.expires_on()),
+            None => None,
+        };
+        let fetched = match from_l2 {
+            Some(entry) => Ok(entry.token.clone()),
+            None => {
+                let result = self.fetch(&key).await;
+                if let (Ok(token), Some(l2), Some(k)) = (&result, &inner.l2, &l2_key) {
+                    l2.put(k, token, inner.options.clock.now()).await;
+                }
+                result
+            }
+        };
+        match fetched {
             Ok(token) => {
                 let hash = inner.hasher.hash_one(&key);
                 let fresh = Arc::new(Entry::new(

@@ -13,9 +13,11 @@ mod consent;
 pub mod credential;
 mod error;
 mod jwks;
+mod l2;
 mod provider;
 mod registry;
 mod scope;
+mod seal;
 mod tenant;
 mod token;
 mod validate;
@@ -47,12 +49,16 @@ pub use credential::sources::{FnSource, TokenFile, WorkloadIdentity, assertion_f
 #[cfg(feature = "azure-core")]
 pub use credential::sources::{ManagedIdentity, TokenCredentialSource};
 pub use error::{EntraError, Error, FederationField, TransportKind};
+#[cfg(feature = "redis")]
+pub use l2::RedisStore;
+pub use l2::{L2Error, L2Store, SharedCache};
 pub use provider::TenantCredentialProvider;
 pub use registry::{
     InMemoryRegistry, JsonFileRegistry, OnboardingState, TenantRecord, TenantRegistry,
     for_each_active,
 };
 pub use scope::Scopes;
+pub use seal::SealingKeys;
 pub use tenant::TenantId;
 pub use token::AccessToken;
 pub use validate::{
