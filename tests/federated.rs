@@ -337,30 +337,18 @@ async fn managed_identity_builder_works_through_app_service_environment() {
     let w = World::new().await;
     let mi = w.entra.add_managed_identity(&w.home, "id");
     w.entra.trust_managed_identity(&w.app, &mi);
-    let exe = std::env::current_exe().unwrap();
-    let output = tokio::process::Command::new(exe)
-        .args([
-            "--exact",
-            "child_app_service_flow",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("IDENTITY_ENDPOINT", w.entra.app_service_endpoint().as_str())
-        .env("IDENTITY_HEADER", w.entra.identity_header())
-        .env("ACT_MOCK_URI", w.entra.uri().as_str())
-        .env("ACT_CLIENT_ID", w.app.client_id())
-        .env("ACT_MI_CLIENT_ID", &mi.client_id)
-        .env("ACT_TENANT", w.customer.as_str())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("1 passed"), "{stdout}");
+    run_child(
+        "child_app_service_flow",
+        &[
+            ("IDENTITY_ENDPOINT", w.entra.app_service_endpoint().as_str()),
+            ("IDENTITY_HEADER", &w.entra.identity_header()),
+            ("ACT_MOCK_URI", w.entra.uri().as_str()),
+            ("ACT_CLIENT_ID", w.app.client_id()),
+            ("ACT_MI_CLIENT_ID", &mi.client_id),
+            ("ACT_TENANT", w.customer.as_str()),
+        ],
+    )
+    .await;
     assert_eq!(w.entra.managed_identity_requests(), 1);
     assert_eq!(w.entra.token_requests_for(&w.customer), 1);
 }
@@ -401,4 +389,104 @@ async fn the_secretless_flow_works_through_the_azure_core_adapter() {
     let claims = decode_unverified(token.token.secret()).unwrap();
     assert_eq!(claims.tid.as_deref(), Some(w.customer.as_str()));
     assert_eq!(claims.oid.as_deref(), Some(w.sp_object_id.as_str()));
+}
+
+/// `WorkloadIdentity::from_env()` reads the variables the AKS webhook injects; those are
+/// process-wide, so this runs in a child process (this test binary again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_identity_from_env_reads_the_injected_variables() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    w.entra.trust_managed_identity(&w.app, &mi);
+    let file = std::env::temp_dir().join(format!("act-wi-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&file, w.entra.managed_identity_token(&mi, EXCHANGE)).unwrap();
+    run_child(
+        "child_workload_identity_flow",
+        &[
+            ("AZURE_CLIENT_ID", w.app.client_id()),
+            ("AZURE_TENANT_ID", w.home.as_str()),
+            ("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap()),
+            ("AZURE_AUTHORITY_HOST", w.entra.uri().as_str()),
+            ("ACT_TENANT", w.customer.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(w.entra.token_requests_for(&w.customer), 1);
+    let _ = std::fs::remove_file(&file);
+}
+
+#[tokio::test]
+#[ignore = "run by workload_identity_from_env_reads_the_injected_variables in its own process"]
+async fn child_workload_identity_flow() {
+    let cred = azure_cross_tenant::WorkloadIdentity::from_env()
+        .unwrap()
+        .build()
+        .unwrap();
+    let tenant: TenantId = std::env::var("ACT_TENANT").unwrap().parse().unwrap();
+    cred.get_token(&tenant, &[VAULT]).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_mock_imds_answers_scripted_failures_and_checks_its_header() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}?api-version=2018-02-01&resource={EXCHANGE}&client_id={}",
+        w.entra.imds_endpoint(),
+        mi.client_id
+    );
+    let no_header = http.get(&url).send().await.unwrap();
+    assert_eq!(no_header.status(), 400, "IMDS requires Metadata: true");
+    w.entra.inject_managed_identity_fault(410, 1);
+    let gone = http
+        .get(&url)
+        .header("Metadata", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 410);
+    let ok = http
+        .get(&url)
+        .header("Metadata", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let body: serde_json::Value = serde_json::from_slice(&ok.bytes().await.unwrap()).unwrap();
+    assert!(
+        body["expires_in"].is_string() && body["expires_on"].is_string(),
+        "IMDS sends strings: {body}"
+    );
+    let claims = decode_unverified(body["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims.sub.as_deref(), Some(mi.object_id.as_str()));
+    assert_eq!(claims.aud, vec![EXCHANGE]);
+
+    // azure_identity retries a 500 from IMDS and then succeeds.
+    w.entra.inject_managed_identity_fault(500, 1);
+    let source = TokenCredentialSource::new(imds_credential(&w.entra, &mi), EXCHANGE);
+    w.entra.trust_managed_identity(&w.app, &mi);
+    federated(&w, source)
+        .get_token(&w.customer, &[VAULT])
+        .await
+        .unwrap();
+    assert_eq!(w.entra.managed_identity_requests(), 5);
+}
+
+/// Runs the ignored test `name` of this binary in a child process with `env` (for
+/// process-wide environment variables), and asserts it passed.
+async fn run_child(name: &str, env: &[(&str, &str)]) {
+    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--ignored", "--nocapture"])
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
 }
