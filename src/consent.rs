@@ -449,3 +449,21 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any query either parses into a GUID-or-domain tenant with the right state, or
+        /// is refused; never a panic.
+        #[test]
+        fn arbitrary_callbacks_never_panic(query in ".{0,300}", state in "[a-z0-9]{16,24}") {
+            if let Ok(t) = AdminConsentCallback::parse(&query, &state) {
+                prop_assert!(query.contains(&state));
+                prop_assert!(t.tenant().as_str().parse::<TenantId>().is_ok());
+            }
+        }
+    }
+}

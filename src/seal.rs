@@ -159,3 +159,18 @@ mod tests {
         assert!(!format!("{keys:?}").contains("171"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever Redis hands back, opening it returns nothing or the sealed text.
+        #[test]
+        fn arbitrary_values_never_open_or_panic(value in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let keys = SealingKeys::new("k", [5; 32]).unwrap();
+            prop_assert_eq!(keys.open(&value, b"aad"), None);
+        }
+    }
+}

@@ -744,3 +744,18 @@ impl TokenValidator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// JWT-shaped garbage: claims or an error, never a panic.
+        #[test]
+        fn arbitrary_jwt_parts_never_panic(h in proptest::collection::vec(any::<u8>(), 0..64), p in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let token = format!("{}.{}.x", URL_SAFE_NO_PAD.encode(h), URL_SAFE_NO_PAD.encode(p));
+            let _ = decode_unverified(&token);
+        }
+    }
+}

@@ -477,3 +477,19 @@ mod tests {
         assert!(err.to_string().contains("not RSA"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary text as certificate and key: an error, never a panic.
+        #[test]
+        fn arbitrary_pem_never_panics(cert in ".{0,200}", key in ".{0,200}") {
+            let body = format!("-----BEGIN CERTIFICATE-----\n{cert}\n-----END CERTIFICATE-----");
+            let result = ClientCertificate::from_pem("11111111-2222-3333-4444-555555555555", &body, &key).build();
+            prop_assert!(result.is_err());
+        }
+    }
+}
