@@ -26,6 +26,7 @@ mod validate;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 
+// The public interface is:
 pub use authority::RetryPolicy;
 #[cfg(feature = "azure-core")]
 pub use azure::{TenantCredential, TenantCredentialExt, find_error};

@@ -443,6 +443,7 @@ pub struct TokenValidator {
 
 /// Builds a [`TokenValidator`].
 #[derive(Debug)]
+#[must_use = "a builder does nothing until `build()` (or `start()`)"]
 pub struct TokenValidatorBuilder {
     cloud: Cloud,
     http: Option<reqwest::Client>,

@@ -362,6 +362,7 @@ impl ClientCertificate {
 }
 
 /// Builds a [`ClientCertificate`].
+#[must_use = "a builder does nothing until `build()` (or `start()`)"]
 pub struct ClientCertificateBuilder {
     client_id: String,
     parsed: Result<Signer, Error>,

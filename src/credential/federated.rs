@@ -225,6 +225,7 @@ enum SourceSpec {
 }
 
 /// Builds a [`FederatedAssertion`].
+#[must_use = "a builder does nothing until `build()` (or `start()`)"]
 pub struct FederatedAssertionBuilder {
     client_id: String,
     source: SourceSpec,

@@ -63,6 +63,7 @@ impl fmt::Debug for ClientSecret {
 }
 
 /// Builds a [`ClientSecret`]; see [`ClientSecret::new`].
+#[must_use = "a builder does nothing until `build()` (or `start()`)"]
 pub struct ClientSecretBuilder {
     client_id: String,
     secret: Secret,

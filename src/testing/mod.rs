@@ -57,6 +57,7 @@ pub struct MockEntra {
 
 /// Builds a [`MockEntra`] with a custom clock.
 #[derive(Debug, Default)]
+#[must_use = "a builder does nothing until `build()` (or `start()`)"]
 pub struct MockEntraBuilder {
     clock: Option<SharedClock>,
     listener: Option<std::net::TcpListener>,
