@@ -50,9 +50,31 @@ use directory::{
 /// ```
 #[derive(Debug, Clone)]
 pub struct MockEntra {
-    server: Arc<MockServer>,
+    server: Arc<ServerHolder>,
     uri: Url,
     state: Arc<Mutex<Directory>>,
+}
+
+/// Owns the wiremock server and drops it on a plain thread. wiremock's `Drop` runs
+/// `futures::executor::block_on` on a tokio lock; inside a tokio task that has spent its
+/// cooperative budget (a test that awaited many tasks) that lock answers `Pending`
+/// forever and the drop spins. A fresh thread has no budget to exhaust.
+#[derive(Debug)]
+struct ServerHolder(Option<MockServer>);
+
+impl Drop for ServerHolder {
+    fn drop(&mut self) {
+        if let Some(server) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(server)).join();
+        }
+    }
+}
+
+impl ServerHolder {
+    fn get(&self) -> &MockServer {
+        // Only `drop` takes the server out.
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
 }
 
 /// Builds a [`MockEntra`] with a custom clock.
@@ -95,7 +117,7 @@ impl MockEntraBuilder {
             .mount(&server)
             .await;
         MockEntra {
-            server: Arc::new(server),
+            server: Arc::new(ServerHolder(Some(server))),
             uri,
             state,
         }
@@ -722,7 +744,7 @@ impl MockEntra {
 
     /// The address the server listens on.
     pub fn address(&self) -> std::net::SocketAddr {
-        *self.server.address()
+        *self.server.get().address()
     }
 }
 
