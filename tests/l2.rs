@@ -102,7 +102,9 @@ fn keys(id: &str, byte: u8) -> SealingKeys {
 /// One replica: its own credential and L1, sharing Redis.
 fn replica(w: &World, redis: &Redis, sealing: SealingKeys) -> Cached<ClientSecret> {
     let shared = SharedCache::new(Arc::new(RedisStore::new(&redis.url()).unwrap()), sealing)
-        .timeout(Duration::from_millis(500));
+        .timeout(Duration::from_millis(500))
+        // Generous on a loaded 2-core CI box: waiters must outlast the lease holder's fetch.
+        .lease_wait(Some(Duration::from_secs(5)));
     Cached::with_options(
         w.credential(),
         CacheOptions::default()
