@@ -674,11 +674,16 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 }
                 inner.counters.misses.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(tenant = %tenant, scope, "token cache miss");
-                match self.fetch(&key).await {
+                let fetched = self.fetch(&key).await;
+                if let (Some(l2), Some(l2_key)) = (&inner.l2, &l2_key) {
+                    let now = inner.options.clock.now();
+                    if let Ok(token) = &fetched {
+                        l2.put(l2_key, token, now).await;
+                    }
+                    l2.release(l2_key, now).await;
+                }
+                match fetched {
                     Ok(token) => {
-                        if let (Some(l2), Some(l2_key)) = (&inner.l2, &l2_key) {
-                            l2.put(l2_key, &token, inner.options.clock.now()).await;
-                        }
                         let entry = Arc::new(Entry::new(
                             token,
                             inner.options.clock.now(),

@@ -323,6 +323,16 @@ impl L2 {
             .await;
     }
 
+    /// Gives up a lease taken with [`lease`](Self::lease), so waiters and the next miss
+    /// do not wait for it to time out.
+    pub(crate) async fn release(&self, key: &L2Key, now: SystemTime) {
+        if self.config.lease_wait.is_some() {
+            let _ = self
+                .call(now, self.config.store.delete(&key.lease_key))
+                .await;
+        }
+    }
+
     pub(crate) async fn delete(&self, key: &L2Key, now: SystemTime) {
         let _ = self
             .call(now, self.config.store.delete(&key.store_key))
