@@ -658,16 +658,24 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                         inner.tokens.insert(key.clone(), entry.clone());
                         return Ok(entry);
                     }
-                    // Another replica holds the lease: wait for its token to land in L2.
-                    if let Some(wait) = l2.config.lease_wait
-                        && !l2.lease(l2_key, now).await
-                    {
-                        let deadline = tokio::time::Instant::now() + wait;
-                        while tokio::time::Instant::now() < deadline {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
+                    if let Some(wait) = l2.config.lease_wait {
+                        if l2.lease(l2_key, now).await {
+                            // The previous holder may have stored the token and released
+                            // the lease between our lookup and our lease: look once more.
                             if let Some(entry) = self.entry_from_l2(&key, l2_key, hash).await {
+                                l2.release(l2_key, now).await;
                                 inner.tokens.insert(key.clone(), entry.clone());
                                 return Ok(entry);
+                            }
+                        } else {
+                            // Another replica holds the lease: wait for its token in L2.
+                            let deadline = tokio::time::Instant::now() + wait;
+                            while tokio::time::Instant::now() < deadline {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                if let Some(entry) = self.entry_from_l2(&key, l2_key, hash).await {
+                                    inner.tokens.insert(key.clone(), entry.clone());
+                                    return Ok(entry);
+                                }
                             }
                         }
                     }
