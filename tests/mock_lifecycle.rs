@@ -51,3 +51,18 @@ async fn clones_share_one_server_that_lives_until_the_last_clone() {
     assert_eq!(status, 200);
     assert_eq!(clone.metadata_requests(), 1);
 }
+
+#[tokio::test]
+async fn the_mock_never_prints_its_secrets() {
+    let entra = MockEntra::start().await;
+    let home = entra.add_tenant("provider.example");
+    let app = entra.register_app(&home, "saas");
+    let secret = entra.add_secret(&app);
+    let expired = entra.add_expired_secret(&app);
+    let debug = format!("{entra:?}");
+    assert!(
+        !debug.contains(&secret) && !debug.contains(&expired),
+        "{debug}"
+    );
+    assert!(debug.contains("<redacted>"));
+}

@@ -93,10 +93,19 @@ pub(crate) struct Identity {
     pub(crate) tenant: String,
 }
 
-#[derive(Debug)]
 pub(crate) struct AppSecret {
     pub(crate) value: String,
     pub(crate) expires: SystemTime,
+}
+
+impl std::fmt::Debug for AppSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Even fake secrets stay out of output: tests copy patterns from the mock.
+        f.debug_struct("AppSecret")
+            .field("value", &"<redacted>")
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 /// A fault waiting to be served `remaining` more times to requests for `tenant`
