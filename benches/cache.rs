@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, Transport};
+use azure_core::http::ClientOptions;
 use azure_cross_tenant::testing::{MockApp, MockEntra};
 use azure_cross_tenant::{
     AccessToken, CacheOptions, Cached, ClientSecret, Clock, Error, Scopes, SystemClock,
@@ -20,20 +20,6 @@ use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 const VAULT: &str = "https://vault.azure.net/.default";
-
-/// azure_identity insists on an https authority; the mock speaks http on loopback. This
-/// transport rewrites the scheme, as the Azure SDK maintainers suggest for mocks.
-#[derive(Debug)]
-struct LoopbackHttp(reqwest::Client);
-
-#[async_trait::async_trait]
-impl HttpClient for LoopbackHttp {
-    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
-        let mut request = request.clone();
-        let _ = request.url_mut().set_scheme("http");
-        self.0.execute_request(&request).await
-    }
-}
 
 struct World {
     entra: MockEntra,
@@ -78,9 +64,7 @@ impl World {
         let options = ClientSecretCredentialOptions {
             client_options: ClientOptions {
                 cloud: Some(Arc::new(cloud.into())),
-                transport: Some(Transport::new(Arc::new(LoopbackHttp(
-                    reqwest::Client::new(),
-                )))),
+                transport: Some(azure_cross_tenant::testing::loopback_transport()),
                 ..Default::default()
             },
         };

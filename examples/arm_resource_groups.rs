@@ -12,14 +12,14 @@ mod support;
 
 use std::sync::Arc;
 
-use azure_core::http::{ClientOptions, Transport};
+use azure_core::http::ClientOptions;
 use azure_cross_tenant::{
     Cached, FederatedAssertion, ManagedIdentity, TenantCredentialProvider, TenantId,
     TokenCredentialSource,
 };
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use serde_json::json;
-use support::{FakeResource, ImdsToMock, MockWorld, env, show_token};
+use support::{FakeResource, MockWorld, env, show_token};
 use wiremock::ResponseTemplate;
 
 const ARM: &str = "https://management.azure.com/.default";
@@ -64,10 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let imds = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
             user_assigned_id: Some(UserAssignedId::ClientId(identity.client_id.clone())),
             client_options: ClientOptions {
-                transport: Some(Transport::new(Arc::new(ImdsToMock {
-                    http: reqwest::Client::new(),
-                    mock: world.entra.uri(),
-                }))),
+                transport: Some(world.entra.managed_identity_transport()),
                 ..Default::default()
             },
         }))?;

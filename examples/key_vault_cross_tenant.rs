@@ -9,11 +9,11 @@ mod support;
 
 use std::sync::Arc;
 
-use azure_core::http::{ClientOptions, Transport};
+use azure_core::http::ClientOptions;
 use azure_cross_tenant::{Cached, ClientSecret, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use serde_json::json;
-use support::{FakeResource, LoopbackHttp, MockWorld, env};
+use support::{FakeResource, MockWorld, env};
 use wiremock::ResponseTemplate;
 
 #[tokio::main]
@@ -64,9 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let options = SecretClientOptions {
         client_options: ClientOptions {
-            transport: Some(Transport::new(Arc::new(LoopbackHttp(
-                reqwest::Client::new(),
-            )))),
+            transport: Some(azure_cross_tenant::testing::loopback_transport()),
             ..Default::default()
         },
         verify_challenge_resource: Some(false), // the fake vault lives on 127.0.0.1

@@ -7,25 +7,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::TokenCredential;
-use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, Transport};
+use azure_core::http::ClientOptions;
 use azure_cross_tenant::{Cached, Error, TenantCredentialExt, TenantId, decode_unverified};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use common::{VAULT, World};
 use serde_json::json;
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
-
-/// The SDK sends bearer tokens only over https; the mock vault speaks http on loopback.
-#[derive(Debug)]
-struct LoopbackHttp(reqwest::Client);
-
-#[async_trait::async_trait]
-impl HttpClient for LoopbackHttp {
-    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
-        let mut request = request.clone();
-        let _ = request.url_mut().set_scheme("http");
-        self.0.execute_request(&request).await
-    }
-}
 
 /// A Key Vault of one tenant: challenges anonymous calls, then accepts only tokens
 /// issued by its tenant for Key Vault, recording the `oid` of each caller.
@@ -87,9 +74,7 @@ fn client(server: &MockServer, credential: Arc<dyn TokenCredential>) -> SecretCl
     let endpoint = server.uri().replacen("http://", "https://", 1);
     let options = SecretClientOptions {
         client_options: ClientOptions {
-            transport: Some(Transport::new(Arc::new(LoopbackHttp(
-                reqwest::Client::new(),
-            )))),
+            transport: Some(azure_cross_tenant::testing::loopback_transport()),
             ..Default::default()
         },
         // The challenge names vault.azure.net; the mock's host is 127.0.0.1.

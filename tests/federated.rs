@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, Transport};
+use azure_core::http::ClientOptions;
 use azure_cross_tenant::testing::{MockEntra, MockManagedIdentity};
 use azure_cross_tenant::{
     Assertion, Cached, Error, FederatedAssertion, FederationField, ManagedIdentity,
@@ -20,33 +20,12 @@ use common::{VAULT, World};
 
 const EXCHANGE: &str = "api://AzureADTokenExchange";
 
-/// Sends azure_identity's IMDS requests (169.254.169.254) to the mock instead.
-#[derive(Debug)]
-struct ToMock {
-    http: reqwest::Client,
-    mock: url::Url,
-}
-
-#[async_trait::async_trait]
-impl HttpClient for ToMock {
-    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
-        let mut request = request.clone();
-        let url = request.url_mut();
-        let _ = url.set_host(self.mock.host_str());
-        let _ = url.set_port(self.mock.port());
-        self.http.execute_request(&request).await
-    }
-}
-
 /// azure_identity's real managed identity credential, pointed at the mock's IMDS.
 fn imds_credential(entra: &MockEntra, mi: &MockManagedIdentity) -> Arc<ManagedIdentityCredential> {
     let options = ManagedIdentityCredentialOptions {
         user_assigned_id: Some(UserAssignedId::ClientId(mi.client_id.clone())),
         client_options: ClientOptions {
-            transport: Some(Transport::new(Arc::new(ToMock {
-                http: reqwest::Client::new(),
-                mock: entra.uri(),
-            }))),
+            transport: Some(entra.managed_identity_transport()),
             ..Default::default()
         },
     };

@@ -115,23 +115,6 @@ impl FakeResource {
     }
 }
 
-/// The Azure SDK sends bearer tokens only over https; the fake resources speak http on
-/// loopback. Used only in mock mode.
-#[derive(Debug)]
-pub struct LoopbackHttp(pub reqwest::Client);
-
-#[async_trait::async_trait]
-impl azure_core::http::HttpClient for LoopbackHttp {
-    async fn execute_request(
-        &self,
-        request: &azure_core::http::Request,
-    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
-        let mut request = request.clone();
-        let _ = request.url_mut().set_scheme("http");
-        self.0.execute_request(&request).await
-    }
-}
-
 /// Prints a token's identity without the token itself.
 pub fn show_token(token: &str) {
     if let Ok(c) = decode_unverified(token) {
@@ -143,26 +126,5 @@ pub fn show_token(token: &str) {
             c.app_id().unwrap_or("-"),
             c.roles.join(",")
         );
-    }
-}
-
-/// Sends azure_identity's IMDS requests (169.254.169.254) to the mock. Mock mode only.
-#[derive(Debug)]
-pub struct ImdsToMock {
-    pub http: reqwest::Client,
-    pub mock: url::Url,
-}
-
-#[async_trait::async_trait]
-impl azure_core::http::HttpClient for ImdsToMock {
-    async fn execute_request(
-        &self,
-        request: &azure_core::http::Request,
-    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
-        let mut request = request.clone();
-        let url = request.url_mut();
-        let _ = url.set_host(self.mock.host_str());
-        let _ = url.set_port(self.mock.port());
-        self.http.execute_request(&request).await
     }
 }

@@ -9,6 +9,11 @@
 mod directory;
 mod endpoints;
 mod keys;
+#[cfg(feature = "azure-core")]
+mod transport;
+
+#[cfg(feature = "azure-core")]
+pub use transport::loopback_transport;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
