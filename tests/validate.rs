@@ -490,3 +490,39 @@ proptest! {
         prop_assert!(result.is_err());
     }
 }
+
+#[tokio::test]
+async fn a_failed_key_refetch_keeps_the_old_keys_and_no_keys_at_all_is_keys_unavailable() {
+    let w = World::new().await;
+    let v = validator(&w);
+    let genuine = w
+        .credential()
+        .get_token(&w.customer, &[VAULT])
+        .await
+        .unwrap();
+    v.validate(genuine.secret(), &expect(&w)).await.unwrap();
+
+    w.entra.set_keys_unavailable(true);
+    w.clock.advance(Duration::from_secs(301));
+    let unknown = w
+        .entra
+        .sign_token(&json!({"alg": "RS256", "kid": "rotated-in"}), &claims(&w));
+    let err = v.validate(&unknown, &expect(&w)).await.unwrap_err();
+    assert_eq!(
+        err,
+        ValidationError::UnknownKey {
+            kid: "rotated-in".into()
+        }
+    );
+    // The keys fetched before the outage still validate tokens signed with them.
+    let again = w.entra.sign_token(&rs256(), &claims(&w));
+    v.validate(&again, &expect(&w)).await.unwrap();
+
+    // A validator that never got keys says so.
+    let fresh = validator(&w);
+    let err = fresh.validate(&again, &expect(&w)).await.unwrap_err();
+    assert!(
+        matches!(err, ValidationError::KeysUnavailable { .. }),
+        "{err:?}"
+    );
+}

@@ -141,6 +141,8 @@ pub(crate) struct Directory {
     /// Scripted failures of the managed identity endpoints: (status, remaining).
     pub(crate) identity_faults: Vec<(u16, u32)>,
     pub(crate) identity_requests: usize,
+    /// Metadata and JWKS answer 503 while set.
+    pub(crate) keys_unavailable: bool,
     /// `jti`s of client assertions already used (replays are refused).
     pub(crate) seen_jti: std::cell::RefCell<std::collections::HashSet<String>>,
 }
@@ -167,6 +169,7 @@ impl Directory {
             identity_token_lifetime: Duration::from_secs(86_399),
             identity_faults: Vec::new(),
             identity_requests: 0,
+            keys_unavailable: false,
             seen_jti: Default::default(),
         }
     }

@@ -543,6 +543,9 @@ fn resolve_resource(dir: &Directory, tid: &str, resource: &str) -> Option<(Strin
 }
 
 fn metadata(dir: &Directory, tenant: &str, v2: bool) -> ResponseTemplate {
+    if dir.keys_unavailable {
+        return ResponseTemplate::new(503);
+    }
     let base = &dir.base;
     let (tid, issuer) =
         if tenant.eq_ignore_ascii_case("common") || tenant.eq_ignore_ascii_case("organizations") {
@@ -601,6 +604,9 @@ fn metadata(dir: &Directory, tenant: &str, v2: bool) -> ResponseTemplate {
 }
 
 fn jwks(dir: &Directory, tenant: &str, v2: bool) -> ResponseTemplate {
+    if dir.keys_unavailable {
+        return ResponseTemplate::new(503);
+    }
     let base = &dir.base;
     let tid =
         if tenant.eq_ignore_ascii_case("common") || tenant.eq_ignore_ascii_case("organizations") {

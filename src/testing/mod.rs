@@ -682,6 +682,12 @@ impl MockEntra {
         }
     }
 
+    /// Makes OpenID metadata and JWKS answer 503 while `unavailable` (an outage of the
+    /// key endpoints).
+    pub fn set_keys_unavailable(&self, unavailable: bool) {
+        self.lock().keys_unavailable = unavailable;
+    }
+
     /// Stops publishing every key but the current one (the end of a rollover).
     pub fn retire_old_keys(&self) {
         let mut dir = self.lock();
