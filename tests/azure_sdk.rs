@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::ClientOptions;
+use azure_cross_tenant::testing::DropOnThread;
 use azure_cross_tenant::{Cached, Error, TenantCredentialExt, TenantId, decode_unverified};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use common::{VAULT, World};
@@ -56,7 +57,10 @@ impl Respond for Vault {
     }
 }
 
-async fn vault(w: &World, tenant: &TenantId) -> (MockServer, Arc<Mutex<Vec<String>>>) {
+async fn vault(
+    w: &World,
+    tenant: &TenantId,
+) -> (DropOnThread<MockServer>, Arc<Mutex<Vec<String>>>) {
     let server = MockServer::start().await;
     let callers = Arc::new(Mutex::new(Vec::new()));
     Mock::given(wiremock::matchers::any())
@@ -67,7 +71,7 @@ async fn vault(w: &World, tenant: &TenantId) -> (MockServer, Arc<Mutex<Vec<Strin
         })
         .mount(&server)
         .await;
-    (server, callers)
+    (DropOnThread::new(server), callers)
 }
 
 fn client(server: &MockServer, credential: Arc<dyn TokenCredential>) -> SecretClient {

@@ -178,7 +178,8 @@ async fn capture_assertion(
     tenant: &str,
     alg: AssertionAlgorithm,
 ) -> Captured {
-    let server = wiremock::MockServer::start().await;
+    let server =
+        azure_cross_tenant::testing::DropOnThread::new(wiremock::MockServer::start().await);
     wiremock::Mock::given(wiremock::matchers::any())
         .respond_with(wiremock::ResponseTemplate::new(400).set_body_string("{}"))
         .mount(&server)

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use azure_cross_tenant::testing::{MockApp, MockEntra};
+use azure_cross_tenant::testing::{DropOnThread, MockApp, MockEntra};
 use azure_cross_tenant::{TenantId, decode_unverified};
 use serde_json::Value;
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
@@ -55,7 +55,7 @@ pub type Handler = Arc<dyn Fn(&wiremock::Request, &Value) -> ResponseTemplate + 
 /// challenge without a token; 403 unless the token's `tid` and `aud` are right; else the
 /// handler answers. `claims` of every accepted call are kept.
 pub struct FakeResource {
-    pub server: MockServer,
+    pub server: DropOnThread<MockServer>,
     pub accepted: Arc<Mutex<Vec<Value>>>,
 }
 
@@ -111,7 +111,10 @@ impl FakeResource {
             })
             .mount(&server)
             .await;
-        Self { server, accepted }
+        Self {
+            server: DropOnThread::new(server),
+            accepted,
+        }
     }
 }
 

@@ -55,30 +55,52 @@ use directory::{
 /// ```
 #[derive(Debug, Clone)]
 pub struct MockEntra {
-    server: Arc<ServerHolder>,
+    server: Arc<DropOnThread<MockServer>>,
     uri: Url,
     state: Arc<Mutex<Directory>>,
 }
 
-/// Owns the wiremock server and drops it on a plain thread. wiremock's `Drop` runs
-/// `futures::executor::block_on` on a tokio lock; inside a tokio task that has spent its
-/// cooperative budget (a test that awaited many tasks) that lock answers `Pending`
-/// forever and the drop spins. A fresh thread has no budget to exhaust.
+/// Holds a value (typically a `wiremock::MockServer`) and drops it on a plain thread.
+///
+/// wiremock's `MockServer` runs `futures::executor::block_on` on a tokio lock when
+/// dropped; inside a tokio task that has spent its cooperative budget (a test that awaited
+/// many ready things), that lock answers `Pending` forever and the drop spins. A fresh
+/// thread has no budget to exhaust. `MockEntra` holds its server this way; wrap your own
+/// fake resource servers the same way.
+///
+/// ```
+/// use azure_cross_tenant::testing::DropOnThread;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let vault = DropOnThread::new(wiremock::MockServer::start().await);
+/// let uri = vault.uri(); // derefs to the server
+/// # let _ = uri;
+/// # }
+/// ```
 #[derive(Debug)]
-struct ServerHolder(Option<MockServer>);
+pub struct DropOnThread<T: Send + 'static>(Option<T>);
 
-impl Drop for ServerHolder {
-    fn drop(&mut self) {
-        if let Some(server) = self.0.take() {
-            let _ = std::thread::spawn(move || drop(server)).join();
-        }
+impl<T: Send + 'static> DropOnThread<T> {
+    /// Wraps `value`.
+    pub fn new(value: T) -> Self {
+        Self(Some(value))
     }
 }
 
-impl ServerHolder {
-    fn get(&self) -> &MockServer {
-        // Only `drop` takes the server out.
+impl<T: Send + 'static> std::ops::Deref for DropOnThread<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // Only `drop` takes the value out.
         self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T: Send + 'static> Drop for DropOnThread<T> {
+    fn drop(&mut self) {
+        if let Some(value) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(value)).join();
+        }
     }
 }
 
@@ -122,7 +144,7 @@ impl MockEntraBuilder {
             .mount(&server)
             .await;
         MockEntra {
-            server: Arc::new(ServerHolder(Some(server))),
+            server: Arc::new(DropOnThread::new(server)),
             uri,
             state,
         }
@@ -755,7 +777,7 @@ impl MockEntra {
 
     /// The address the server listens on.
     pub fn address(&self) -> std::net::SocketAddr {
-        *self.server.get().address()
+        *self.server.address()
     }
 }
 
