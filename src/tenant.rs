@@ -57,10 +57,20 @@ pub(crate) fn is_guid(s: &str) -> bool {
 }
 
 /// Cuts untrusted input to a bounded, printable length for an error message.
+///
+/// The budget counts characters as `{:?}` will print them, so input full of escapes
+/// (`\u{3347a}` is ten characters) cannot blow up a message either.
 pub(crate) fn echo(input: &str) -> String {
-    let mut out: String = input.chars().take(MAX_ECHO).collect();
-    if input.chars().count() > MAX_ECHO {
-        out.push('…');
+    let mut out = String::new();
+    let mut budget = MAX_ECHO;
+    for c in input.chars() {
+        let printed = c.escape_debug().count();
+        if printed > budget {
+            out.push('…');
+            return out;
+        }
+        budget -= printed;
+        out.push(c);
     }
     out
 }
