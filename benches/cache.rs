@@ -6,16 +6,17 @@
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 
+mod support;
+
+use support::Minted;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::testing::{MockApp, MockEntra};
-use azure_cross_tenant::{
-    AccessToken, CacheOptions, Cached, ClientSecret, Clock, Error, Scopes, SystemClock,
-    TenantCredentialProvider, TenantId,
-};
+use azure_cross_tenant::{CacheOptions, Cached, ClientSecret, TenantCredentialProvider, TenantId};
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -77,27 +78,6 @@ impl World {
         .unwrap()
     }
 }
-
-/// A provider minting JWT-sized tokens in-process, to fill a cache with 30,000 or
-/// 100,000 entries without as many HTTP round trips (a hit never reaches the provider).
-#[derive(Debug)]
-struct Minted;
-
-#[async_trait::async_trait]
-impl TenantCredentialProvider for Minted {
-    fn client_id(&self) -> &str {
-        "00000000-0000-0000-0000-0000000000b1"
-    }
-    async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
-        let scopes = Scopes::parse(scopes)?;
-        let text = format!("eyJ{}", "x".repeat(TOKEN_LEN - 3));
-        let expires = SystemClock::default().now() + Duration::from_secs(3600);
-        Ok(AccessToken::new(text, expires, tenant.clone(), scopes))
-    }
-}
-
-/// About the length of an Entra app token.
-const TOKEN_LEN: usize = 1500;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

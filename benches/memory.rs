@@ -5,37 +5,19 @@
 
 #![allow(missing_docs)]
 
-use std::alloc::System;
-use std::time::Duration;
+mod support;
 
-use azure_cross_tenant::{
-    AccessToken, CacheOptions, Cached, Clock, Error, Scopes, SystemClock, TenantCredentialProvider,
-    TenantId,
-};
+use support::{Minted, TOKEN_LEN};
+
+use std::alloc::System;
+
+use azure_cross_tenant::{CacheOptions, Cached, TenantCredentialProvider, TenantId};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// About the length of an Entra app token.
-const TOKEN_LEN: usize = 1500;
 const ENTRIES: usize = 100_000;
-
-#[derive(Debug)]
-struct Minted;
-
-#[async_trait::async_trait]
-impl TenantCredentialProvider for Minted {
-    fn client_id(&self) -> &str {
-        "00000000-0000-0000-0000-0000000000b1"
-    }
-    async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
-        let scopes = Scopes::parse(scopes)?;
-        let text = format!("eyJ{}", "x".repeat(TOKEN_LEN - 3));
-        let expires = SystemClock::default().now() + Duration::from_secs(3600);
-        Ok(AccessToken::new(text, expires, tenant.clone(), scopes))
-    }
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
