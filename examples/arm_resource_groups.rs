@@ -10,16 +10,15 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use azure_core::http::ClientOptions;
+use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{
     Cached, FederatedAssertion, ManagedIdentity, TenantCredentialProvider, TenantId,
     TokenCredentialSource,
 };
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use serde_json::json;
-use support::{FakeResource, MockWorld, env, show_token};
+use support::{MockWorld, env, show_token};
 use wiremock::ResponseTemplate;
 
 const ARM: &str = "https://management.azure.com/.default";
@@ -75,18 +74,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .authority_host(world.entra.uri())
         .build()?;
         let subscription = uuid::Uuid::new_v4().to_string();
-        let arm = FakeResource::start(
-            &world,
+        let arm = MockResource::start(
+            &world.entra,
+            &world.customer,
             "https://management.azure.com",
-            Arc::new(|_, _| {
+            |_, _| {
                 ResponseTemplate::new(200).set_body_json(json!({"value": [
                     {"name": "rg-customer-app", "location": "westeurope"},
                     {"name": "rg-customer-data", "location": "northeurope"},
                 ]}))
-            }),
+            },
         )
         .await;
-        let url = arm.server.uri();
+        let url = arm.uri();
         let tenant = world.customer.clone();
         _mock = (world, arm);
         (Cached::new(credential), tenant, url, subscription)

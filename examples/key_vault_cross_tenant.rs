@@ -7,13 +7,12 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use azure_core::http::ClientOptions;
+use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{Cached, ClientSecret, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use serde_json::json;
-use support::{FakeResource, MockWorld, env};
+use support::{MockWorld, env};
 use wiremock::ResponseTemplate;
 
 #[tokio::main]
@@ -43,16 +42,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "https://vault.azure.net",
         "Secrets.Read",
     );
-    let vault = FakeResource::start(
-        &world,
+    let vault = MockResource::start(
+        &world.entra,
+        &world.customer,
         "https://vault.azure.net",
-        Arc::new(|request, _claims| {
+        |request, _claims| {
             ResponseTemplate::new(200).set_body_json(json!({
                 "value": "s3cr3t-from-the-customer-vault",
                 "id": format!("https://{}{}/0123", request.url.authority(), request.url.path()),
                 "attributes": {"enabled": true},
             }))
-        }),
+        },
     )
     .await;
 
@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         verify_challenge_resource: Some(false), // the fake vault lives on 127.0.0.1
         ..Default::default()
     };
-    let endpoint = vault.server.uri().replacen("http://", "https://", 1);
+    let endpoint = vault.https_uri();
     let client = SecretClient::new(
         &endpoint,
         provider.for_tenant(world.customer.clone()),
@@ -83,10 +83,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let secret = client.get_secret(&name, None).await?.into_model()?;
     println!("  {name} = {:?}", secret.value.unwrap_or_default());
-    let claims = vault.accepted.lock().unwrap()[0].clone();
+    let claims = &vault.accepted()[0];
     println!(
-        "  the vault saw: tid={} oid={} (the app's service principal in the customer tenant: {}) aud={} roles={}",
-        claims["tid"], claims["oid"], world.customer_sp, claims["aud"], claims["roles"]
+        "  the vault saw: tid={} oid={} (the app's service principal in the customer tenant: {}) aud={} roles={:?}",
+        claims.tid.as_deref().unwrap_or("-"),
+        claims.oid.as_deref().unwrap_or("-"),
+        world.customer_sp,
+        claims.aud.join(","),
+        claims.roles
     );
     Ok(())
 }

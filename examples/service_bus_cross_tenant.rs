@@ -14,8 +14,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{Cached, ClientSecret, TenantCredentialProvider, TenantId};
-use support::{FakeResource, MockWorld, env, show_token};
+use support::{MockWorld, env, show_token};
 use wiremock::ResponseTemplate;
 
 const SCOPE: &str = "https://servicebus.azure.net/.default";
@@ -48,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .authority_host(world.entra.uri())
                     .build()?,
             );
-            let url = bus.server.uri();
+            let url = bus.uri();
             let tenant = world.customer.clone();
             _mock = (world, bus);
             (provider, tenant, url, reqwest::Client::new())
@@ -98,12 +99,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// A customer namespace with two queues; the customer's worker answers each command on
 /// the status queue.
-async fn fake_service_bus(world: &MockWorld, commands: String, status: String) -> FakeResource {
+async fn fake_service_bus(world: &MockWorld, commands: String, status: String) -> MockResource {
     let queues: Arc<Mutex<HashMap<String, VecDeque<String>>>> = Arc::default();
-    FakeResource::start(
-        world,
+    MockResource::start(
+        &world.entra,
+        &world.customer,
         "https://servicebus.azure.net",
-        Arc::new(move |request, _claims| {
+        move |request, _claims| {
             let segments: Vec<&str> = request
                 .url
                 .path_segments()
@@ -136,7 +138,7 @@ async fn fake_service_bus(world: &MockWorld, commands: String, status: String) -
                 }
                 _ => ResponseTemplate::new(404),
             }
-        }),
+        },
     )
     .await
 }

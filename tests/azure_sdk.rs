@@ -4,78 +4,38 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::ClientOptions;
-use azure_cross_tenant::testing::DropOnThread;
-use azure_cross_tenant::{Cached, Error, TenantCredentialExt, TenantId, decode_unverified};
+use azure_cross_tenant::testing::MockResource;
+use azure_cross_tenant::{Cached, Error, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use common::{VAULT, World};
 use serde_json::json;
-use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
-/// A Key Vault of one tenant: challenges anonymous calls, then accepts only tokens
-/// issued by its tenant for Key Vault, recording the `oid` of each caller.
-struct Vault {
-    authority: String,
-    tenant: String,
-    callers: Arc<Mutex<Vec<String>>>,
+/// A Key Vault of one tenant: challenges anonymous calls, accepts only tokens issued by
+/// its tenant for Key Vault, and answers with a secret naming the tenant.
+async fn vault(w: &World, tenant: &TenantId) -> MockResource {
+    let name = tenant.to_string();
+    MockResource::start(
+        &w.entra,
+        tenant,
+        "https://vault.azure.net",
+        move |request, _| {
+            ResponseTemplate::new(200).set_body_json(json!({
+                "value": format!("secret-of-{name}"),
+                "id": format!("https://{}/secrets/db-password/0123", request.url.authority()),
+                "attributes": {"enabled": true},
+            }))
+        },
+    )
+    .await
 }
 
-impl Respond for Vault {
-    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let bearer = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let Some(token) = bearer else {
-            let challenge = format!(
-                r#"Bearer authorization="{}{}", resource="https://vault.azure.net""#,
-                self.authority, self.tenant
-            );
-            return ResponseTemplate::new(401)
-                .insert_header("www-authenticate", challenge.as_str());
-        };
-        let claims = decode_unverified(token).unwrap();
-        if claims.tid.as_deref() != Some(self.tenant.as_str())
-            || claims.aud != ["https://vault.azure.net"]
-        {
-            return ResponseTemplate::new(403)
-                .set_body_json(json!({"error": {"code": "Forbidden"}}));
-        }
-        self.callers
-            .lock()
-            .unwrap()
-            .push(claims.oid.unwrap_or_default());
-        ResponseTemplate::new(200).set_body_json(json!({
-            "value": format!("secret-of-{}", self.tenant),
-            "id": format!("https://{}/secrets/db-password/0123", request.url.authority()),
-            "attributes": {"enabled": true},
-        }))
-    }
-}
-
-async fn vault(
-    w: &World,
-    tenant: &TenantId,
-) -> (DropOnThread<MockServer>, Arc<Mutex<Vec<String>>>) {
-    let server = MockServer::start().await;
-    let callers = Arc::new(Mutex::new(Vec::new()));
-    Mock::given(wiremock::matchers::any())
-        .respond_with(Vault {
-            authority: w.entra.uri().to_string(),
-            tenant: tenant.to_string(),
-            callers: callers.clone(),
-        })
-        .mount(&server)
-        .await;
-    (DropOnThread::new(server), callers)
-}
-
-fn client(server: &MockServer, credential: Arc<dyn TokenCredential>) -> SecretClient {
-    let endpoint = server.uri().replacen("http://", "https://", 1);
+fn client(vault: &MockResource, credential: Arc<dyn TokenCredential>) -> SecretClient {
+    let endpoint = vault.https_uri();
     let options = SecretClientOptions {
         client_options: ClientOptions {
             transport: Some(azure_cross_tenant::testing::loopback_transport()),
@@ -95,8 +55,8 @@ async fn one_cached_provider_serves_one_sdk_client_per_tenant_each_with_its_own_
     let contoso_sp = w.entra.consent(&contoso, &w.app);
     let provider = Cached::new(w.credential());
 
-    let (fabrikam_vault, fabrikam_callers) = vault(&w, &w.customer).await;
-    let (contoso_vault, contoso_callers) = vault(&w, &contoso).await;
+    let fabrikam_vault = vault(&w, &w.customer).await;
+    let contoso_vault = vault(&w, &contoso).await;
     let fabrikam = client(&fabrikam_vault, provider.for_tenant(w.customer.clone()));
     let contoso_client = client(&contoso_vault, provider.for_tenant(contoso.clone()));
 
@@ -122,21 +82,15 @@ async fn one_cached_provider_serves_one_sdk_client_per_tenant_each_with_its_own_
             Some(format!("secret-of-{contoso}").as_str())
         );
     }
-    assert!(
-        fabrikam_callers
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|oid| *oid == w.sp_object_id)
-    );
-    assert!(
-        contoso_callers
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|oid| *oid == contoso_sp)
-    );
-    assert_eq!(fabrikam_callers.lock().unwrap().len(), 3);
+    // Each vault saw three calls, each with its own tenant's service principal.
+    let oids = |v: &MockResource| {
+        v.accepted()
+            .into_iter()
+            .map(|c| c.oid.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(oids(&fabrikam_vault), vec![w.sp_object_id.clone(); 3]);
+    assert_eq!(oids(&contoso_vault), vec![contoso_sp; 3]);
     // One token request per tenant: the cache, not the SDK, holds the tokens.
     assert_eq!(w.entra.token_requests_for(&w.customer), 1);
     assert_eq!(w.entra.token_requests_for(&contoso), 1);
@@ -147,7 +101,7 @@ async fn one_cached_provider_serves_one_sdk_client_per_tenant_each_with_its_own_
 async fn our_typed_error_survives_the_sdk() {
     let w = World::new().await;
     let provider = Cached::new(w.credential());
-    let (server, _) = vault(&w, &w.stranger).await;
+    let server = vault(&w, &w.stranger).await;
     let err = client(&server, provider.for_tenant(w.stranger.clone()))
         .get_secret("db-password", None)
         .await

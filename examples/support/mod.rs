@@ -3,12 +3,8 @@
 //! Azure when the usual environment variables are set.
 #![allow(dead_code, unreachable_pub)] // each example uses part of it
 
-use std::sync::{Arc, Mutex};
-
-use azure_cross_tenant::testing::{DropOnThread, MockApp, MockEntra};
+use azure_cross_tenant::testing::{MockApp, MockEntra};
 use azure_cross_tenant::{TenantId, decode_unverified};
-use serde_json::Value;
-use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 /// Environment variable `name`, if set and non-empty.
 pub fn env(name: &str) -> Option<String> {
@@ -44,76 +40,6 @@ impl MockWorld {
             app,
             secret,
             customer_sp,
-        }
-    }
-}
-
-/// What a fake resource decides for one authorized request.
-pub type Handler = Arc<dyn Fn(&wiremock::Request, &Value) -> ResponseTemplate + Send + Sync>;
-
-/// A fake resource server (Key Vault, Service Bus, ARM...) of one tenant: 401 with a
-/// challenge without a token; 403 unless the token's `tid` and `aud` are right; else the
-/// handler answers. `claims` of every accepted call are kept.
-pub struct FakeResource {
-    pub server: DropOnThread<MockServer>,
-    pub accepted: Arc<Mutex<Vec<Value>>>,
-}
-
-struct Checker {
-    authority: String,
-    tenant: String,
-    audience: String,
-    accepted: Arc<Mutex<Vec<Value>>>,
-    handler: Handler,
-}
-
-impl Respond for Checker {
-    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
-        let bearer = request
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let Some(token) = bearer else {
-            let challenge = format!(
-                r#"Bearer authorization="{}{}", resource="{}""#,
-                self.authority, self.tenant, self.audience
-            );
-            return ResponseTemplate::new(401)
-                .insert_header("www-authenticate", challenge.as_str());
-        };
-        let Ok(claims) = decode_unverified(token) else {
-            return ResponseTemplate::new(401);
-        };
-        if claims.tid.as_deref() != Some(self.tenant.as_str())
-            || !claims.aud.contains(&self.audience)
-        {
-            return ResponseTemplate::new(403)
-                .set_body_string("token is for another tenant or resource");
-        }
-        let raw = Value::Object(claims.raw.clone());
-        self.accepted.lock().unwrap().push(raw.clone());
-        (self.handler)(request, &raw)
-    }
-}
-
-impl FakeResource {
-    pub async fn start(world: &MockWorld, audience: &str, handler: Handler) -> Self {
-        let server = MockServer::start().await;
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        Mock::given(wiremock::matchers::any())
-            .respond_with(Checker {
-                authority: world.entra.uri().to_string(),
-                tenant: world.customer.to_string(),
-                audience: audience.to_owned(),
-                accepted: accepted.clone(),
-                handler,
-            })
-            .mount(&server)
-            .await;
-        Self {
-            server: DropOnThread::new(server),
-            accepted,
         }
     }
 }

@@ -9,9 +9,11 @@
 mod directory;
 mod endpoints;
 mod keys;
+mod resource;
 #[cfg(feature = "azure-core")]
 mod transport;
 
+pub use resource::MockResource;
 #[cfg(feature = "azure-core")]
 pub use transport::loopback_transport;
 
@@ -715,6 +717,19 @@ impl MockEntra {
         let mut dir = self.lock();
         let keep = dir.keys.len() - 1;
         dir.keys.drain(..keep);
+    }
+
+    /// Whether `token` carries a valid RS256 signature by one of this mock's published keys.
+    pub fn signed_by_mock(&self, token: &str) -> bool {
+        use base64::Engine as _;
+        let Some((message, sig)) = token.rsplit_once('.') else {
+            return false;
+        };
+        let Ok(sig) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) else {
+            return false;
+        };
+        let dir = self.lock();
+        dir.keys.iter().any(|k| k.verify(message.as_bytes(), &sig))
     }
 
     /// The `kid` of the key signing tokens now.
