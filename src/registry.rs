@@ -258,7 +258,7 @@ where
                     i += 1;
                 }
             }
-            if running.is_empty() {
+            if running.is_empty() && pending.len() == 0 {
                 return Poll::Ready(());
             }
             if !progressed {
@@ -269,4 +269,35 @@ where
     .await;
     done.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Work that finishes at once: every batch completes in one poll, the case that used
+    /// to end the loop before the remaining tenants were started.
+    #[tokio::test]
+    async fn every_active_tenant_is_served_when_work_finishes_immediately() {
+        let registry = InMemoryRegistry::new();
+        for i in 0..7 {
+            let t: TenantId = format!("t{i}.example").parse().unwrap();
+            registry
+                .upsert(TenantRecord::new(
+                    t,
+                    format!("T{i}"),
+                    OnboardingState::Active,
+                ))
+                .await
+                .unwrap();
+        }
+        for concurrency in [1, 2, 3, 10] {
+            let results = for_each_active(&registry, concurrency, |r| async move {
+                Ok::<_, Error>(r.display_name)
+            })
+            .await
+            .unwrap();
+            assert_eq!(results.len(), 7, "concurrency {concurrency}");
+        }
+    }
 }
