@@ -441,12 +441,14 @@ fn httpdate(s: &str) -> Option<SystemTime> {
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
-enum BodyError {
+/// Why a capped body read failed.
+pub(crate) enum BodyError {
     TooLarge,
     Transport(reqwest::Error),
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+/// Reads a response body, refusing more than [`MAX_BODY`] bytes (by header or as it streams).
+pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
     if response
         .content_length()
         .is_some_and(|len| len > MAX_BODY as u64)

@@ -10,7 +10,7 @@ use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use url::Url;
 
-use crate::authority::MAX_BODY;
+use crate::authority::{BodyError, MAX_BODY, read_capped};
 use crate::clock::SharedClock;
 use crate::validate::ValidationError;
 
@@ -217,7 +217,7 @@ impl JwksCache {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: Url) -> Result<T, String> {
-        let mut response = self
+        let response = self
             .http
             .get(url.clone())
             .timeout(Duration::from_secs(10))
@@ -227,17 +227,10 @@ impl JwksCache {
         if !response.status().is_success() {
             return Err(format!("GET {url}: HTTP {}", response.status().as_u16()));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?
-        {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(format!("GET {url}: body over {MAX_BODY} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_capped(response).await.map_err(|e| match e {
+            BodyError::TooLarge => format!("GET {url}: body over {MAX_BODY} bytes"),
+            BodyError::Transport(e) => format!("GET {url}: {e}"),
+        })?;
         serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not the expected JSON ({e})"))
     }
 }

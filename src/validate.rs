@@ -263,9 +263,18 @@ pub fn decode_unverified(token: &str) -> Result<Claims, ValidationError> {
     let payload = decode(payload)?;
     let raw: Map<String, Value> = serde_json::from_slice(&payload)
         .map_err(|_| ValidationError::Malformed("the payload is not a JSON object"))?;
-    let mut claims: Claims = serde_json::from_value(Value::Object(raw.clone()))
+    claims_from(raw)
+}
+
+/// Typed claims read from the payload map by reference (no copy of the map), which then
+/// becomes `raw`.
+fn claims_from(raw: Map<String, Value>) -> Result<Claims, ValidationError> {
+    let value = Value::Object(raw);
+    let mut claims = Claims::deserialize(&value)
         .map_err(|_| ValidationError::Malformed("the payload has unexpected claim types"))?;
-    claims.raw = raw;
+    if let Value::Object(raw) = value {
+        claims.raw = raw;
+    }
     Ok(claims)
 }
 
@@ -580,9 +589,7 @@ impl TokenValidator {
         };
 
         let raw: Map<String, Value> = b64_json(parts.payload, "the payload is not a JSON object")?;
-        let mut claims: Claims = serde_json::from_value(Value::Object(raw.clone()))
-            .map_err(|_| ValidationError::Malformed("the payload has unexpected claim types"))?;
-        claims.raw = raw;
+        let claims = claims_from(raw)?;
 
         // Who issued it, checked before any key is fetched for an unknown tenant.
         let tid = claims

@@ -57,33 +57,20 @@ impl Signer {
         let leaf = chain.first().ok_or_else(|| {
             bad("no certificate found; pass the certificate (leaf first) with the key")
         })?;
-        let (_, cert) = x509_parser::parse_x509_certificate(leaf)
-            .map_err(|_| bad("the first certificate is not valid X.509 DER"))?;
-        let public = match cert.public_key().parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => rsa,
-            _ => {
-                return Err(bad(
-                    "the certificate's key is not RSA; Entra client assertions here use RSA keys",
-                ));
-            }
-        };
+        let facts = cert_facts(leaf)?;
         let ours = key.public_key();
-        let strip = |b: &[u8]| {
-            let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
-            b[first..].to_vec()
-        };
-        if strip(public.modulus) != strip(ours.modulus().big_endian_without_leading_zero())
-            || strip(public.exponent) != strip(ours.exponent().big_endian_without_leading_zero())
+        if facts.n != strip_zeros(ours.modulus().big_endian_without_leading_zero())
+            || facts.e != strip_zeros(ours.exponent().big_endian_without_leading_zero())
         {
             return Err(bad("the private key does not match the certificate"));
         }
-        let to_time =
-            |t: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
-        let validity = cert.validity();
-        let not_before = to_time(validity.not_before.timestamp());
-        let not_after = to_time(validity.not_after.timestamp());
-        let x5t_s256 = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, leaf));
-        let x5t = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, leaf));
+        let CertFacts {
+            x5t_s256,
+            x5t,
+            not_before,
+            not_after,
+            ..
+        } = facts;
         Ok(Self {
             key,
             chain,
@@ -162,12 +149,56 @@ impl Signer {
     }
 }
 
+/// What a certificate tells an assertion's signer and verifier: its RSA public key,
+/// thumbprints and validity. Shared by the credential and the mock's verification.
+pub(crate) struct CertFacts {
+    /// Modulus, big-endian without leading zeros.
+    pub(crate) n: Vec<u8>,
+    /// Public exponent, big-endian without leading zeros.
+    pub(crate) e: Vec<u8>,
+    /// base64url SHA-256 of the DER (`x5t#S256`).
+    pub(crate) x5t_s256: String,
+    /// base64url SHA-1 of the DER (`x5t`).
+    pub(crate) x5t: String,
+    pub(crate) not_before: SystemTime,
+    pub(crate) not_after: SystemTime,
+}
+
+fn strip_zeros(b: &[u8]) -> Vec<u8> {
+    b[b.iter().position(|x| *x != 0).unwrap_or(b.len())..].to_vec()
+}
+
+/// Reads an X.509 DER certificate with an RSA key.
+pub(crate) fn cert_facts(der: &[u8]) -> Result<CertFacts, Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| bad("the first certificate is not valid X.509 DER"))?;
+    let rsa = match cert.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => rsa,
+        _ => {
+            return Err(bad(
+                "the certificate's key is not RSA; Entra client assertions here use RSA keys",
+            ));
+        }
+    };
+    let to_time =
+        |t: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
+    let validity = cert.validity();
+    Ok(CertFacts {
+        n: strip_zeros(rsa.modulus),
+        e: strip_zeros(rsa.exponent),
+        x5t_s256: URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, der)),
+        x5t: URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der)),
+        not_before: to_time(validity.not_before.timestamp()),
+        not_after: to_time(validity.not_after.timestamp()),
+    })
+}
+
 fn bad(why: &str) -> Error {
     Error::InvalidConfiguration(format!("client certificate: {why}"))
 }
 
 /// The PEM blocks of `input` with their labels.
-fn pem_blocks(input: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
+pub(crate) fn pem_blocks(input: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let mut blocks = Vec::new();
     let mut rest = input;
     while let Some(start) = rest.find("-----BEGIN ") {

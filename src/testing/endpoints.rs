@@ -669,16 +669,7 @@ fn check_federated(
     let (Some(sig), Some(message)) = (parts.next(), parts.next()) else {
         return Err(bad_signature());
     };
-    let header: Value = assertion
-        .split('.')
-        .next()
-        .and_then(|h| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(h)
-                .ok()
-        })
-        .and_then(|h| serde_json::from_slice(&h).ok())
-        .unwrap_or(Value::Null);
+    let header = jwt_header(assertion);
     let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(sig)
         .map_err(|_| bad_signature())?;
@@ -891,12 +882,7 @@ fn check_certificate(
             format!("Client assertion failed signature validation. {why}"),
         )
     };
-    let header: Value = assertion
-        .split('.')
-        .next()
-        .and_then(|h| b64.decode(h).ok())
-        .and_then(|h| serde_json::from_slice(&h).ok())
-        .unwrap_or(Value::Null);
+    let header = jwt_header(assertion);
     let cert = app.certs.iter().find(|c| {
         header["x5t#S256"].as_str() == Some(c.x5t_s256.as_str())
             || header["x5t"].as_str() == Some(c.x5t.as_str())
@@ -967,4 +953,19 @@ fn check_certificate(
         return Err(invalid("The assertion's jti was already used (replay)."));
     }
     Ok(())
+}
+
+/// The JSON header of a compact JWT, or `Null` when it has none.
+fn jwt_header(token: &str) -> Value {
+    use base64::Engine as _;
+    token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice(&h).ok())
+        .unwrap_or(Value::Null)
 }

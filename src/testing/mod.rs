@@ -420,34 +420,22 @@ impl MockEntra {
     /// # Panics
     /// If it is not an X.509 certificate with an RSA key.
     pub fn add_certificate(&self, app: &MockApp, certificate: &[u8]) {
-        use aws_lc_rs::digest;
-        use base64::Engine as _;
-        let der = if certificate.starts_with(b"-----BEGIN") {
-            let text = String::from_utf8_lossy(certificate);
-            let b64: String = text
-                .lines()
-                .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-                .skip(1)
-                .take_while(|l| !l.starts_with("-----END"))
-                .collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .expect("MockEntra: certificate PEM is not base64")
-        } else {
-            certificate.to_vec()
+        use crate::credential::certificate::{cert_facts, pem_blocks};
+        let der = match std::str::from_utf8(certificate) {
+            Ok(text) if text.starts_with("-----BEGIN") => pem_blocks(text)
+                .ok()
+                .and_then(|blocks| blocks.into_iter().find(|(l, _)| l == "CERTIFICATE"))
+                .map(|(_, der)| der)
+                .expect("MockEntra: no CERTIFICATE block in the PEM"),
+            _ => certificate.to_vec(),
         };
-        let (_, cert) =
-            x509_parser::parse_x509_certificate(&der).expect("MockEntra: not an X.509 certificate");
-        let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = cert.public_key().parsed() else {
-            panic!("MockEntra: only RSA certificates are supported");
-        };
-        let strip = |b: &[u8]| b[b.iter().position(|x| *x != 0).unwrap_or(b.len())..].to_vec();
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let facts = cert_facts(&der)
+            .unwrap_or_else(|e| panic!("MockEntra: not an RSA X.509 certificate: {e}"));
         let entry = AppCert {
-            x5t_s256: b64.encode(digest::digest(&digest::SHA256, &der)),
-            x5t: b64.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &der)),
-            n: strip(rsa.modulus),
-            e: strip(rsa.exponent),
+            x5t_s256: facts.x5t_s256,
+            x5t: facts.x5t,
+            n: facts.n,
+            e: facts.e,
         };
         app_mut(&mut self.lock(), app).certs.push(entry);
     }
