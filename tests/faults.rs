@@ -73,10 +73,7 @@ async fn a_short_retry_after_is_waited_out_then_retried() {
         },
         1,
     );
-    w.credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    w.token(&w.customer).await;
     assert_eq!(w.clock.sleeps(), vec![Duration::from_secs(2)]);
     assert_eq!(w.entra.token_requests_for(&w.customer), 2);
 }

@@ -11,11 +11,7 @@ use common::{VAULT, World};
 #[tokio::test]
 async fn a_consented_tenant_issues_a_token_naming_that_tenant_and_the_apps_principal_there() {
     let w = World::new().await;
-    let token = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let token = w.token(&w.customer).await;
 
     assert_eq!(token.tenant(), &w.customer);
     assert_eq!(token.scopes().as_str(), VAULT);
@@ -127,11 +123,7 @@ async fn lifetimes_as_strings_and_refresh_hints_are_understood() {
     w.entra.set_token_lifetime(Duration::from_secs(7200));
     w.entra.set_refresh_in(Some(Duration::from_secs(3600)));
     let now = w.clock.now();
-    let token = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let token = w.token(&w.customer).await;
     assert_eq!(token.expires_on(), now + Duration::from_secs(7200));
     assert_eq!(token.refresh_on(), Some(now + Duration::from_secs(3600)));
 }

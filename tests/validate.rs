@@ -76,11 +76,7 @@ async fn a_genuine_token_from_the_mock_validates_and_returns_its_claims() {
         "https://vault.azure.net",
         "Secrets.Read",
     );
-    let token = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let token = w.token(&w.customer).await;
     let claims = validator(&w)
         .validate(token.secret(), &expect(&w).role("Secrets.Read"))
         .await
@@ -134,11 +130,7 @@ async fn v2_tokens_for_an_api_validate_and_version_policy_is_enforced() {
         .unwrap_err();
     assert_eq!(err, ValidationError::VersionNotAccepted("2.0".into()));
 
-    let vault = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let vault = w.token(&w.customer).await;
     let v2_only = expect(&w).versions(&[TokenVersion::V2]);
     let err = validator(&w)
         .validate(vault.secret(), &v2_only)
@@ -181,11 +173,7 @@ async fn alg_none_and_case_variants_and_hs256_are_refused() {
 async fn an_unknown_kid_causes_one_refetch_then_none_for_five_minutes() {
     let w = World::new().await;
     let v = validator(&w);
-    let genuine = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let genuine = w.token(&w.customer).await;
     v.validate(genuine.secret(), &expect(&w)).await.unwrap();
     let fetched = w.entra.jwks_requests();
     assert_eq!(fetched, 1);
@@ -226,20 +214,12 @@ async fn an_unknown_kid_causes_one_refetch_then_none_for_five_minutes() {
 async fn key_rotation_is_followed_without_a_restart() {
     let w = World::new().await;
     let v = validator(&w);
-    let before = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let before = w.token(&w.customer).await;
     v.validate(before.secret(), &expect(&w)).await.unwrap();
 
     w.entra.rotate_keys();
     w.clock.advance(Duration::from_secs(301));
-    let after = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let after = w.token(&w.customer).await;
     v.validate(after.secret(), &expect(&w)).await.unwrap();
     // The old key is still published during the rollover, so older tokens still pass.
     v.validate(before.secret(), &expect(&w)).await.unwrap();
@@ -347,11 +327,7 @@ async fn issuer_and_tenant_tricks_are_refused() {
     // A genuine token of tenant A presented where tenant B is expected: refused before
     // any key is fetched.
     w.entra.consent(&w.stranger, &w.app);
-    let from_stranger = w
-        .credential()
-        .get_token(&w.stranger, &[VAULT])
-        .await
-        .unwrap();
+    let from_stranger = w.token(&w.stranger).await;
     let fetches = (w.entra.metadata_requests(), w.entra.jwks_requests());
     let err = refused(&w, from_stranger.secret()).await;
     assert!(
@@ -367,11 +343,7 @@ async fn issuer_and_tenant_tricks_are_refused() {
 #[tokio::test]
 async fn audience_object_id_app_and_roles_must_match() {
     let w = World::new().await;
-    let token = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let token = w.token(&w.customer).await;
     let v = validator(&w);
     let base = || Expectations::new(w.customer.clone());
     type Check = fn(&ValidationError) -> bool;
@@ -418,11 +390,7 @@ async fn audience_object_id_app_and_roles_must_match() {
 #[tokio::test]
 async fn malformed_truncated_and_oversized_tokens_are_malformed() {
     let w = World::new().await;
-    let genuine = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let genuine = w.token(&w.customer).await;
     let s = genuine.secret();
     for bad in [
         String::new(),
@@ -457,11 +425,7 @@ fn expected_tenants_must_be_guids() {
         .unwrap();
     rt.block_on(async {
         let w = World::new().await;
-        let token = w
-            .credential()
-            .get_token(&w.customer, &[VAULT])
-            .await
-            .unwrap();
+        let token = w.token(&w.customer).await;
         let by_domain: TenantId = "fabrikam.example".parse().unwrap();
         let err = validator(&w)
             .validate(
@@ -495,11 +459,7 @@ proptest! {
 async fn a_failed_key_refetch_keeps_the_old_keys_and_no_keys_at_all_is_keys_unavailable() {
     let w = World::new().await;
     let v = validator(&w);
-    let genuine = w
-        .credential()
-        .get_token(&w.customer, &[VAULT])
-        .await
-        .unwrap();
+    let genuine = w.token(&w.customer).await;
     v.validate(genuine.secret(), &expect(&w)).await.unwrap();
 
     w.entra.set_keys_unavailable(true);

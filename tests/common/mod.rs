@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use azure_cross_tenant::testing::{MockApp, MockEntra};
-use azure_cross_tenant::{ClientSecret, ManualClock, TenantId};
+use azure_cross_tenant::{AccessToken, ClientSecret, ManualClock, TenantId};
 
 pub const VAULT: &str = "https://vault.azure.net/.default";
 
@@ -48,6 +48,15 @@ impl World {
     /// A credential on the world's clock; retry waits move the clock instead of sleeping.
     pub fn credential(&self) -> ClientSecret {
         self.credential_with(&self.secret)
+    }
+
+    /// A Key Vault token from `tenant` through a fresh credential; panics on error.
+    pub async fn token(&self, tenant: &TenantId) -> AccessToken {
+        use azure_cross_tenant::TenantCredentialProvider;
+        self.credential()
+            .get_token(tenant, &[VAULT])
+            .await
+            .expect("a token from a consented tenant")
     }
 
     pub fn credential_with(&self, secret: &str) -> ClientSecret {
