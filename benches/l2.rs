@@ -44,6 +44,8 @@ fn redis_url() -> (String, Option<std::process::Child>) {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;
         }
+        // Waiting for a child process to listen: real time is what it takes.
+        #[allow(clippy::disallowed_methods)]
         std::thread::sleep(Duration::from_millis(10));
     }
     (format!("redis://127.0.0.1:{port}/"), Some(child))

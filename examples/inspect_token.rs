@@ -10,10 +10,10 @@
 
 use std::io::Read;
 
+use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     ClientSecret, Cloud, Expectations, TenantCredentialProvider, TenantId, TokenValidator,
-    decode_unverified,
 };
 
 struct Args {

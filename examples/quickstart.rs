@@ -4,10 +4,9 @@
 //!
 //! Run: `cargo run --example quickstart`
 
+use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::testing::MockEntra;
-use azure_cross_tenant::{
-    ClientSecret, Clock, Error, SystemClock, TenantCredentialProvider, decode_unverified,
-};
+use azure_cross_tenant::{ClientSecret, Clock, Error, SystemClock, TenantCredentialProvider};
 
 const VAULT: &str = "https://vault.azure.net/.default";
 

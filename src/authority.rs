@@ -16,12 +16,11 @@ use url::Url;
 use crate::clock::{SharedClock, SharedSleeper};
 use crate::cloud::Cloud;
 use crate::error::{EntraError, Error, FederationField, TransportKind};
+use crate::http::{BodyError, MAX_BODY, describe_non_json, header_str, read_capped};
 use crate::scope::Scopes;
 use crate::tenant::TenantId;
 use crate::token::{AccessToken, Secret};
 
-/// Answers larger than this are not Entra's; reading stops there.
-pub(crate) const MAX_BODY: usize = 1024 * 1024;
 /// Longest `Retry-After` honoured; longer values are cut to this (as MSAL does).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// A `Retry-After` up to this long is waited out inside the call; longer ones fail fast
@@ -344,7 +343,7 @@ impl TokenClient {
     /// The bookkeeping check of DESIGN.md: a token claiming another tenant or app is an
     /// error and never reaches a cache.
     fn check_token(&self, tenant: &TenantId, token: AccessToken) -> Result<AccessToken, Error> {
-        let Some(claims) = crate::validate::peek_claims(token.secret()) else {
+        let Some(claims) = crate::jwt::peek_claims(token.secret()) else {
             return Ok(token); // opaque tokens cannot be checked
         };
         let unexpected =
@@ -352,7 +351,7 @@ impl TokenClient {
                 tenant: tenant.clone(),
                 claim,
                 expected: expected.to_owned(),
-                found: crate::tenant::echo(found),
+                found: crate::error::echo(found),
             };
         if let Some(tid) = claims.tid.as_deref() {
             if tenant.is_guid() {
@@ -381,14 +380,6 @@ impl TokenClient {
         }
         Ok(token)
     }
-}
-
-fn header_str(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 128)
-        .map(str::to_owned)
 }
 
 /// `Retry-After` as seconds or an HTTP date, capped at one hour.
@@ -439,38 +430,6 @@ fn httpdate(s: &str) -> Option<SystemTime> {
     let days = era * 146_097 + doe as i64 - 719_468;
     let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + sec;
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
-}
-
-/// Why a capped body read failed.
-pub(crate) enum BodyError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-/// Reads a response body, refusing more than [`MAX_BODY`] bytes (by header or as it streams).
-pub(crate) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_BODY as u64)
-    {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-fn describe_non_json(body: &[u8]) -> String {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        "the body is empty".into()
-    } else {
-        "the body is not JSON".into()
-    }
 }
 
 /// Seconds given as a JSON integer or a numeric string (Entra uses both).
@@ -610,9 +569,9 @@ pub(crate) fn classify(entra: EntraError, retry_after: Option<Duration>, cloud: 
     let entra = Box::new(entra);
     match entra.code() {
         Some(700016 | 7000229) => {
-            let consent_url =
-                crate::consent::consent_url_for(cloud, entra.tenant.as_str(), &entra.client_id)
-                    .to_string();
+            let consent_url = cloud
+                .admin_consent_url(entra.tenant.as_str(), &entra.client_id)
+                .to_string();
             Error::NotConsented { entra, consent_url }
         }
         Some(7000215) => Error::InvalidClientSecret(entra),

@@ -669,8 +669,12 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                             }
                         } else {
                             // Another replica holds the lease: wait for its token in L2.
+                            // TODO(#12, #16): wait on the injected clock and sleeper.
+                            #[allow(clippy::disallowed_methods)]
                             let deadline = tokio::time::Instant::now() + wait;
+                            #[allow(clippy::disallowed_methods)]
                             while tokio::time::Instant::now() < deadline {
+                                #[allow(clippy::disallowed_methods)]
                                 tokio::time::sleep(Duration::from_millis(20)).await;
                                 if let Some(entry) = self.entry_from_l2(&key, l2_key, hash).await {
                                     inner.tokens.insert(key.clone(), entry.clone());

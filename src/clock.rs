@@ -30,7 +30,7 @@ pub trait Sleeper: Debug + Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods)] // the one place the wall clock is read
+    #[allow(clippy::disallowed_methods)] // the one OK usage: the wall clock is read here only
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
@@ -42,6 +42,7 @@ impl Clock for SystemClock {
 pub struct TokioSleeper;
 
 impl Sleeper for TokioSleeper {
+    #[allow(clippy::disallowed_methods)] // the one place the tokio timer is slept on
     fn sleep(&self, duration: Duration) -> SleepFuture {
         Box::pin(tokio::time::sleep(duration))
     }

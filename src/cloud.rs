@@ -94,6 +94,18 @@ impl Cloud {
         }
         url
     }
+
+    /// The v1 admin consent URL of `tenant` for `client_id`, without redirect or state:
+    /// what [`Error::NotConsented`](crate::Error::NotConsented) carries (the app's
+    /// configured redirect URI receives the answer).
+    pub(crate) fn admin_consent_url(&self, tenant: &str, client_id: &str) -> Url {
+        let mut url = self.authority_host().clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend([tenant, "adminconsent"]);
+        }
+        url.query_pairs_mut().append_pair("client_id", client_id);
+        url
+    }
 }
 
 fn known(s: &str) -> Url {
@@ -106,7 +118,7 @@ pub(crate) fn checked_authority(input: &str) -> Result<Url, Error> {
     let bad = |why: &str| {
         Error::InvalidConfiguration(format!(
             "authority host {:?} {why}",
-            crate::tenant::echo(&without_userinfo(input))
+            crate::error::echo(&without_userinfo(input))
         ))
     };
     let mut url = Url::parse(input).map_err(|e| bad(&format!("is not a URL ({e})")))?;

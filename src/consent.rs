@@ -17,17 +17,6 @@ use crate::tenant::TenantId;
 /// Longest callback query accepted.
 const MAX_QUERY: usize = 8 * 1024;
 
-/// The v1 admin consent URL, without redirect or state: what [`Error::NotConsented`]
-/// carries (the app's configured redirect URI receives the answer).
-pub(crate) fn consent_url_for(cloud: &Cloud, tenant: &str, client_id: &str) -> Url {
-    let mut url = cloud.authority_host().clone();
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments.pop_if_empty().extend([tenant, "adminconsent"]);
-    }
-    url.query_pairs_mut().append_pair("client_id", client_id);
-    url
-}
-
 /// Which tenant the consent is asked in: a known customer, or `organizations` when the
 /// admin's tenant is not known yet (the callback then names it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +97,7 @@ fn build(
     if !crate::tenant::is_guid(client_id) {
         return Err(Error::InvalidConfiguration(format!(
             "client id {:?} is not a GUID",
-            crate::tenant::echo(client_id)
+            crate::error::echo(client_id)
         )));
     }
     let redirect = Url::parse(redirect_uri)
@@ -214,7 +203,7 @@ impl AdminConsentCallback {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
-        let short = |s: &str| crate::tenant::echo(s.lines().next().unwrap_or_default());
+        let short = |s: &str| crate::error::echo(s.lines().next().unwrap_or_default());
         if let Some(error) = get("error") {
             return Err(ConsentError::Denied {
                 error: short(error),
@@ -283,7 +272,7 @@ impl UnconfirmedTenant {
         scope: &str,
     ) -> Result<ConfirmedTenant, Error> {
         let token = provider.get_token(&self.tenant, &[scope]).await?;
-        let claims = crate::validate::peek_claims(token.secret());
+        let claims = crate::jwt::peek_claims(token.secret());
         Ok(ConfirmedTenant {
             tenant: self.tenant,
             tenant_guid: claims.as_ref().and_then(|c| c.tid.clone()),
@@ -314,11 +303,8 @@ mod tests {
 
     #[test]
     fn the_not_consented_url_names_tenant_and_client() {
-        let url = consent_url_for(
-            &Cloud::Public,
-            "contoso.com",
-            "11111111-2222-3333-4444-555555555555",
-        );
+        let url =
+            Cloud::Public.admin_consent_url("contoso.com", "11111111-2222-3333-4444-555555555555");
         assert_eq!(
             url.as_str(),
             "https://login.microsoftonline.com/contoso.com/adminconsent?client_id=11111111-2222-3333-4444-555555555555"

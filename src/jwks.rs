@@ -10,9 +10,9 @@ use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use url::Url;
 
-use crate::authority::{BodyError, MAX_BODY, read_capped};
 use crate::clock::SharedClock;
-use crate::validate::ValidationError;
+use crate::error::ValidationError;
+use crate::http::{BodyError, MAX_BODY, read_capped};
 
 /// One verification key, with Entra's non-standard `issuer` (which jsonwebtoken's `Jwk`
 /// drops, hence this type).
@@ -135,7 +135,7 @@ impl JwksCache {
             .is_some();
         if recently && have_keys {
             return Err(ValidationError::UnknownKey {
-                kid: crate::tenant::echo(kid),
+                kid: crate::error::echo(kid),
             });
         }
         *slot.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
@@ -160,7 +160,7 @@ impl JwksCache {
             }
         }
         lookup(&slot, kid).ok_or_else(|| ValidationError::UnknownKey {
-            kid: crate::tenant::echo(kid),
+            kid: crate::error::echo(kid),
         })
     }
 

@@ -12,7 +12,9 @@ mod cloud;
 mod consent;
 pub mod credential;
 mod error;
+mod http;
 mod jwks;
+mod jwt;
 mod l2;
 mod provider;
 mod registry;
@@ -49,7 +51,9 @@ pub use credential::secret::{ClientSecret, ClientSecretBuilder};
 pub use credential::sources::{FnSource, TokenFile, WorkloadIdentity, assertion_fn};
 #[cfg(feature = "azure-core")]
 pub use credential::sources::{ManagedIdentity, TokenCredentialSource};
+pub use error::ValidationError;
 pub use error::{EntraError, Error, FederationField, TransportKind};
+pub use jwt::Claims;
 #[cfg(feature = "redis")]
 pub use l2::RedisStore;
 pub use l2::{L2Error, L2Store, SharedCache};
@@ -62,10 +66,12 @@ pub use scope::Scopes;
 pub use seal::SealingKeys;
 pub use tenant::TenantId;
 pub use token::AccessToken;
-pub use validate::{
-    Claims, Expectations, TokenValidator, TokenValidatorBuilder, TokenVersion, ValidationError,
-    decode_unverified,
-};
+pub use validate::{Expectations, TokenValidator, TokenValidatorBuilder, TokenVersion};
+
+/// Deliberate opt-outs of this crate's checks, named so at every call site.
+pub mod insecure {
+    pub use crate::jwt::decode_unverified;
+}
 
 /// Compile-time checks that the public types can cross threads.
 #[allow(dead_code)]

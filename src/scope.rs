@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::tenant::echo;
+use crate::error::echo;
 
 const DEFAULT_SUFFIX: &str = "/.default";
 /// Longer scopes are not resource identifiers; Entra would refuse them anyway.

@@ -4,12 +4,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::error::Error;
+use crate::error::{Error, echo};
 
 /// The longest DNS name a tenant domain can have (RFC 1035).
 const MAX_DOMAIN_LEN: usize = 253;
-/// How much of a rejected input an error repeats; the rest is cut so logs stay bounded.
-const MAX_ECHO: usize = 64;
 
 /// A customer tenant: its GUID (lower-cased) or one of its verified DNS domains (lower-cased).
 ///
@@ -54,25 +52,6 @@ pub(crate) fn is_guid(s: &str) -> bool {
             8 | 13 | 18 | 23 => *c == b'-',
             _ => c.is_ascii_hexdigit(),
         })
-}
-
-/// Cuts untrusted input to a bounded, printable length for an error message.
-///
-/// The budget counts characters as `{:?}` will print them, so input full of escapes
-/// (`\u{3347a}` is ten characters) cannot blow up a message either.
-pub(crate) fn echo(input: &str) -> String {
-    let mut out = String::new();
-    let mut budget = MAX_ECHO;
-    for c in input.chars() {
-        let printed = c.escape_debug().count();
-        if printed > budget {
-            out.push('…');
-            return out;
-        }
-        budget -= printed;
-        out.push(c);
-    }
-    out
 }
 
 fn invalid(input: &str, reason: &'static str) -> Error {

@@ -3,8 +3,9 @@
 //! Azure when the usual environment variables are set.
 #![allow(dead_code, unreachable_pub)] // each example uses part of it
 
+use azure_cross_tenant::TenantId;
+use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::testing::{MockApp, MockEntra};
-use azure_cross_tenant::{TenantId, decode_unverified};
 
 /// Environment variable `name`, if set and non-empty.
 pub fn env(name: &str) -> Option<String> {

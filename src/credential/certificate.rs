@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::digest;
-use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeyPair;
-use aws_lc_rs::signature::{self, KeyPair as _};
+use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::json;
@@ -18,6 +17,7 @@ use crate::authority::{AuthSource, ClientAuth, TokenClient};
 use crate::clock::SharedClock;
 use crate::credential::{CommonOptions, common_builder_methods};
 use crate::error::Error;
+use crate::jwt::RsaAlg;
 use crate::provider::TenantCredentialProvider;
 use crate::tenant::TenantId;
 use crate::token::{AccessToken, Secret};
@@ -132,20 +132,12 @@ impl Signer {
             "iat": iat,
             "exp": iat + ASSERTION_LIFETIME.as_secs(),
         });
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let padding: &'static dyn signature::RsaEncoding = match alg {
-            AssertionAlgorithm::Ps256 => &signature::RSA_PSS_SHA256,
-            AssertionAlgorithm::Rs256 => &signature::RSA_PKCS1_SHA256,
+        let alg = match alg {
+            AssertionAlgorithm::Ps256 => RsaAlg::Ps256,
+            AssertionAlgorithm::Rs256 => RsaAlg::Rs256,
         };
-        let mut sig = vec![0; self.key.public_modulus_len()];
-        self.key
-            .sign(padding, &SystemRandom::new(), input.as_bytes(), &mut sig)
-            .map_err(|_| Error::Internal("RSA signing failed"))?;
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+        crate::jwt::sign(&header, &claims, &self.key, alg)
+            .map_err(|_| Error::Internal("RSA signing failed"))
     }
 }
 

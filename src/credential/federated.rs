@@ -46,7 +46,7 @@ impl Assertion {
     /// verifies it).
     pub fn from_jwt(token: impl Into<String>) -> Self {
         let token = token.into();
-        let expires_on = crate::validate::peek_claims(&token)
+        let expires_on = crate::jwt::peek_claims(&token)
             .and_then(|c| c.exp)
             .and_then(|exp| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(exp)));
         Self::new(token, expires_on)

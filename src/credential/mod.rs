@@ -99,7 +99,7 @@ impl CommonOptions {
         }
         let http = match self.http {
             Some(c) => c,
-            None => default_http_client()?,
+            None => crate::http::default_client()?,
         };
         Ok(TokenClient::new(
             client_id,
@@ -113,15 +113,6 @@ impl CommonOptions {
     }
 }
 
-fn default_http_client() -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        // Entra never redirects a token request; following one could leak the form.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| Error::InvalidConfiguration(format!("could not build the HTTP client: {e}")))
-}
-
 /// An Entra client id is a GUID; anything else is a configuration mistake caught before
 /// any request (the usual one: the app's *name* or *object id* in its place).
 fn checked_client_id(client_id: &str) -> Result<Arc<str>, Error> {
@@ -130,7 +121,7 @@ fn checked_client_id(client_id: &str) -> Result<Arc<str>, Error> {
     } else {
         Err(Error::InvalidConfiguration(format!(
             "client id {:?} is not a GUID; use the app registration's Application (client) ID",
-            crate::tenant::echo(client_id)
+            crate::error::echo(client_id)
         )))
     }
 }

@@ -654,7 +654,7 @@ fn check_federated(
             "Client assertion failed signature validation.",
         )
     };
-    let claims = crate::validate::decode_unverified(assertion).map_err(|_| {
+    let claims = crate::jwt::decode_unverified(assertion).map_err(|_| {
         err(
             400,
             "invalid_request",

@@ -1,8 +1,7 @@
 //! The mock's signing keys: RS256 JWTs and Entra-shaped JWKS.
 
-use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{self, KeyPair as _};
+use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -53,31 +52,13 @@ impl SigningKey {
 
     /// A compact JWS with any header (attack tests forge headers), signed RS256.
     pub(crate) fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let mut sig = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &signature::RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .expect("RSA signing failed");
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+        crate::jwt::sign(header, claims, &self.pair, crate::jwt::RsaAlg::Rs256)
+            .expect("RSA signing failed")
     }
 
     /// Whether `signature` is this key's RS256 signature of `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        signature::RsaPublicKeyComponents {
-            n: &self.n_raw,
-            e: &self.e_raw,
-        }
-        .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, signature)
-        .is_ok()
+        crate::jwt::verify_rs256(&self.n_raw, &self.e_raw, message, signature)
     }
 
     /// The key as Entra publishes it: `kty`, `use`, `kid`, `n`, `e`, `issuer`, and no `alg`.

@@ -34,7 +34,8 @@ use directory::{
 ///
 /// ```
 /// use azure_cross_tenant::testing::MockEntra;
-/// use azure_cross_tenant::{ClientSecret, TenantCredentialProvider, decode_unverified};
+/// use azure_cross_tenant::{ClientSecret, TenantCredentialProvider};
+/// use azure_cross_tenant::insecure::decode_unverified;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

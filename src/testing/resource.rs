@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
+use crate::jwt::{Claims, decode_unverified};
 use crate::tenant::TenantId;
 use crate::testing::{DropOnThread, MockEntra};
-use crate::validate::{Claims, decode_unverified};
 
 type Handler = Arc<dyn Fn(&wiremock::Request, &Claims) -> ResponseTemplate + Send + Sync>;
 

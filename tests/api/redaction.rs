@@ -1,13 +1,11 @@
 //! Secrets never print: not in `Debug`, not in errors, not in logs.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::common::{VAULT, World};
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{ClientSecret, TenantCredentialProvider};
-use common::{VAULT, World};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

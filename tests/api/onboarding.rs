@@ -2,17 +2,15 @@
 //! granted), confirmation by a token request, and a daemon loop over the tenant registry
 //! where one failing tenant never stops the others.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::{VAULT, World};
 use azure_cross_tenant::{
     AdminConsentCallback, Cached, ConsentError, ConsentTenant, Error, InMemoryRegistry,
     JsonFileRegistry, OnboardingState, TenantCredentialProvider, TenantRecord, TenantRegistry,
     admin_consent_url, for_each_active,
 };
-use common::{VAULT, World};
 
 const STATE: &str = "f3b1c0de9a8e47d2b6c5";
 

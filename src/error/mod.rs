@@ -13,6 +13,12 @@ use std::time::Duration;
 
 use crate::tenant::TenantId;
 
+mod echo;
+mod validation;
+
+pub(crate) use echo::echo;
+pub use validation::ValidationError;
+
 /// An error from getting or checking a token.
 ///
 /// ```

@@ -2,13 +2,11 @@
 //! operator what to do. Codes the mock models come from real mock state (no consent,
 //! wrong secret...); the others are scripted as Entra's exact error answers.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{VAULT, World};
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{Error, FederationField, TenantCredentialProvider};
-use common::{VAULT, World};
 
 fn assert_message(err: &Error, code: u32, advice: &str) {
     let msg = err.to_string();

@@ -1,12 +1,11 @@
 //! `ClientSecret` against the mock Entra over real HTTP: what a caller gets back.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use azure_cross_tenant::{Clock, Error, TenantCredentialProvider, TenantId, decode_unverified};
-use common::{VAULT, World};
+use crate::common::{VAULT, World};
+use azure_cross_tenant::insecure::decode_unverified;
+use azure_cross_tenant::{Clock, Error, TenantCredentialProvider, TenantId};
 
 #[tokio::test]
 async fn a_consented_tenant_issues_a_token_naming_that_tenant_and_the_apps_principal_there() {

@@ -2,11 +2,10 @@
 //! suite (RFC 8725 and Entra specifics): each forged token is refused with the error
 //! naming the failed check.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{VAULT, World};
 use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     Clock, Error, Expectations, TenantCredentialProvider, TenantId, TokenValidator, TokenVersion,
@@ -14,7 +13,6 @@ use azure_cross_tenant::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{VAULT, World};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

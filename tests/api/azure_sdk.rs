@@ -2,16 +2,14 @@
 //! `TenantCredential`, against a mock Key Vault per tenant that answers the SDK's 401
 //! challenge and checks each bearer token's `tid`, `oid` and `aud`.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{VAULT, World};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{Cached, Error, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use common::{VAULT, World};
 use serde_json::json;
 use wiremock::ResponseTemplate;
 

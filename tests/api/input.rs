@@ -1,9 +1,7 @@
 //! Bad input gets a clear, typed error before any request is sent.
 
-mod common;
-
+use crate::common::{VAULT, World};
 use azure_cross_tenant::{ClientSecret, Cloud, Error, TenantCredentialProvider, TenantId};
-use common::{VAULT, World};
 
 #[tokio::test]
 async fn malformed_tenants_are_refused_by_the_parser() {

@@ -2,17 +2,16 @@
 //! parallel misses, refresh ahead, stale-on-error, expiry, eviction, invalidation and
 //! isolation. Time is a `ManualClock` shared by the mock, the credential and the cache.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{VAULT, World};
+use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
     AccessToken, CacheOptions, Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy,
-    TenantCredentialProvider, TenantId, decode_unverified,
+    TenantCredentialProvider, TenantId,
 };
-use common::{VAULT, World};
 use proptest::prelude::*;
 
 const STORAGE: &str = "https://storage.azure.com/.default";

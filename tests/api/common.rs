@@ -1,6 +1,5 @@
 //! Shared setup for the integration tests: a mock Entra with a provider home tenant,
 //! two customers (one consented) and a client-secret credential on a manual clock.
-#![allow(dead_code, unreachable_pub)] // each test binary uses part of it
 
 use std::sync::Arc;
 

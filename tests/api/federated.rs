@@ -2,21 +2,19 @@
 //! credential in every customer tenant, against the mock's IMDS endpoint and federated
 //! identity credential matching, over real HTTP.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::{VAULT, World};
 use azure_core::http::ClientOptions;
+use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::testing::{MockEntra, MockManagedIdentity};
 use azure_cross_tenant::{
     Assertion, Cached, Error, FederatedAssertion, FederationField, ManagedIdentity,
     TenantCredentialProvider, TenantId, TokenCredentialSource, TokenFile, assertion_fn,
-    decode_unverified,
 };
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
-use common::{VAULT, World};
 
 const EXCHANGE: &str = "api://AzureADTokenExchange";
 
@@ -455,8 +453,11 @@ async fn the_mock_imds_answers_scripted_failures_and_checks_its_header() {
 /// Runs the ignored test `name` of this binary in a child process with `env` (for
 /// process-wide environment variables), and asserts it passed.
 async fn run_child(name: &str, env: &[(&str, &str)]) {
+    // Test names in this binary are module paths without the crate name.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let name = format!("{module}::{name}");
     let output = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--ignored", "--nocapture"])
+        .args(["--exact", &name, "--ignored", "--nocapture"])
         .envs(env.iter().copied())
         .output()
         .await

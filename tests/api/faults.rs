@@ -1,16 +1,14 @@
 //! Retries, throttling and broken answers, against the mock over real HTTP. Waits go
 //! through the manual clock, so nothing here sleeps for real.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{VAULT, World};
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
     ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantCredentialProvider, TransportKind,
 };
-use common::{VAULT, World};
 
 #[tokio::test]
 async fn a_5xx_is_retried_once_after_a_second_and_then_succeeds() {

@@ -5,19 +5,17 @@
 //!
 //! Each test starts its own `redis-server` on a free loopback port (`.ci/run` installs
 //! it). Without one, tests skip with a message, except under CI, where they fail.
-#![cfg(feature = "redis")]
-
-mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{VAULT, World};
+use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::{
     CacheOptions, Cached, ClientSecret, RedisStore, SealingKeys, SharedCache,
-    TenantCredentialProvider, TenantId, decode_unverified,
+    TenantCredentialProvider, TenantId,
 };
-use common::{VAULT, World};
 
 struct Redis {
     child: Child,
@@ -66,6 +64,8 @@ impl Redis {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(Self { child, port });
             }
+            // Waiting for a child process to listen: real time is what it takes.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("redis-server did not start on port {port}");

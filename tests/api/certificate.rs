@@ -1,19 +1,17 @@
 //! `ClientCertificate` against the mock over real HTTP. Certificates and keys are
 //! generated at test time (RSA by aws-lc-rs, X.509 by rcgen); none are checked in.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{VAULT, World};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
+use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::{
     AssertionAlgorithm, Cached, ClientCertificate, Error, TenantCredentialProvider,
-    decode_unverified,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{VAULT, World};
 use serde_json::Value;
 
 struct TestCert {

@@ -1,0 +1,22 @@
+//! Integration tests through the public API, against `MockEntra` over real HTTP on
+//! loopback (and a real Redis for the shared cache). One binary with a module per
+//! behaviour area, so the suite links once.
+
+#![allow(unreachable_pub)]
+
+mod common;
+
+mod azure_sdk;
+mod cache;
+mod certificate;
+mod errors;
+mod faults;
+mod federated;
+mod input;
+#[cfg(feature = "redis")]
+mod l2;
+mod mock_lifecycle;
+mod onboarding;
+mod redaction;
+mod secret;
+mod validate;
