@@ -17,7 +17,9 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 mod errors;
+mod fetch;
 mod id_token;
+mod site;
 
 fn validator(w: &World) -> TokenValidator {
     TokenValidator::builder(w.entra.cloud())
