@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{VAULT, World};
+use crate::common::{VAULT, World, run_child};
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::testing::{MockEntra, MockManagedIdentity};
@@ -315,6 +315,7 @@ async fn managed_identity_builder_works_through_app_service_environment() {
     let mi = w.entra.add_managed_identity(&w.home, "id");
     w.entra.trust_managed_identity(&w.app, &mi);
     run_child(
+        module_path!(),
         "child_app_service_flow",
         &[
             ("IDENTITY_ENDPOINT", w.entra.app_service_endpoint().as_str()),
@@ -378,6 +379,7 @@ async fn workload_identity_from_env_reads_the_injected_variables() {
     let file = std::env::temp_dir().join(format!("act-wi-{}", uuid::Uuid::new_v4()));
     std::fs::write(&file, w.entra.managed_identity_token(&mi, EXCHANGE)).unwrap();
     run_child(
+        module_path!(),
         "child_workload_identity_flow",
         &[
             ("AZURE_CLIENT_ID", w.app.client_id()),
@@ -448,25 +450,4 @@ async fn the_mock_imds_answers_scripted_failures_and_checks_its_header() {
         .await
         .unwrap();
     assert_eq!(w.entra.managed_identity_requests(), 5);
-}
-
-/// Runs the ignored test `name` of this binary in a child process with `env` (for
-/// process-wide environment variables), and asserts it passed.
-async fn run_child(name: &str, env: &[(&str, &str)]) {
-    // Test names in this binary are module paths without the crate name.
-    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-    let name = format!("{module}::{name}");
-    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &name, "--ignored", "--nocapture"])
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("1 passed"), "{stdout}");
 }
