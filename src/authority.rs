@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::clock::{SharedClock, SharedSleeper};
 use crate::cloud::Cloud;
-use crate::error::{EntraError, Error, FederationField, TransportKind};
+use crate::error::{EntraError, Error, FederationField, Mismatch, TransportKind};
 use crate::http::{BodyError, MAX_BODY, describe_non_json, header_str, read_capped};
 use crate::scope::Scopes;
 use crate::tenant::TenantId;
@@ -340,45 +340,59 @@ impl TokenClient {
         }
     }
 
-    /// The bookkeeping check of DESIGN.md: a token claiming another tenant or app is an
-    /// error and never reaches a cache.
+    /// Trusts no bookkeeping alone: a JWT naming another tenant or app, or one without a
+    /// `tid`, or one that looks like a JWT and does not decode, is an error and never
+    /// reaches a cache. Opaque tokens cannot be read and pass.
     fn check_token(&self, tenant: &TenantId, token: AccessToken) -> Result<AccessToken, Error> {
-        let Some(claims) = crate::jwt::peek_claims(token.secret()) else {
-            return Ok(token); // opaque tokens cannot be checked
+        let unexpected = |claim: &'static str, mismatch: Mismatch| Error::UnexpectedToken {
+            tenant: tenant.clone(),
+            claim,
+            mismatch: Box::new(mismatch),
         };
-        let unexpected =
-            |claim: &'static str, expected: &str, found: &str| Error::UnexpectedToken {
-                tenant: tenant.clone(),
-                claim,
-                expected: expected.to_owned(),
-                found: crate::error::echo(found),
-            };
-        if let Some(tid) = claims.tid.as_deref() {
-            if tenant.is_guid() {
-                if !tid.eq_ignore_ascii_case(tenant.as_str()) {
-                    return Err(unexpected("tid", tenant.as_str(), tid));
-                }
-            } else {
-                let mut learned = self.learned_tids.lock().unwrap_or_else(|p| p.into_inner());
-                match learned.get(tenant) {
-                    Some(known) if !known.eq_ignore_ascii_case(tid) => {
-                        return Err(unexpected("tid", known, tid));
-                    }
-                    Some(_) => {}
-                    None => {
-                        learned.insert(tenant.clone(), Arc::from(tid.to_ascii_lowercase()));
-                    }
-                }
+        let claims = match crate::jwt::claims_if_jwt(token.secret()) {
+            Ok(Some(claims)) => claims,
+            Ok(None) => return Ok(token),
+            Err(e) => {
+                let why = match e {
+                    crate::error::ValidationError::Malformed(why) => why,
+                    _ => "its parts are not base64url JSON objects",
+                };
+                return Err(unexpected("token", Mismatch::Undecodable(why)));
             }
-        }
+        };
+        let Some(tid) = claims.tid.as_deref() else {
+            return Err(unexpected("tid", Mismatch::Missing));
+        };
+        self.check_tid(tenant, tid)?;
         for (name, value) in [("appid", &claims.appid), ("azp", &claims.azp)] {
             if let Some(v) = value.as_deref()
                 && !v.eq_ignore_ascii_case(&self.client_id)
             {
-                return Err(unexpected(name, &self.client_id, v));
+                return Err(Error::unexpected_claim(tenant, name, &self.client_id, v));
             }
         }
         Ok(token)
+    }
+
+    /// `tid` must be the tenant asked; for a domain, the GUID its first token carried.
+    fn check_tid(&self, tenant: &TenantId, tid: &str) -> Result<(), Error> {
+        if tenant.is_guid() {
+            if !tid.eq_ignore_ascii_case(tenant.as_str()) {
+                return Err(Error::unexpected_claim(tenant, "tid", tenant.as_str(), tid));
+            }
+            return Ok(());
+        }
+        let mut learned = self.learned_tids.lock().unwrap_or_else(|p| p.into_inner());
+        match learned.get(tenant) {
+            Some(known) if !known.eq_ignore_ascii_case(tid) => {
+                Err(Error::unexpected_claim(tenant, "tid", known, tid))
+            }
+            Some(_) => Ok(()),
+            None => {
+                learned.insert(tenant.clone(), Arc::from(tid.to_ascii_lowercase()));
+                Ok(())
+            }
+        }
     }
 }
 
@@ -392,44 +406,11 @@ fn parse_retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> O
     let wait = if let Ok(secs) = raw.parse::<u64>() {
         Duration::from_secs(secs)
     } else {
-        let at = httpdate(raw)?;
+        // A well-kept parser: it refuses years outside 1970..=9999 instead of overflowing.
+        let at = httpdate::parse_http_date(raw).ok()?;
         at.duration_since(now).unwrap_or_default()
     };
     Some(wait.min(MAX_RETRY_AFTER))
-}
-
-/// Parses the IMF-fixdate form of an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
-fn httpdate(s: &str) -> Option<SystemTime> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let day: u64 = day.parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| m == month)? as u64
-        + 1;
-    let year: i64 = year.parse().ok()?;
-    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 || year < 1970 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y, mo) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = (y - era * 400) as u64;
-    let doy = (153 * mo + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe as i64 - 719_468;
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + sec;
-    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 /// Seconds given as a JSON integer or a numeric string (Entra uses both).
@@ -693,14 +674,47 @@ mod tests {
         assert!(matches!(mk(12345, 400), Error::Authority(_)));
     }
 
-    #[test]
-    fn http_dates_parse() {
-        let t = httpdate("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(
-            t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(),
-            784_111_777
+    fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            reqwest::header::HeaderValue::from_str(value).unwrap(),
         );
-        assert!(httpdate("yesterday").is_none());
+        parse_retry_after(&headers, now)
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_and_caps_at_an_hour() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777 - 30);
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after("99999999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        // A date in the past means "now".
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("yesterday", now), None);
+    }
+
+    #[test]
+    fn retry_after_with_a_huge_year_is_refused_without_overflow() {
+        let now = SystemTime::UNIX_EPOCH;
+        for value in [
+            "Sun, 06 Nov 9223372036854775807 08:49:37 GMT",
+            "Sun, 06 Nov 18446744073709551615 08:49:37 GMT",
+            "Sun, 06 Nov -9223372036854775808 08:49:37 GMT",
+            "Sun, 06 Nov 99999 08:49:37 GMT",
+        ] {
+            assert_eq!(retry_after(value, now), None, "{value}");
+        }
     }
 }
 
@@ -717,6 +731,34 @@ mod props {
             let scopes = Scopes::parse(&["https://vault.azure.net/.default"]).unwrap();
             let _ = parse_success(&body, SystemTime::UNIX_EPOCH, &tenant, &scopes);
             let _ = parse_error(&body);
+        }
+
+        /// Any `Retry-After` value: a wait of at most an hour or nothing, never a panic or a
+        /// wrapped overflow, whatever the clock says.
+        #[test]
+        fn arbitrary_retry_after_is_capped_or_ignored(value in "[ -~]{0,64}", now in any::<u32>()) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(now));
+            let mut headers = reqwest::header::HeaderMap::new();
+            if let Ok(v) = reqwest::header::HeaderValue::from_str(&value) {
+                headers.insert(reqwest::header::RETRY_AFTER, v);
+            }
+            if let Some(wait) = parse_retry_after(&headers, now) {
+                prop_assert!(wait <= MAX_RETRY_AFTER);
+            }
+        }
+
+        /// HTTP dates with any year, day and time: capped or ignored, never a panic.
+        #[test]
+        fn http_dates_with_any_fields_are_capped_or_ignored(
+            day in 0u64..100, month in 0usize..12, year in any::<i64>(), h in 0u32..100, m in 0u32..100, s in 0u32..100,
+        ) {
+            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let value = format!("Sun, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT", months[month]);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::RETRY_AFTER, reqwest::header::HeaderValue::from_str(&value).unwrap());
+            if let Some(wait) = parse_retry_after(&headers, SystemTime::UNIX_EPOCH) {
+                prop_assert!(wait <= MAX_RETRY_AFTER);
+            }
         }
 
         /// JSON-shaped answers with arbitrary field values, the likelier kind of garbage.

@@ -52,7 +52,7 @@ pub use credential::sources::{FnSource, TokenFile, WorkloadIdentity, assertion_f
 #[cfg(feature = "azure-core")]
 pub use credential::sources::{ManagedIdentity, TokenCredentialSource};
 pub use error::ValidationError;
-pub use error::{EntraError, Error, FederationField, TransportKind};
+pub use error::{EntraError, Error, FederationField, Mismatch, TransportKind};
 pub use jwt::Claims;
 #[cfg(feature = "redis")]
 pub use l2::RedisStore;

@@ -186,19 +186,20 @@ pub enum Error {
     },
 
     /// A token was issued, but not for what was asked: its `claim` names another tenant or
-    /// client. It was discarded and not cached. Report it: it means a mix-up upstream.
+    /// client, is missing, or the token looks like a JWT and does not decode. It was
+    /// discarded and not cached. Report it: it means a mix-up upstream.
     #[error(
-        "a token asked from tenant {tenant} carries {claim}={found:?}, expected {expected:?}; it was discarded"
+        "a token asked from tenant {tenant} {}; it was discarded and not cached: report it, it means a mix-up upstream",
+        .mismatch.describe(.claim)
     )]
     UnexpectedToken {
         /// The tenant asked.
         tenant: TenantId,
-        /// The claim that did not match (`tid`, `appid`, `azp`).
+        /// The claim that did not match (`tid`, `appid`, `azp`), or `token` when the
+        /// token has a JWT's three parts that do not decode.
         claim: &'static str,
-        /// What it should have been.
-        expected: String,
-        /// What it was.
-        found: String,
+        /// How it differed.
+        mismatch: Box<Mismatch>,
     },
 
     /// A token was obtained but failed validation against the caller's
@@ -234,6 +235,55 @@ fn retry_after_text(d: &Option<Duration>) -> String {
             d.as_secs()
         ),
         None => "back off before retrying; other tenants are unaffected".into(),
+    }
+}
+
+/// How an issued token differed from what was asked; see [`Error::UnexpectedToken`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mismatch {
+    /// The claim names someone else.
+    Other {
+        /// What it should have been.
+        expected: String,
+        /// What it was (cut to 64 characters).
+        found: String,
+    },
+    /// The claim is missing (or not a string).
+    Missing,
+    /// The token has a JWT's three dot-separated parts, but they do not decode strictly
+    /// (base64url of a JSON object each); the reason says which.
+    Undecodable(&'static str),
+}
+
+impl Mismatch {
+    fn describe(&self, claim: &str) -> String {
+        match self {
+            Self::Other { expected, found } => {
+                format!("carries {claim}={found:?}, expected {expected:?}")
+            }
+            Self::Missing => format!("carries no {claim} claim"),
+            Self::Undecodable(why) => format!("looks like a JWT but does not decode ({why})"),
+        }
+    }
+}
+
+impl Error {
+    /// A token whose `claim` says `found` where `expected` was asked for.
+    pub(crate) fn unexpected_claim(
+        tenant: &TenantId,
+        claim: &'static str,
+        expected: &str,
+        found: &str,
+    ) -> Self {
+        Self::UnexpectedToken {
+            tenant: tenant.clone(),
+            claim,
+            mismatch: Box::new(Mismatch::Other {
+                expected: expected.to_owned(),
+                found: echo(found),
+            }),
+        }
     }
 }
 
