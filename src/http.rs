@@ -1,10 +1,19 @@
-//! What every outbound request shares: the HTTP client without redirects, capped body
-//! reads and bounded header values.
+//! What every outbound request shares: the HTTP client without redirects, sending without
+//! ever following one, capped body reads and bounded header values.
 //!
 //! Token, assertion, metadata and key requests all go through here, so a rule about
 //! what may leave the process or how much may come back is written once.
+//!
+//! A caller may hand us any `reqwest::Client`, including one that follows redirects (the
+//! default of `reqwest::Client::new()`). So the rule "nothing follows a redirect" cannot
+//! live in the client: [`send_no_redirect`] enforces it per request. A form carrying a
+//! credential goes as a one-shot body ([`one_shot_form`]) that reqwest cannot replay,
+//! so a 307 or 308 cannot carry it elsewhere; and any 3xx answer, or an answer that came
+//! from another URL than the one asked, is refused before its body is read.
 
 use std::time::Duration;
+
+use url::Url;
 
 use crate::error::Error;
 
@@ -19,6 +28,81 @@ pub(crate) fn default_client() -> Result<reqwest::Client, Error> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| Error::InvalidConfiguration(format!("could not build the HTTP client: {e}")))
+}
+
+/// Why a request sent by [`send_no_redirect`] brought no answer to use.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The server answered with a redirect, or the answer came from another URL than the
+    /// one asked (the caller's client followed a redirect without the request's body).
+    /// Nothing carrying a credential was sent there.
+    Redirected {
+        /// The HTTP status of the answer.
+        status: u16,
+        /// Where the redirect pointed (cut for messages), if it said.
+        location: Option<String>,
+    },
+    /// The request did not reach the server or its answer did not arrive.
+    Transport(reqwest::Error),
+}
+
+/// Sends `request` and returns its answer only if it is the answer of the URL asked:
+/// a 3xx status, or an answer from anywhere else, is [`SendError::Redirected`]. The body
+/// is not read. Every request that carries a credential, and every metadata and key
+/// fetch, goes through here, whatever client built it.
+pub(crate) async fn send_no_redirect(
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, SendError> {
+    let (client, request) = request.build_split();
+    let request = request.map_err(SendError::Transport)?;
+    let asked = request.url().clone();
+    let response = client
+        .execute(request)
+        .await
+        .map_err(SendError::Transport)?;
+    check_origin(&asked, &response)?;
+    Ok(response)
+}
+
+/// Refuses an answer that is a redirect or came from another URL than `asked`.
+pub(crate) fn check_origin(asked: &Url, response: &reqwest::Response) -> Result<(), SendError> {
+    let status = response.status();
+    if status.is_redirection() {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| crate::error::echo(&String::from_utf8_lossy(l.as_bytes())));
+        return Err(SendError::Redirected {
+            status: status.as_u16(),
+            location,
+        });
+    }
+    if response.url() != asked {
+        return Err(SendError::Redirected {
+            status: status.as_u16(),
+            location: Some(crate::error::echo(response.url().as_str())),
+        });
+    }
+    Ok(())
+}
+
+/// `form` as an `application/x-www-form-urlencoded` body that can be sent once only: reqwest
+/// replays only bodies it can clone, so even a client that follows redirects cannot send
+/// this one to a 307 or 308 target. Its length is known, so it still goes with a
+/// `Content-Length`.
+pub(crate) fn one_shot_form(
+    request: reqwest::RequestBuilder,
+    form: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(reqwest::Body::wrap(encoded))
 }
 
 pub(crate) fn header_str(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::tenant::TenantId;
+use crate::tenant::{TenantError, TenantId};
 
 mod echo;
 mod validation;
@@ -114,16 +114,38 @@ pub enum Error {
     AssertionRejected(Box<EntraError>),
 
     /// No managed identity endpoint answered (not on Azure, identity not assigned to this
-    /// resource, wrong client id) or it refused the token.
+    /// resource, wrong client id) or it refused the token. The endpoint's answer is the
+    /// [`source`](std::error::Error::source).
     #[error(
-        "the managed identity gave no assertion: {0}; check that the user-assigned identity is assigned to this resource and its id is right"
+        "the managed identity gave no assertion: check that the user-assigned identity is assigned to this resource, that its id is right and that this runs on Azure (see the cause)"
     )]
-    ManagedIdentityUnavailable(String),
+    ManagedIdentityUnavailable {
+        /// What the managed identity endpoint (or `azure_identity`) said.
+        #[source]
+        source: Cause,
+    },
 
     /// The federated assertion could not be read (token file missing or empty, custom
     /// source failed).
-    #[error("no federated assertion: {0}")]
-    AssertionUnavailable(String),
+    #[error("no federated assertion: {reason}")]
+    AssertionUnavailable {
+        /// What went wrong and where (a file path, a source's own words).
+        reason: String,
+        /// The underlying failure, if there was one.
+        #[source]
+        source: Option<Cause>,
+    },
+
+    /// The assertion source gave no assertion in time: the managed identity endpoint or a
+    /// custom source hung. The fetch runs on, bounded by its own timeout, for the calls
+    /// after this one; other tenants are not held up by it.
+    #[error(
+        "the federated assertion source gave no assertion within {} ms: check the managed identity endpoint (IMDS, App Service) or the custom source; other tenants are not held up", .after.as_millis()
+    )]
+    AssertionTimedOut {
+        /// How long this call waited.
+        after: Duration,
+    },
 
     /// The tenant does not exist in this cloud (AADSTS90002, 900023): wrong id, wrong cloud,
     /// or deleted.
@@ -185,6 +207,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// The token endpoint answered with a redirect, or its answer came from another URL
+    /// than the one asked. A token endpoint never redirects: the authority host, or
+    /// something in between, is wrong. The redirect was not followed with the request's
+    /// credential, whatever HTTP client was configured.
+    #[error(
+        "the token endpoint of tenant {tenant} answered HTTP {status} pointing at {}; it was refused and no credential was sent there: check the authority host and any proxy in between",
+        .location.as_deref().unwrap_or("an unnamed location")
+    )]
+    Redirected {
+        /// The tenant asked.
+        tenant: TenantId,
+        /// The HTTP status of the answer.
+        status: u16,
+        /// Where it pointed (cut to 64 characters), if it said.
+        location: Option<Box<str>>,
+    },
+
     /// A token was issued, but not for what was asked: its `claim` names another tenant or
     /// client, is missing, or the token looks like a JWT and does not decode. It was
     /// discarded and not cached. Report it: it means a mix-up upstream.
@@ -227,6 +266,42 @@ pub enum Error {
     #[error("internal error: {0}; please file a bug")]
     Internal(&'static str),
 }
+
+impl From<TenantError> for Error {
+    fn from(e: TenantError) -> Self {
+        Self::InvalidTenant {
+            input: echo(&e.input),
+            reason: e.reason,
+        }
+    }
+}
+
+impl std::str::FromStr for TenantId {
+    type Err = Error;
+
+    /// A tenant GUID (lower-cased) or DNS domain (lower-cased); `common`, `organizations`,
+    /// `consumers` and anything that would change the token endpoint's path are refused.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Ok(Self::parse(s)?)
+    }
+}
+
+impl TryFrom<&str> for TenantId {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self, Error> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self, Error> {
+        s.parse()
+    }
+}
+
+/// A foreign error kept as the cause of ours; an `Arc` so [`Error`] stays `Clone`.
+pub(crate) type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
 fn retry_after_text(d: &Option<Duration>) -> String {
     match d {
@@ -476,11 +551,34 @@ impl Error {
             Self::Throttled { .. }
             | Self::Transport { .. }
             | Self::FederationPending(_)
-            | Self::ManagedIdentityUnavailable(_) => true,
+            | Self::ManagedIdentityUnavailable { .. }
+            | Self::AssertionTimedOut { .. } => true,
             Self::AssertionExpired(_) => true,
             Self::Authority(e) => e.status >= 500 || e.code().is_some_and(is_transient_code),
             Self::MalformedResponse { status, .. } => *status >= 500,
             _ => false,
+        }
+    }
+
+    /// The error for an [`AssertionSource`](crate::AssertionSource) that could not produce
+    /// an assertion: `reason` says what and where, in words for the operator, `source` is
+    /// the underlying failure.
+    ///
+    /// ```
+    /// use azure_cross_tenant::Error;
+    ///
+    /// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+    /// let err = Error::assertion_unavailable("OIDC token file /run/oidc/token", io);
+    /// assert!(err.to_string().contains("/run/oidc/token"));
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    pub fn assertion_unavailable(
+        reason: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::AssertionUnavailable {
+            reason: reason.into(),
+            source: Some(Arc::from(source.into())),
         }
     }
 

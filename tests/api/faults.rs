@@ -41,11 +41,12 @@ async fn persistent_5xx_gives_up_after_the_bounded_retries_with_a_retryable_erro
         .authority_host(w.entra.uri())
         .clock(Arc::new(w.clock.clone()))
         .sleeper(Arc::new(w.clock.clone()))
-        .retry(RetryPolicy {
-            max_retries: 3,
-            initial_delay: Duration::from_millis(500),
-            max_total: Duration::from_secs(30),
-        })
+        .retry(
+            RetryPolicy::default()
+                .max_retries(3)
+                .initial_delay(Duration::from_millis(500))
+                .max_total(Duration::from_secs(30)),
+        )
         .build()
         .unwrap();
     let before = w.clock.sleeps().len();

@@ -263,7 +263,7 @@ async fn a_rotated_token_file_is_picked_up_on_the_next_exchange() {
     let cred = federated(&w, TokenFile::new(&path));
 
     let err = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
-    assert!(matches!(err, Error::AssertionUnavailable(_)), "{err:?}");
+    assert!(matches!(err, Error::AssertionUnavailable { .. }), "{err:?}");
 
     std::fs::write(&path, w.entra.managed_identity_token(&mi, EXCHANGE)).unwrap();
     cred.get_token(&w.customer, &[VAULT]).await.unwrap();
@@ -300,7 +300,7 @@ async fn an_unknown_identity_is_managed_identity_unavailable_and_nothing_reaches
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::ManagedIdentityUnavailable(_)),
+        matches!(err, Error::ManagedIdentityUnavailable { .. }),
         "{err:?}"
     );
     assert_eq!(w.entra.token_requests(), 0);
@@ -368,7 +368,7 @@ async fn the_secretless_flow_works_through_the_azure_core_adapter() {
     assert_eq!(claims.oid.as_deref(), Some(w.sp_object_id.as_str()));
 }
 
-/// `WorkloadIdentity::from_env()` reads the variables the AKS webhook injects; those are
+/// `FederatedAssertion::workload_identity_from_env()` reads the variables the AKS webhook injects; those are
 /// process-wide, so this runs in a child process (this test binary again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_identity_from_env_reads_the_injected_variables() {
@@ -395,7 +395,7 @@ async fn workload_identity_from_env_reads_the_injected_variables() {
 #[tokio::test]
 #[ignore = "run by workload_identity_from_env_reads_the_injected_variables in its own process"]
 async fn child_workload_identity_flow() {
-    let cred = azure_cross_tenant::WorkloadIdentity::from_env()
+    let cred = FederatedAssertion::workload_identity_from_env()
         .unwrap()
         .build()
         .unwrap();
