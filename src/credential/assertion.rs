@@ -50,7 +50,12 @@ impl Assertion {
         self.expires_on
     }
 
-    pub(crate) fn secret(&self) -> &Secret {
+    /// The assertion's text, for a `client_assertion` form field. Keep it out of logs.
+    pub fn secret(&self) -> &str {
+        self.token.expose()
+    }
+
+    pub(crate) fn shared_secret(&self) -> &Secret {
         &self.token
     }
 }

@@ -162,6 +162,6 @@ async fn fetch_bounded(source: &dyn AssertionSource, timeout: Duration) -> Resul
 impl AuthSource for SharedAssertion {
     async fn auth(&self, _endpoint: &Url, fresh: bool) -> Result<ClientAuth, Error> {
         let assertion = self.get(fresh).await?;
-        Ok(ClientAuth::Assertion(assertion.secret().clone()))
+        Ok(ClientAuth::Assertion(assertion.shared_secret().clone()))
     }
 }
