@@ -66,7 +66,8 @@ impl Deadline {
     /// What is left until the deadline (zero once it has passed).
     #[allow(clippy::disallowed_methods)] // the one OK usage: deadlines are read here only
     pub(crate) fn remaining(&self) -> Duration {
-        self.0.saturating_duration_since(tokio::time::Instant::now())
+        self.0
+            .saturating_duration_since(tokio::time::Instant::now())
     }
 
     /// `future`'s output if it completes before the deadline, else `None` (and `future`

@@ -66,5 +66,4 @@ mod tests {
         assert!(matches!(mk(12345, 429), Error::Throttled { .. }));
         assert!(matches!(mk(12345, 400), Error::Authority(_)));
     }
-
 }

@@ -138,8 +138,7 @@ impl TokenClient {
         let mut fresh = false;
         let mut retry = 0u32;
         loop {
-            let (error, asked) = match self.attempt(tenant, &scopes, &endpoint, auth, fresh).await
-            {
+            let (error, asked) = match self.attempt(tenant, &scopes, &endpoint, auth, fresh).await {
                 Attempt::Done(result) => return result,
                 Attempt::Retry { error, wait } => (error, wait),
             };
@@ -238,7 +237,11 @@ impl TokenClient {
     }
 
     /// The answer's status, `Retry-After`, trace id and (size-capped) body.
-    async fn read(&self, tenant: &TenantId, response: reqwest::Response) -> Result<Answer, Attempt> {
+    async fn read(
+        &self,
+        tenant: &TenantId,
+        response: reqwest::Response,
+    ) -> Result<Answer, Attempt> {
         let status = response.status().as_u16();
         let retry_after = parse_retry_after(response.headers(), self.clock.now());
         let trace_id = http::header_str(response.headers(), "x-ms-request-id");
@@ -252,7 +255,7 @@ impl TokenClient {
             Err(BodyError::TooLarge) => Err(Attempt::Done(Err(Error::MalformedResponse {
                 tenant: tenant.clone(),
                 status,
-                reason: format!("the body is larger than {MAX_BODY} bytes"),
+                reason: format!("the body is larger than {MAX_BODY} bytes").into(),
             }))),
             Err(BodyError::Transport(e)) => Err(self.transport_failure(tenant, e)),
         }
@@ -265,7 +268,7 @@ impl TokenClient {
             .map_err(|reason| Error::MalformedResponse {
                 tenant: tenant.clone(),
                 status: answer.status,
-                reason,
+                reason: reason.into(),
             })
             .and_then(|token| self.issued.check(tenant, &self.client_id, token));
         if let Err(e) = &result {
@@ -286,7 +289,7 @@ impl TokenClient {
                 return Attempt::Done(Err(Error::MalformedResponse {
                     tenant: tenant.clone(),
                     status,
-                    reason: http::describe_non_json(&answer.body),
+                    reason: http::describe_non_json(&answer.body).into(),
                 }));
             }
         };

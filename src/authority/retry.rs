@@ -149,7 +149,10 @@ mod tests {
             .initial_delay(Duration::from_millis(500))
             .max_total(Duration::from_secs(3));
         let s = Duration::from_secs;
-        assert_eq!(p.wait_before(1, None, s(0)), Some(Duration::from_millis(500)));
+        assert_eq!(
+            p.wait_before(1, None, s(0)),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(p.wait_before(2, None, s(0)), Some(s(1)));
         assert_eq!(p.wait_before(3, None, s(0)), Some(s(2)));
         assert_eq!(p.wait_before(4, None, s(0)), None, "retry count");

@@ -209,8 +209,7 @@ impl CredentialBuilder<FederatedAssertion> {
             SourceSpec::ManagedIdentity(identity) => Arc::new(identity.into_source(&audience)?),
         };
         let _ = audience;
-        let assertion =
-            SharedAssertion::new(source, client.clock.clone(), parts.assertion_timeout);
+        let assertion = SharedAssertion::new(source, client.clock.clone(), parts.assertion_timeout);
         Ok(FederatedAssertion { client, assertion })
     }
 }

@@ -15,6 +15,7 @@ mod sources;
 pub use assertion::{Assertion, AssertionSource};
 pub use builder::CredentialBuilder;
 pub use certificate::{AssertionAlgorithm, ClientCertificate};
+#[cfg(feature = "test-util")]
 pub(crate) use certificate::{cert_facts, certificate_der};
 pub use federated::FederatedAssertion;
 pub use secret::ClientSecret;

@@ -49,10 +49,7 @@ impl ClientSecret {
     /// Starts building a credential for `client_id` (the app's Application ID, a GUID)
     /// with `secret` (the secret's *value*, not its id).
     #[allow(clippy::new_ret_no_self)] // the API contract: new(..) -> builder
-    pub fn new(
-        client_id: impl Into<String>,
-        secret: impl Into<String>,
-    ) -> CredentialBuilder<Self> {
+    pub fn new(client_id: impl Into<String>, secret: impl Into<String>) -> CredentialBuilder<Self> {
         CredentialBuilder::new(client_id, SecretParts(Secret::new(secret.into())))
     }
 }

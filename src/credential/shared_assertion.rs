@@ -132,7 +132,11 @@ impl Landing {
     fn keep(&self, result: &Result<Assertion, Error>) {
         if let (Ok(assertion), Some(state)) = (result, self.state.upgrade()) {
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.flight.as_ref().is_some_and(|(n, _)| *n == self.number) {
+            if state
+                .flight
+                .as_ref()
+                .is_some_and(|(n, _)| *n == self.number)
+            {
                 state.current = Some(assertion.clone());
             }
         }
@@ -143,7 +147,11 @@ impl Drop for Landing {
     fn drop(&mut self) {
         if let Some(state) = self.state.upgrade() {
             let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.flight.as_ref().is_some_and(|(n, _)| *n == self.number) {
+            if state
+                .flight
+                .as_ref()
+                .is_some_and(|(n, _)| *n == self.number)
+            {
                 state.flight = None;
             }
         }
@@ -151,7 +159,10 @@ impl Drop for Landing {
 }
 
 /// One fetch from `source`, given up after `timeout`.
-async fn fetch_bounded(source: &dyn AssertionSource, timeout: Duration) -> Result<Assertion, Error> {
+async fn fetch_bounded(
+    source: &dyn AssertionSource,
+    timeout: Duration,
+) -> Result<Assertion, Error> {
     crate::clock::Deadline::after(timeout)
         .run(source.assertion())
         .await

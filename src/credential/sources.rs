@@ -226,12 +226,12 @@ mod managed {
                     transport: Some(direct_transport()?),
                     ..Default::default()
                 },
-                ..Default::default()
             };
-            let credential = ManagedIdentityCredential::new(Some(options))
-                .map_err(|e| Error::ManagedIdentityUnavailable {
+            let credential = ManagedIdentityCredential::new(Some(options)).map_err(|e| {
+                Error::ManagedIdentityUnavailable {
                     source: Arc::new(e),
-                })?;
+                }
+            })?;
             Ok(TokenCredentialSource::new(credential, audience))
         }
     }

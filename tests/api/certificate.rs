@@ -58,7 +58,10 @@ pub fn make_cert(valid: Option<(i32, i32)>) -> TestCert {
     }
 }
 
-fn credential(w: &World, cert: &TestCert) -> azure_cross_tenant::CredentialBuilder<ClientCertificate> {
+fn credential(
+    w: &World,
+    cert: &TestCert,
+) -> azure_cross_tenant::CredentialBuilder<ClientCertificate> {
     ClientCertificate::from_pem(w.app.client_id(), &cert.cert_pem, &cert.key_pem)
         .authority_host(w.entra.uri())
         .clock(Arc::new(w.clock.clone()))

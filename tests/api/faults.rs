@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::common::{VAULT, World};
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
-    Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantCredentialProvider, TransportKind,
+    Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantCredentialProvider,
+    TransportKind,
 };
 
 #[tokio::test]
@@ -243,7 +244,11 @@ async fn a_jwt_shaped_token_that_does_not_decode_or_names_no_tenant_is_refused_a
         ("standard base64, not base64url", standard, "token"),
         (
             "payload is not an object",
-            format!("{}.{}.c2ln", b64url(&header), b64url(&serde_json::json!([1]))),
+            format!(
+                "{}.{}.c2ln",
+                b64url(&header),
+                b64url(&serde_json::json!([1]))
+            ),
             "token",
         ),
         (
@@ -256,7 +261,8 @@ async fn a_jwt_shaped_token_that_does_not_decode_or_names_no_tenant_is_refused_a
         ),
     ];
     for (case, token, claim) in cases {
-        let body = serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token});
+        let body =
+            serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token});
         w.entra.inject_fault(
             &w.customer,
             MockFault::Body {
@@ -271,7 +277,10 @@ async fn a_jwt_shaped_token_that_does_not_decode_or_names_no_tenant_is_refused_a
             Error::UnexpectedToken { claim: c, .. } => assert_eq!(*c, claim, "{case}"),
             other => panic!("{case}: expected UnexpectedToken, got {other:?}"),
         }
-        assert!(!err.to_string().contains(&token), "{case}: the token is not echoed");
+        assert!(
+            !err.to_string().contains(&token),
+            "{case}: the token is not echoed"
+        );
         // Nothing was cached: the next call asks Entra again and gets a real token.
         let token = cached.get_token(&w.customer, &[VAULT]).await.unwrap();
         assert!(w.entra.signed_by_mock(token.secret()), "{case}");

@@ -597,10 +597,18 @@ async fn a_call_that_gives_up_leaves_the_assertion_fetch_running_for_the_next() 
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidClientAssertion(_)), "{err:?}");
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the first fetch's assertion was kept");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the first fetch's assertion was kept"
+    );
     let requests = authority.requests();
     assert_eq!(requests.len(), 1);
-    assert!(requests[0].contains("client_assertion=slow.but.good"), "{}", requests[0]);
+    assert!(
+        requests[0].contains("client_assertion=slow.but.good"),
+        "{}",
+        requests[0]
+    );
 }
 
 /// `FederatedAssertion::managed_identity` against an App Service identity endpoint that
@@ -655,7 +663,11 @@ async fn child_silent_identity_endpoint() {
             "{err:?}"
         );
     }
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// The proxy settings a child process gets: every variable reqwest reads, pointing at
@@ -690,12 +702,24 @@ async fn managed_identity_requests_never_go_through_a_proxy() {
     let endpoint = w.entra.app_service_endpoint();
     let header = w.entra.identity_header();
     let mut app_service = env.clone();
-    app_service.extend([("IDENTITY_ENDPOINT", endpoint.as_str()), ("IDENTITY_HEADER", &header)]);
+    app_service.extend([
+        ("IDENTITY_ENDPOINT", endpoint.as_str()),
+        ("IDENTITY_HEADER", &header),
+    ]);
     run_child("child_app_service_assertion_without_proxy", &app_service).await;
-    assert_eq!(w.entra.managed_identity_requests(), 1, "the identity endpoint was asked directly");
+    assert_eq!(
+        w.entra.managed_identity_requests(),
+        1,
+        "the identity endpoint was asked directly"
+    );
 
     run_child("child_imds_without_proxy", &env).await;
-    assert_eq!(proxy.connections(), 0, "the proxy saw: {:?}", proxy.requests());
+    assert_eq!(
+        proxy.connections(),
+        0,
+        "the proxy saw: {:?}",
+        proxy.requests()
+    );
 }
 
 #[tokio::test]

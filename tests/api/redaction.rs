@@ -29,6 +29,11 @@ async fn no_secret_or_token_appears_in_debug_errors_or_traces() {
         .with_writer(move || sink.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // With a single dispatcher registered, tracing decides a callsite's interest from the
+    // *registering* thread's default: a parallel test reaching a callsite first (with no
+    // subscriber) would switch it off for this test too. A second live dispatcher makes
+    // tracing ask every registered one instead.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
 
     let w = World::new().await;
     let builder = ClientSecret::new(w.app.client_id(), &w.secret).authority_host(w.entra.uri());

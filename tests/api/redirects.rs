@@ -70,7 +70,8 @@ async fn a_redirecting_token_endpoint_gets_no_credential_through_and_is_refused(
     let tenant: TenantId = "contoso.com".parse().unwrap();
     for status in [307, 308, 302, 301, 303] {
         let target = thief().await;
-        let authority = Loopback::redirecting(status, target.url().join("steal").unwrap().as_str()).await;
+        let authority =
+            Loopback::redirecting(status, target.url().join("steal").unwrap().as_str()).await;
         for (kind, credential) in credentials(&authority) {
             let err = credential.get_token(&tenant, &[VAULT]).await.unwrap_err();
             match &err {
@@ -84,10 +85,17 @@ async fn a_redirecting_token_endpoint_gets_no_credential_through_and_is_refused(
             assert!(!err.is_retryable(), "{status} {kind}");
             assert!(!err.to_string().contains(SECRET), "{status} {kind}: {err}");
         }
-        assert_eq!(authority.requests().len(), 3, "{status}: one attempt each, no retry");
+        assert_eq!(
+            authority.requests().len(),
+            3,
+            "{status}: one attempt each, no retry"
+        );
         for request in target.requests() {
             for leak in [SECRET, ASSERTION, "client_secret", "client_assertion"] {
-                assert!(!request.contains(leak), "{status}: the target received {leak}:\n{request}");
+                assert!(
+                    !request.contains(leak),
+                    "{status}: the target received {leak}:\n{request}"
+                );
             }
         }
     }
@@ -113,5 +121,14 @@ async fn a_retry_after_date_with_a_huge_year_is_ignored() {
         .unwrap();
     let tenant: TenantId = "contoso.com".parse().unwrap();
     let err = credential.get_token(&tenant, &[VAULT]).await.unwrap_err();
-    assert!(matches!(err, Error::Throttled { retry_after: None, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Throttled {
+                retry_after: None,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

@@ -17,14 +17,19 @@ pub(crate) fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
         match section {
             Ok((SectionKind::Certificate, der)) => chain.push(der),
             Ok(_) => {}
-            Err(_) => return Err(bad("the certificate PEM is malformed (a block is cut off or not base64)")),
+            Err(_) => {
+                return Err(bad(
+                    "the certificate PEM is malformed (a block is cut off or not base64)",
+                ));
+            }
         }
     }
     Ok(chain)
 }
 
 /// The first certificate of `input`: its first PEM `CERTIFICATE` block, or `input` itself
-/// if it is not PEM.
+/// if it is not PEM. (The mock reads registered certificates with it.)
+#[cfg(any(test, feature = "test-util"))]
 pub(crate) fn certificate_der(input: &[u8]) -> Result<Vec<u8>, Error> {
     if input.trim_ascii_start().starts_with(b"-----BEGIN") {
         certificates_from_pem(input)?
@@ -60,7 +65,9 @@ pub(super) fn key_from_pem(pem: &[u8]) -> Result<KeyPair, Error> {
             "the private key is encrypted; decrypt it first or use a PKCS#12 file with its password",
         ))
     } else if text.contains("PRIVATE KEY-----") {
-        Err(bad("the private key is not RSA (only RSA keys are supported)"))
+        Err(bad(
+            "the private key is not RSA (only RSA keys are supported)",
+        ))
     } else {
         Err(bad("the key PEM holds no private key"))
     }
@@ -72,16 +79,19 @@ pub(super) fn from_pkcs12(der: &[u8], password: &str) -> Result<(KeyPair, Vec<Ve
     if der.len() > MAX_INPUT {
         return Err(bad("input larger than 1 MiB"));
     }
-    let store =
-        p12_keystore::KeyStore::from_pkcs12(der, password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
-            .map_err(|e| {
-                let msg = e.to_string().to_ascii_lowercase();
-                if msg.contains("mac") || msg.contains("password") || msg.contains("decrypt") {
-                    bad("the PKCS#12 password is wrong (or the file is corrupt)")
-                } else {
-                    bad("the file is not a PKCS#12 archive this crate can read")
-                }
-            })?;
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        der,
+        password,
+        p12_keystore::Pkcs12ImportPolicy::Relaxed,
+    )
+    .map_err(|e| {
+        let msg = e.to_string().to_ascii_lowercase();
+        if msg.contains("mac") || msg.contains("password") || msg.contains("decrypt") {
+            bad("the PKCS#12 password is wrong (or the file is corrupt)")
+        } else {
+            bad("the file is not a PKCS#12 archive this crate can read")
+        }
+    })?;
     let (_, chain) = store
         .private_key_chain()
         .ok_or_else(|| bad("the PKCS#12 archive holds no private key"))?;
@@ -114,8 +124,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("encrypted"), "{err}");
-        let err = key_from_pem(b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----")
-            .unwrap_err();
+        let err =
+            key_from_pem(b"-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----")
+                .unwrap_err();
         assert!(err.to_string().contains("not RSA"), "{err}");
     }
 }
