@@ -77,13 +77,23 @@ pub(crate) fn check_origin(asked: &Url, response: &reqwest::Response) -> Result<
             location,
         });
     }
-    if response.url() != asked {
+    if !same_resource(response.url(), asked) {
         return Err(SendError::Redirected {
             status: status.as_u16(),
             location: Some(crate::error::echo(response.url().as_str())),
         });
     }
     Ok(())
+}
+
+/// Whether two URLs name the same resource on the same origin. Userinfo and fragment are
+/// left out: they never reach the server, and the answer's URL is rebuilt without them.
+fn same_resource(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
+        && a.path() == b.path()
+        && a.query() == b.query()
 }
 
 /// `form` as an `application/x-www-form-urlencoded` body that can be sent once only: reqwest
@@ -142,5 +152,33 @@ pub(crate) fn describe_non_json(body: &[u8]) -> String {
         "the body is empty".into()
     } else {
         "the body is not JSON".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_resource_ignores_only_userinfo_fragment_and_default_ports() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let asked = u("https://login.example.com/t/oauth2/v2.0/token?x=1");
+        for same in [
+            "https://login.example.com/t/oauth2/v2.0/token?x=1",
+            "https://login.example.com:443/t/oauth2/v2.0/token?x=1",
+            "https://user:pw@login.example.com/t/oauth2/v2.0/token?x=1#frag",
+        ] {
+            assert!(same_resource(&asked, &u(same)), "{same}");
+        }
+        for other in [
+            "http://login.example.com/t/oauth2/v2.0/token?x=1",
+            "https://login.example.com:8443/t/oauth2/v2.0/token?x=1",
+            "https://evil.example.com/t/oauth2/v2.0/token?x=1",
+            "https://login.example.com/u/oauth2/v2.0/token?x=1",
+            "https://login.example.com/t/oauth2/v2.0/token?x=2",
+            "https://login.example.com/t/oauth2/v2.0/token",
+        ] {
+            assert!(!same_resource(&asked, &u(other)), "{other}");
+        }
     }
 }

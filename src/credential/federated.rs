@@ -70,6 +70,8 @@ impl fmt::Debug for FederatedAssertion {
 /// What only a federated credential's builder holds.
 pub struct FederatedParts {
     source: SourceSpec,
+    // Only a managed identity source asks for an audience.
+    #[cfg_attr(not(feature = "azure-core"), allow(dead_code))]
     audience: Option<String>,
     assertion_timeout: Duration,
 }
@@ -200,15 +202,20 @@ impl CredentialBuilder<FederatedAssertion> {
                 "the assertion timeout is zero; use at least a second".into(),
             ));
         }
-        let audience = parts
-            .audience
-            .unwrap_or_else(|| client.cloud.token_exchange_audience().to_owned());
+        #[cfg_attr(
+            not(feature = "azure-core"),
+            allow(clippy::infallible_destructuring_match)
+        )]
         let source: Arc<dyn AssertionSource> = match parts.source {
             SourceSpec::Ready(source) => source,
             #[cfg(feature = "azure-core")]
-            SourceSpec::ManagedIdentity(identity) => Arc::new(identity.into_source(&audience)?),
+            SourceSpec::ManagedIdentity(identity) => {
+                let audience = parts
+                    .audience
+                    .unwrap_or_else(|| client.cloud.token_exchange_audience().to_owned());
+                Arc::new(identity.into_source(&audience)?)
+            }
         };
-        let _ = audience;
         let assertion = SharedAssertion::new(source, client.clock.clone(), parts.assertion_timeout);
         Ok(FederatedAssertion { client, assertion })
     }

@@ -126,6 +126,10 @@ mod managed {
     /// Any `azure_core` `TokenCredential` as an assertion source: asks it for
     /// `{audience}/.default` (the token-exchange audience). Feature `azure-core`.
     ///
+    /// Its requests go over the credential's own transport: for a managed identity, prefer
+    /// [`FederatedAssertion::managed_identity`](crate::FederatedAssertion::managed_identity),
+    /// whose transport never uses a proxy nor follows a redirect.
+    ///
     /// ```
     /// use std::sync::Arc;
     /// use azure_cross_tenant::{FederatedAssertion, TokenCredentialSource};

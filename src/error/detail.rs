@@ -47,7 +47,7 @@ impl fmt::Display for TransportKind {
     }
 }
 
-/// How an issued token differed from what was asked; see [`Error::UnexpectedToken`].
+/// How an issued token differed from what was asked; see [`Error::UnexpectedToken`](super::Error::UnexpectedToken).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Mismatch {
