@@ -13,8 +13,6 @@
 
 use std::time::Duration;
 
-use url::Url;
-
 use crate::error::Error;
 
 /// Answers larger than this are not Entra's; reading stops there.
@@ -30,26 +28,34 @@ pub(crate) fn default_client() -> Result<reqwest::Client, Error> {
         .map_err(|e| Error::InvalidConfiguration(format!("could not build the HTTP client: {e}")))
 }
 
-/// Why a request sent by [`send_no_redirect`] brought no answer to use.
-#[derive(Debug)]
+/// Why [`send_no_redirect`] has no answer to give.
 pub(crate) enum SendError {
-    /// The server answered with a redirect, or the answer came from another URL than the
-    /// one asked (the caller's client followed a redirect without the request's body).
-    /// Nothing carrying a credential was sent there.
-    Redirected {
-        /// The HTTP status of the answer.
-        status: u16,
-        /// Where the redirect pointed (cut for messages), if it said.
-        location: Option<String>,
-    },
-    /// The request did not reach the server or its answer did not arrive.
+    /// The request failed (connect, timeout, TLS...).
     Transport(reqwest::Error),
+    /// The answer was a redirect (3xx), or came from another URL than the one asked: a
+    /// caller's client followed a redirect. Nothing of that answer is used.
+    Redirected {
+        /// Where it pointed (scheme, host and port only).
+        to: String,
+    },
 }
 
-/// Sends `request` and returns its answer only if it is the answer of the URL asked:
-/// a 3xx status, or an answer from anywhere else, is [`SendError::Redirected`]. The body
-/// is not read. Every request that carries a credential, and every metadata and key
-/// fetch, goes through here, whatever client built it.
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transport(e) => e.fmt(f),
+            Self::Redirected { to } => write!(
+                f,
+                "the server redirected to {to}; redirects are never followed"
+            ),
+        }
+    }
+}
+
+/// Sends `request` and refuses any redirect, whatever the client's redirect policy: a 3xx
+/// answer, or an answer whose final URL is not the one asked (the client followed one).
+/// With the crate's own client nothing is followed; with a caller's client a GET may
+/// have gone to the redirect target, but its answer is dropped here.
 pub(crate) async fn send_no_redirect(
     request: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, SendError> {
@@ -60,59 +66,27 @@ pub(crate) async fn send_no_redirect(
         .execute(request)
         .await
         .map_err(SendError::Transport)?;
-    check_origin(&asked, &response)?;
+    if response.status().is_redirection() {
+        let to = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| asked.join(l).ok())
+            .map_or_else(|| "(no location)".to_owned(), |u| origin_of(&u));
+        return Err(SendError::Redirected { to });
+    }
+    if response.url() != &asked {
+        return Err(SendError::Redirected {
+            to: origin_of(response.url()),
+        });
+    }
     Ok(response)
 }
 
-/// Refuses an answer that is a redirect or came from another URL than `asked`.
-pub(crate) fn check_origin(asked: &Url, response: &reqwest::Response) -> Result<(), SendError> {
-    let status = response.status();
-    if status.is_redirection() {
-        let location = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .map(|l| crate::error::echo(&String::from_utf8_lossy(l.as_bytes())));
-        return Err(SendError::Redirected {
-            status: status.as_u16(),
-            location,
-        });
-    }
-    if !same_resource(response.url(), asked) {
-        return Err(SendError::Redirected {
-            status: status.as_u16(),
-            location: Some(crate::error::echo(response.url().as_str())),
-        });
-    }
-    Ok(())
-}
-
-/// Whether two URLs name the same resource on the same origin. Userinfo and fragment are
-/// left out: they never reach the server, and the answer's URL is rebuilt without them.
-fn same_resource(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host() == b.host()
-        && a.port_or_known_default() == b.port_or_known_default()
-        && a.path() == b.path()
-        && a.query() == b.query()
-}
-
-/// `form` as an `application/x-www-form-urlencoded` body that can be sent once only: reqwest
-/// replays only bodies it can clone, so even a client that follows redirects cannot send
-/// this one to a 307 or 308 target. Its length is known, so it still goes with a
-/// `Content-Length`.
-pub(crate) fn one_shot_form(
-    request: reqwest::RequestBuilder,
-    form: &[(&str, &str)],
-) -> reqwest::RequestBuilder {
-    let encoded = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    request
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(reqwest::Body::wrap(encoded))
+/// `scheme://host:port` of `url`: enough to say where, without paths or queries that
+/// could carry anything sensitive.
+fn origin_of(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 pub(crate) fn header_str(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
@@ -155,30 +129,45 @@ pub(crate) fn describe_non_json(body: &[u8]) -> String {
     }
 }
 
+/// `form` as an `application/x-www-form-urlencoded` body that can be sent once only:
+/// reqwest replays only bodies it can clone, so even a client that follows redirects
+/// cannot send this one on to a 307 or 308 target. Its length is known, so it still goes
+/// with a `Content-Length`. Every form that carries a secret or an assertion goes so.
+pub(crate) fn one_shot_form(
+    request: reqwest::RequestBuilder,
+    form: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(reqwest::Body::wrap(encoded))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_same_resource_ignores_only_userinfo_fragment_and_default_ports() {
-        let u = |s: &str| Url::parse(s).unwrap();
-        let asked = u("https://login.example.com/t/oauth2/v2.0/token?x=1");
-        for same in [
-            "https://login.example.com/t/oauth2/v2.0/token?x=1",
-            "https://login.example.com:443/t/oauth2/v2.0/token?x=1",
-            "https://user:pw@login.example.com/t/oauth2/v2.0/token?x=1#frag",
-        ] {
-            assert!(same_resource(&asked, &u(same)), "{same}");
-        }
-        for other in [
-            "http://login.example.com/t/oauth2/v2.0/token?x=1",
-            "https://login.example.com:8443/t/oauth2/v2.0/token?x=1",
-            "https://evil.example.com/t/oauth2/v2.0/token?x=1",
-            "https://login.example.com/u/oauth2/v2.0/token?x=1",
-            "https://login.example.com/t/oauth2/v2.0/token?x=2",
-            "https://login.example.com/t/oauth2/v2.0/token",
-        ] {
-            assert!(!same_resource(&asked, &u(other)), "{other}");
-        }
+    fn a_one_shot_form_cannot_be_cloned_for_a_replay() {
+        let client = reqwest::Client::new();
+        let request = one_shot_form(
+            client.post("http://127.0.0.1:9/token"),
+            &[
+                ("client_secret", "s&=?"),
+                ("scope", "https://vault.azure.net/.default"),
+            ],
+        )
+        .build()
+        .unwrap();
+        assert!(request.try_clone().is_none(), "reqwest could replay it");
+        assert_eq!(
+            request.headers()[reqwest::header::CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
     }
 }

@@ -14,33 +14,34 @@
 
 mod check;
 mod classify;
+mod grant;
 mod response;
 mod retry;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::Instrument;
 use url::Url;
 
-use crate::clock::{Deadline, SharedClock, SharedSleeper};
+use crate::clock::{SharedClock, SharedSleeper};
 use crate::cloud::Cloud;
-use crate::error::{EntraError, Error, TransportKind};
-use crate::http::{self, BodyError, MAX_BODY, SendError};
+use crate::error::{EntraError, Error};
+use crate::http::{self, MAX_BODY};
 use crate::scope::Scopes;
 use crate::tenant::TenantId;
 use crate::token::{AccessToken, Secret};
 
 use check::IssuedTokenCheck;
 use classify::classify;
-use response::{parse_error, parse_retry_after, parse_success};
+pub(crate) use grant::{GrantAnswer, GrantError};
+pub(crate) use response::parse_error;
+use response::parse_success;
 pub use retry::RetryPolicy;
 use retry::Throttles;
 
 /// A `Retry-After` up to this long is waited out inside the call; longer ones fail fast
 /// with [`Error::Throttled`] so the caller decides.
 const MAX_INLINE_RETRY_AFTER: Duration = Duration::from_secs(5);
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// How the app proves who it is in one request.
 #[derive(Debug, Clone)]
@@ -84,20 +85,10 @@ enum Attempt {
     },
 }
 
-/// An answer that arrived whole.
-struct Answer {
-    status: u16,
-    retry_after: Option<Duration>,
-    trace_id: Option<String>,
-    body: Vec<u8>,
-}
-
 /// What one attempt is about.
 struct Request<'a> {
     tenant: &'a TenantId,
     scopes: &'a Scopes,
-    endpoint: &'a Url,
-    correlation_id: String,
 }
 
 impl TokenClient {
@@ -160,8 +151,7 @@ impl TokenClient {
         }
     }
 
-    /// One attempt, bounded as a whole by the timeout: the app's credential, the request,
-    /// the answer, and what it means.
+    /// One attempt: the grant, and what its answer means.
     async fn attempt(
         &self,
         tenant: &TenantId,
@@ -170,25 +160,15 @@ impl TokenClient {
         auth: &dyn AuthSource,
         fresh: bool,
     ) -> Attempt {
-        let deadline = Deadline::after(self.timeout);
-        let credential = match deadline.run(auth.auth(endpoint, fresh)).await {
-            Some(Ok(credential)) => credential,
-            Some(Err(e)) => return Attempt::Done(Err(e)),
-            None => {
-                let after = self.timeout;
-                return Attempt::Done(Err(Error::AssertionTimedOut { after }));
-            }
-        };
-        let request = Request {
-            tenant,
-            scopes,
-            endpoint,
-            correlation_id: uuid::Uuid::new_v4().to_string(),
-        };
-        let answer = match self.send(&request, &credential, deadline).await {
+        let grant = [
+            ("grant_type", "client_credentials"),
+            ("scope", scopes.as_str()),
+        ];
+        let answer = match self.send_grant(endpoint, &grant, auth, fresh).await {
             Ok(answer) => answer,
-            Err(ended) => return ended,
+            Err(e) => return self.unsent(tenant, e),
         };
+        let request = Request { tenant, scopes };
         if (200..300).contains(&answer.status) {
             Attempt::Done(self.accept(&request, &answer))
         } else {
@@ -196,73 +176,8 @@ impl TokenClient {
         }
     }
 
-    /// Posts the form (never following a redirect) and reads the whole answer.
-    async fn send(
-        &self,
-        request: &Request<'_>,
-        credential: &ClientAuth,
-        deadline: Deadline,
-    ) -> Result<Answer, Attempt> {
-        let mut form: Vec<(&str, &str)> = vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", &self.client_id),
-            ("scope", request.scopes.as_str()),
-        ];
-        match credential {
-            ClientAuth::Secret(s) => form.push(("client_secret", s.expose())),
-            ClientAuth::Assertion(a) => {
-                form.push(("client_assertion_type", ASSERTION_TYPE));
-                form.push(("client_assertion", a.expose()));
-            }
-        }
-        let post = self
-            .http
-            .post(request.endpoint.clone())
-            .header("client-request-id", &request.correlation_id)
-            .header("return-client-request-id", "true")
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(deadline.remaining());
-        let span = tracing::debug_span!(
-            "token_request",
-            tenant = %request.tenant,
-            client_id = %self.client_id,
-            scope = %request.scopes,
-            correlation_id = %request.correlation_id,
-        );
-        let response = http::send_no_redirect(http::one_shot_form(post, &form))
-            .instrument(span)
-            .await
-            .map_err(|e| self.unsent(request.tenant, e))?;
-        self.read(request.tenant, response).await
-    }
-
-    /// The answer's status, `Retry-After`, trace id and (size-capped) body.
-    async fn read(
-        &self,
-        tenant: &TenantId,
-        response: reqwest::Response,
-    ) -> Result<Answer, Attempt> {
-        let status = response.status().as_u16();
-        let retry_after = parse_retry_after(response.headers(), self.clock.now());
-        let trace_id = http::header_str(response.headers(), "x-ms-request-id");
-        match http::read_capped(response).await {
-            Ok(body) => Ok(Answer {
-                status,
-                retry_after,
-                trace_id,
-                body,
-            }),
-            Err(BodyError::TooLarge) => Err(Attempt::Done(Err(Error::MalformedResponse {
-                tenant: tenant.clone(),
-                status,
-                reason: format!("the body is larger than {MAX_BODY} bytes").into(),
-            }))),
-            Err(BodyError::Transport(e)) => Err(self.transport_failure(tenant, e)),
-        }
-    }
-
     /// A 2xx: the token, if it parses and is for what was asked.
-    fn accept(&self, request: &Request<'_>, answer: &Answer) -> Result<AccessToken, Error> {
+    fn accept(&self, request: &Request<'_>, answer: &GrantAnswer) -> Result<AccessToken, Error> {
         let tenant = request.tenant;
         let result = parse_success(&answer.body, self.clock.now(), tenant, request.scopes)
             .map_err(|reason| Error::MalformedResponse {
@@ -272,13 +187,13 @@ impl TokenClient {
             })
             .and_then(|token| self.issued.check(tenant, &self.client_id, token));
         if let Err(e) = &result {
-            tracing::warn!(tenant = %tenant, client_id = %self.client_id, correlation_id = %request.correlation_id, error = %e, "token response rejected");
+            tracing::warn!(tenant = %tenant, client_id = %self.client_id, correlation_id = %answer.correlation_id, error = %e, "token response rejected");
         }
         result
     }
 
     /// Anything else: Entra's error, classified, and whether another attempt may help.
-    fn refusal(&self, request: &Request<'_>, answer: Answer) -> Attempt {
+    fn refusal(&self, request: &Request<'_>, answer: GrantAnswer) -> Attempt {
         let (tenant, status) = (request.tenant, answer.status);
         let mut entra = match parse_error(&answer.body) {
             Some(parsed) => parsed.into_entra(tenant.clone(), &self.client_id, status),
@@ -295,7 +210,7 @@ impl TokenClient {
         };
         entra
             .correlation_id
-            .get_or_insert_with(|| request.correlation_id.clone());
+            .get_or_insert_with(|| answer.correlation_id.clone());
         if entra.trace_id.is_none() {
             entra.trace_id = answer.trace_id;
         }
@@ -340,44 +255,34 @@ impl TokenClient {
         }
     }
 
-    /// A request that brought no answer to use: a redirect (refused, never retried) or a
-    /// transport failure (retried).
-    fn unsent(&self, tenant: &TenantId, error: SendError) -> Attempt {
-        match error {
-            SendError::Transport(e) => self.transport_failure(tenant, e),
-            SendError::Redirected { status, location } => {
-                tracing::warn!(
-                    tenant = %tenant,
-                    client_id = %self.client_id,
-                    status,
-                    location = location.as_deref().unwrap_or(""),
-                    "the token endpoint redirected; refused"
-                );
-                Attempt::Done(Err(Error::Redirected {
-                    tenant: tenant.clone(),
-                    status,
-                    location: location.map(String::into_boxed_str),
-                }))
+    /// A grant that brought no answer: the credential's failure or a redirect end the
+    /// call; a transport failure may be retried.
+    fn unsent(&self, tenant: &TenantId, error: GrantError) -> Attempt {
+        let error = match error {
+            GrantError::Credential(e) => return Attempt::Done(Err(e)),
+            GrantError::Transport { kind, source } => {
+                return Attempt::Retry {
+                    error: Error::Transport {
+                        tenant: tenant.clone(),
+                        kind,
+                        source,
+                    },
+                    wait: None,
+                };
             }
-        }
-    }
-
-    fn transport_failure(&self, tenant: &TenantId, e: reqwest::Error) -> Attempt {
-        let kind = if e.is_timeout() {
-            TransportKind::Timeout
-        } else if e.is_connect() {
-            TransportKind::Connect
-        } else {
-            TransportKind::Other
-        };
-        // reqwest errors carry the URL; it holds no secret (the form is in the body).
-        Attempt::Retry {
-            error: Error::Transport {
+            GrantError::Redirected { to } => {
+                tracing::warn!(tenant = %tenant, client_id = %self.client_id, to = %to, "the token endpoint redirected; refused");
+                Error::Redirected {
+                    tenant: tenant.clone(),
+                    to: to.into_boxed_str(),
+                }
+            }
+            GrantError::TooLarge { status } => Error::MalformedResponse {
                 tenant: tenant.clone(),
-                kind,
-                source: Arc::new(e),
+                status,
+                reason: format!("the body is larger than {MAX_BODY} bytes").into(),
             },
-            wait: None,
-        }
+        };
+        Attempt::Done(Err(error))
     }
 }

@@ -16,7 +16,7 @@ use super::assertion::AssertionSource;
 use super::builder::{CredentialBuilder, Kind};
 use super::shared_assertion::SharedAssertion;
 use super::sources::TokenFile;
-use crate::authority::TokenClient;
+use crate::authority::{AuthSource, TokenClient};
 use crate::error::Error;
 use crate::provider::TenantCredentialProvider;
 use crate::tenant::TenantId;
@@ -52,6 +52,15 @@ const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct FederatedAssertion {
     client: TokenClient,
     assertion: SharedAssertion,
+}
+
+impl FederatedAssertion {
+    /// The token client and the app's client authentication, for grants other than
+    /// client credentials (the onboarding redeems an admin's sign-in code with them,
+    /// through [`TokenClient::send_grant`](crate::authority::TokenClient::send_grant)).
+    pub(crate) fn token_client(&self) -> (&TokenClient, &dyn AuthSource) {
+        (&self.client, &self.assertion)
+    }
 }
 
 impl fmt::Debug for FederatedAssertion {
@@ -228,7 +237,8 @@ impl TenantCredentialProvider for FederatedAssertion {
     }
 
     async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
-        self.client.request(tenant, scopes, &self.assertion).await
+        let (client, auth) = self.token_client();
+        client.request(tenant, scopes, auth).await
     }
 
     fn authority_host(&self) -> &Url {

@@ -54,6 +54,15 @@ impl ClientSecret {
     }
 }
 
+impl ClientSecret {
+    /// The token client and the app's client authentication, for grants other than
+    /// client credentials (the onboarding redeems an admin's sign-in code with them,
+    /// through [`TokenClient::send_grant`](crate::authority::TokenClient::send_grant)).
+    pub(crate) fn token_client(&self) -> (&TokenClient, &dyn AuthSource) {
+        (&self.client, &self.secret)
+    }
+}
+
 impl fmt::Debug for ClientSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientSecret")
@@ -105,7 +114,8 @@ impl TenantCredentialProvider for ClientSecret {
     }
 
     async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
-        self.client.request(tenant, scopes, &self.secret).await
+        let (client, auth) = self.token_client();
+        client.request(tenant, scopes, auth).await
     }
 
     fn authority_host(&self) -> &Url {

@@ -217,16 +217,13 @@ pub enum Error {
     /// something in between, is wrong. The redirect was not followed with the request's
     /// credential, whatever HTTP client was configured.
     #[error(
-        "the token endpoint of tenant {tenant} answered HTTP {status} pointing at {}; it was refused and no credential was sent there: check the authority host and any proxy in between",
-        .location.as_deref().unwrap_or("an unnamed location")
+        "the token endpoint of tenant {tenant} redirected to {to}; it was refused and no credential was sent there: check the authority host and any proxy in between"
     )]
     Redirected {
         /// The tenant asked.
         tenant: TenantId,
-        /// The HTTP status of the answer.
-        status: u16,
-        /// Where it pointed (cut to 64 characters), if it said.
-        location: Option<Box<str>>,
+        /// Where it pointed: scheme, host and port only.
+        to: Box<str>,
     },
 
     /// A token was issued, but not for what was asked: its `claim` names another tenant or

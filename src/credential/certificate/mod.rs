@@ -107,6 +107,15 @@ impl AuthSource for CertificateAuth {
     }
 }
 
+impl ClientCertificate {
+    /// The token client and the app's client authentication, for grants other than
+    /// client credentials (the onboarding redeems an admin's sign-in code with them,
+    /// through [`TokenClient::send_grant`](crate::authority::TokenClient::send_grant)).
+    pub(crate) fn token_client(&self) -> (&TokenClient, &dyn AuthSource) {
+        (&self.client, &self.auth)
+    }
+}
+
 impl fmt::Debug for ClientCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCertificate")
@@ -243,7 +252,8 @@ impl TenantCredentialProvider for ClientCertificate {
     }
 
     async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
-        self.client.request(tenant, scopes, &self.auth).await
+        let (client, auth) = self.token_client();
+        client.request(tenant, scopes, auth).await
     }
 
     fn authority_host(&self) -> &Url {
