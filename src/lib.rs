@@ -81,4 +81,7 @@ fn _assert_impls() {
     send_sync::<ClientCertificate>();
     send_sync::<Cloud>();
     send_sync::<Cached<ClientSecret>>();
+    send_sync::<CredentialBuilder<ClientSecret>>();
+    send_sync::<CredentialBuilder<ClientCertificate>>();
+    send_sync::<CredentialBuilder<FederatedAssertion>>();
 }

@@ -90,6 +90,7 @@ impl TokenClient {
             .timeout(deadline.remaining());
         let span = tracing::debug_span!(
             "token_request",
+            endpoint = %endpoint,
             client_id = %self.client_id,
             correlation_id = %correlation_id,
         );

@@ -23,7 +23,7 @@ mod sealed {
     /// settings only it has. Implemented by this crate's credentials only.
     pub trait Kind {
         /// What the builder holds for this kind of credential alone.
-        type Parts: std::fmt::Debug + Send;
+        type Parts: std::fmt::Debug + Send + Sync;
     }
 }
 pub(crate) use sealed::Kind;

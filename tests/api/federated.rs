@@ -611,6 +611,42 @@ async fn a_call_that_gives_up_leaves_the_assertion_fetch_running_for_the_next() 
     );
 }
 
+/// A source that panics poisons nothing: that call fails with a typed error, and the next
+/// call fetches again.
+#[tokio::test]
+async fn a_panicking_assertion_source_fails_one_call_and_the_next_fetches_again() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let source = assertion_fn(move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            assert!(
+                n > 0,
+                "the first fetch panics (this message is expected in the output)"
+            );
+            Ok(Assertion::new("second.fetch.assertion", None))
+        }
+    });
+    let cred = FederatedAssertion::new(APP, source)
+        .authority_host("http://127.0.0.1:9/".parse().unwrap())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = cred
+        .get_token(&tenant("contoso.example"), &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AssertionUnavailable { .. }), "{err:?}");
+    // The assertion comes this time; nothing listens at the authority, so the token
+    // request itself fails to connect.
+    let err = cred
+        .get_token(&tenant("contoso.example"), &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 /// `FederatedAssertion::managed_identity` against an App Service identity endpoint that
 /// accepts the connection and never answers: each call fails within its timeouts, with a
 /// typed error, instead of azure_core's minute-long reads and retries. Runs in a child
