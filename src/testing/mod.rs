@@ -421,15 +421,9 @@ impl MockEntra {
     /// # Panics
     /// If it is not an X.509 certificate with an RSA key.
     pub fn add_certificate(&self, app: &MockApp, certificate: &[u8]) {
-        use crate::credential::certificate::{cert_facts, pem_blocks};
-        let der = match std::str::from_utf8(certificate) {
-            Ok(text) if text.starts_with("-----BEGIN") => pem_blocks(text)
-                .ok()
-                .and_then(|blocks| blocks.into_iter().find(|(l, _)| l == "CERTIFICATE"))
-                .map(|(_, der)| der)
-                .expect("MockEntra: no CERTIFICATE block in the PEM"),
-            _ => certificate.to_vec(),
-        };
+        use crate::credential::{cert_facts, certificate_der};
+        let der = certificate_der(certificate)
+            .unwrap_or_else(|e| panic!("MockEntra: no certificate in the PEM: {e}"));
         let facts = cert_facts(&der)
             .unwrap_or_else(|e| panic!("MockEntra: not an RSA X.509 certificate: {e}"));
         let entry = AppCert {

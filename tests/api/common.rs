@@ -75,11 +75,15 @@ pub async fn run_child(module: &str, name: &str, env: &[(&str, &str)]) {
     // Test names in this binary are module paths without the crate name.
     let module = module.split_once("::").map_or("", |(_, m)| m);
     let name = format!("{module}::{name}");
-    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+    let child = tokio::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", &name, "--ignored", "--nocapture"])
         .envs(env.iter().copied())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    // Bounded, so a child that hangs fails the test instead of stalling the suite.
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child)
         .await
+        .unwrap_or_else(|_| panic!("{name} did not finish within 60 s"))
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod common;
+mod loopback;
 
 mod azure_sdk;
 mod cache;
@@ -18,5 +19,6 @@ mod l2;
 mod mock_lifecycle;
 mod onboarding;
 mod redaction;
+mod redirects;
 mod secret;
 mod validate;
