@@ -192,8 +192,8 @@ fn bad_flags_and_bad_scenarios_fail_loudly() {
     let _ = std::fs::remove_file(config);
 }
 
-#[test]
-fn a_public_url_is_what_metadata_and_issuers_advertise() {
+#[tokio::test]
+async fn a_public_url_is_what_metadata_and_issuers_advertise() {
     let mock = start(&["--public-url", "https://login.mock.example:8443"]);
     assert_eq!(
         mock.ready["authority_host"],
@@ -202,6 +202,19 @@ fn a_public_url_is_what_metadata_and_issuers_advertise() {
     assert_eq!(
         mock.ready["control"],
         "https://login.mock.example:8443/_mock/"
+    );
+    // Reached on the address it listens on, it advertises the public origin.
+    let listening = mock.ready["listening_on"].as_str().unwrap();
+    let tid = mock.ready["tenants"]["customer"]["id"].as_str().unwrap();
+    let url = format!("http://{listening}/{tid}/v2.0/.well-known/openid-configuration");
+    let metadata = reqwest::get(url).await.unwrap().json_value().await;
+    assert_eq!(
+        metadata["issuer"],
+        format!("https://login.mock.example:8443/{tid}/v2.0")
+    );
+    assert_eq!(
+        metadata["token_endpoint"],
+        format!("https://login.mock.example:8443/{tid}/oauth2/v2.0/token")
     );
 }
 

@@ -101,6 +101,7 @@ impl MockEntra {
         let mut info = json!({
             "ready": true,
             "authority_host": self.uri().as_str(),
+            "listening_on": self.address().to_string(),
             "control": self.control_url().as_str(),
             "tls": self.ca_pem().is_some(),
             "strict": self.shared.strict,
