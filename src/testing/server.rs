@@ -25,7 +25,6 @@ use crate::testing::wire::{MockRequest, Reply};
 pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// The state every connection of one mock shares.
-#[derive(Debug)]
 pub(crate) struct Shared {
     dir: Mutex<Directory>,
     log: Mutex<RequestLog>,
@@ -45,6 +44,18 @@ pub(crate) struct Shared {
     names: Mutex<crate::testing::scenario::Names>,
     /// One line per request on stderr.
     pub(crate) access_log: bool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The startup scenario and the setup hold secrets and private keys: never shown.
+        f.debug_struct("Shared")
+            .field("base", &self.base)
+            .field("tls", &self.tls)
+            .field("strict", &self.strict)
+            .field("dir", &*self.dir())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {

@@ -482,3 +482,17 @@ proptest::proptest! {
         let _ = entra.apply_scenario(&json!({"tenants": {"t": {"domains": ["after.example"]}}})).unwrap();
     }
 }
+
+#[tokio::test]
+async fn debug_output_never_shows_secrets_keys_or_the_identity_header() {
+    let entra = MockEntra::builder()
+        .scenario(serde_json::from_str(SCENARIO).unwrap())
+        .start()
+        .await;
+    let setup = entra.setup();
+    let secret = setup["apps"]["saas"]["secrets"]["main"].as_str().unwrap();
+    let debug = format!("{entra:?}");
+    assert!(!debug.contains(secret), "{debug}");
+    assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+    assert!(!debug.contains(&entra.identity_header()), "{debug}");
+}

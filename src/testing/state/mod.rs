@@ -44,7 +44,6 @@ impl Default for Settings {
 }
 
 /// The whole directory of one mock.
-#[derive(Debug)]
 pub(crate) struct Directory {
     pub(crate) clock: SharedClock,
     pub(crate) tenants: HashMap<String, Tenant>,
@@ -72,6 +71,20 @@ pub(crate) struct Directory {
     pub(crate) session: Option<String>,
     /// The next admin consent is declined.
     pub(crate) decline_next_consent: bool,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets (app secrets, the App Service identity header, codes) stay out.
+        f.debug_struct("Directory")
+            .field("tenants", &self.tenants.len())
+            .field("apps", &self.apps)
+            .field("users", &self.users.len())
+            .field("managed_identities", &self.identities.len())
+            .field("keys", &self.keys)
+            .field("identity_header", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Directory {
