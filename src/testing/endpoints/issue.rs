@@ -64,16 +64,7 @@ pub(crate) fn client_credentials(
         .ok_or_else(|| missing("client_id"))?
         .to_ascii_lowercase();
     let resource = requested_resource(form, v1)?;
-    let not_found = || {
-        err(
-            400,
-            "unauthorized_client",
-            700016,
-            format!(
-                "Application with identifier '{client_id}' was not found in the directory '{tid}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
-            ),
-        )
-    };
+    let not_found = || not_in_tenant(&client_id, tid);
     let app = dir.apps.get(&client_id).ok_or_else(not_found)?;
     let sp = dir.tenants[tid].sps.get(&client_id).ok_or_else(not_found)?;
     let (aud, v2, key) = resolve_resource(dir, tid, &resource).ok_or_else(|| {
@@ -139,6 +130,18 @@ pub(crate) fn client_credentials(
         id_x5t: false,
         body,
     })
+}
+
+/// AADSTS700016: no service principal of the app in the tenant.
+fn not_in_tenant(client_id: &str, tid: &str) -> EntraErr {
+    err(
+        400,
+        "unauthorized_client",
+        700016,
+        format!(
+            "Application with identifier '{client_id}' was not found in the directory '{tid}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+        ),
+    )
 }
 
 /// The resource a client-credentials request asks for: v1 `resource`, v2 `scope`.
