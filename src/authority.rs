@@ -500,12 +500,12 @@ pub(crate) fn parse_success(
 /// Entra's error JSON.
 #[derive(Debug, Default)]
 pub(crate) struct ParsedError {
-    error: String,
-    codes: Vec<u32>,
-    description: String,
-    trace_id: Option<String>,
-    correlation_id: Option<String>,
-    timestamp: Option<String>,
+    pub(crate) error: String,
+    pub(crate) codes: Vec<u32>,
+    pub(crate) description: String,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) timestamp: Option<String>,
 }
 
 impl ParsedError {

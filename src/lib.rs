@@ -38,8 +38,8 @@ pub use clock::ManualClock;
 pub use clock::{Clock, SleepFuture, Sleeper, SystemClock, TokioSleeper};
 pub use cloud::Cloud;
 pub use consent::{
-    AdminConsentCallback, ConfirmedTenant, ConsentError, ConsentTenant, UnconfirmedTenant,
-    admin_consent_url, admin_consent_url_v2,
+    OnboardedTenant, Onboarding, OnboardingBuilder, OnboardingError, PendingConsent,
+    PendingSignIn, ResponseMode, SignInClient, SignInTenant, SignedInAdmin,
 };
 pub use credential::certificate::{
     AssertionAlgorithm, ClientCertificate, ClientCertificateBuilder,
@@ -59,8 +59,8 @@ pub use l2::RedisStore;
 pub use l2::{L2Error, L2Store, SharedCache};
 pub use provider::TenantCredentialProvider;
 pub use registry::{
-    InMemoryRegistry, JsonFileRegistry, OnboardingState, TenantRecord, TenantRegistry,
-    for_each_active,
+    InMemoryRegistry, LinkError, OnboardingState, Relink, TenantRecord, TenantRegistry,
+    decide_link, for_each_active,
 };
 pub use scope::Scopes;
 pub use seal::SealingKeys;
@@ -85,4 +85,6 @@ fn _assert_impls() {
     send_sync::<ClientCertificate>();
     send_sync::<Cloud>();
     send_sync::<Cached<ClientSecret>>();
+    send_sync::<Onboarding>();
+    send_sync::<OnboardingError>();
 }

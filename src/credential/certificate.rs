@@ -281,6 +281,14 @@ impl AuthSource for CertificateAuth {
     }
 }
 
+impl ClientCertificate {
+    /// The token client and client authentication, for grants other than client
+    /// credentials (onboarding redeems the admin's sign-in code with them).
+    pub(crate) fn token_client(&self) -> (&TokenClient, &dyn AuthSource) {
+        (&self.client, &self.auth)
+    }
+}
+
 impl fmt::Debug for ClientCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCertificate")

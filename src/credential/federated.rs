@@ -161,6 +161,14 @@ pub struct FederatedAssertion {
     assertion: SharedAssertion,
 }
 
+impl FederatedAssertion {
+    /// The token client and client authentication, for grants other than client
+    /// credentials (onboarding redeems the admin's sign-in code with them).
+    pub(crate) fn token_client(&self) -> (&TokenClient, &dyn AuthSource) {
+        (&self.client, &self.assertion)
+    }
+}
+
 impl fmt::Debug for FederatedAssertion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FederatedAssertion")

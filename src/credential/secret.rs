@@ -49,6 +49,14 @@ impl ClientSecret {
     }
 }
 
+impl ClientSecret {
+    /// The token client and client authentication, for grants other than client
+    /// credentials (onboarding redeems the admin's sign-in code with them).
+    pub(crate) fn token_client(&self) -> (&TokenClient, &dyn AuthSource) {
+        (&self.client, &self.secret)
+    }
+}
+
 impl fmt::Debug for ClientSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientSecret")
