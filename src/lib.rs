@@ -13,6 +13,9 @@ mod consent;
 pub mod credential;
 mod error;
 mod http;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+mod inbound;
 mod jwks;
 mod jwt;
 mod l2;
@@ -53,6 +56,8 @@ pub use credential::sources::{FnSource, TokenFile, WorkloadIdentity, assertion_f
 pub use credential::sources::{ManagedIdentity, TokenCredentialSource};
 pub use error::ValidationError;
 pub use error::{EntraError, Error, FederationField, TransportKind};
+#[cfg(feature = "axum")]
+pub use inbound::{BearerRejection, ValidateBearer, ValidateBearerLayer, ValidatedClaims};
 pub use jwt::Claims;
 #[cfg(feature = "redis")]
 pub use l2::RedisStore;
@@ -87,4 +92,6 @@ fn _assert_impls() {
     send_sync::<Cached<ClientSecret>>();
     send_sync::<Onboarding>();
     send_sync::<OnboardingError>();
+    #[cfg(feature = "axum")]
+    send_sync::<ValidateBearerLayer>();
 }
