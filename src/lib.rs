@@ -54,7 +54,7 @@ pub use credential::secret::{ClientSecret, ClientSecretBuilder};
 pub use credential::sources::{FnSource, TokenFile, WorkloadIdentity, assertion_fn};
 #[cfg(feature = "azure-core")]
 pub use credential::sources::{ManagedIdentity, TokenCredentialSource};
-pub use error::ValidationError;
+pub use error::{BearerError, ValidationError, ValidationErrorClass};
 pub use error::{EntraError, Error, FederationField, TransportKind};
 #[cfg(feature = "axum")]
 pub use inbound::{BearerRejection, ValidateBearer, ValidateBearerLayer, ValidatedClaims};
@@ -71,7 +71,10 @@ pub use scope::Scopes;
 pub use seal::SealingKeys;
 pub use tenant::TenantId;
 pub use token::AccessToken;
-pub use validate::{Expectations, TokenValidator, TokenValidatorBuilder, TokenVersion};
+pub use validate::{
+    Discovery, Expectations, IdTokenClaims, IdTokenExpectations, TokenValidator,
+    TokenValidatorBuilder, TokenVersion, ValidatedTokenExt,
+};
 
 /// Deliberate opt-outs of this crate's checks, named so at every call site.
 pub mod insecure {
@@ -94,4 +97,7 @@ fn _assert_impls() {
     send_sync::<OnboardingError>();
     #[cfg(feature = "axum")]
     send_sync::<ValidateBearerLayer>();
+    send_sync::<TokenValidator>();
+    send_sync::<Expectations>();
+    send_sync::<ValidationError>();
 }

@@ -6,13 +6,11 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::callback::{Callback, pkce_challenge, random_value, same};
+use super::callback::{Callback, pkce_challenge, random_value};
 use super::redeem::{Redemption, redeem};
 use super::{Onboarding, OnboardingError};
-use crate::error::ValidationError;
-use crate::jwt::Claims;
 use crate::tenant::TenantId;
-use crate::validate::{Expectations, TokenVersion};
+use crate::validate::IdTokenExpectations;
 
 /// Longest authorization code accepted from a callback (Entra's are 1-2 KB).
 const MAX_CODE: usize = 8 * 1024;
@@ -176,73 +174,24 @@ impl Onboarding {
             },
         )
         .await?;
+        let mut expect = IdTokenExpectations::new(self.client_id(), pending.nonce.as_str());
+        if let Ok(asked) = pending.authority.parse::<TenantId>()
+            && asked.is_guid()
+        {
+            expect = expect.tenant(asked);
+        }
         let claims = self
-            .verify_id_token(id_token.expose(), &pending)
+            .validator
+            .validate_id_token(id_token.expose(), &expect)
             .await
             .map_err(|e| OnboardingError::IdTokenRejected(Box::new(e)))?;
-        let text = |name: &str| {
-            claims
-                .raw
-                .get(name)
-                .and_then(|v| v.as_str())
-                .map(crate::error::echo)
-        };
         let admin = SignedInAdmin {
-            tenant: claims
-                .tid
-                .as_deref()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|_| OnboardingError::Internal("a validated tid is not a tenant"))?,
-            object_id: claims
-                .oid
-                .clone()
-                .ok_or(OnboardingError::Internal("a validated id_token has no oid"))?,
-            name: text("name"),
-            username: text("preferred_username"),
+            tenant: claims.tid,
+            object_id: claims.oid,
+            name: claims.name.as_deref().map(crate::error::echo),
+            username: claims.preferred_username.as_deref().map(crate::error::echo),
         };
         tracing::info!(tenant = %admin.tenant, admin = %admin.object_id, "admin sign-in proven");
         Ok(admin)
-    }
-
-    /// The `id_token` checks: signature by a key its tenant publishes, that tenant's v2
-    /// issuer, `aud` = this app, lifetime, then `nonce` and `oid`.
-    async fn verify_id_token(
-        &self,
-        token: &str,
-        pending: &PendingSignIn,
-    ) -> Result<Claims, ValidationError> {
-        // The tenant is read before the signature is checked only to pick its keys and
-        // issuer; the validation below then proves it.
-        let peeked = crate::jwt::decode_unverified(token)?;
-        let tid = peeked.tid.ok_or(ValidationError::MissingClaim("tid"))?;
-        let tenant: TenantId = match tid.parse::<TenantId>() {
-            Ok(t) if t.is_guid() => t,
-            _ => return Err(ValidationError::TenantNotGuid(crate::error::echo(&tid))),
-        };
-        if let Ok(asked) = pending.authority.parse::<TenantId>()
-            && asked.is_guid()
-            && asked != tenant
-        {
-            return Err(ValidationError::WrongTenant {
-                expected: asked.as_str().to_owned(),
-                found: tenant.as_str().to_owned(),
-            });
-        }
-        let expect = Expectations::new(tenant)
-            .audience(self.client_id())
-            .app_only(false)
-            .versions(&[TokenVersion::V2]);
-        let claims = self.validator.validate(token, &expect).await?;
-        let nonce = claims.raw.get("nonce").and_then(|v| v.as_str());
-        if !nonce.is_some_and(|n| same(n.as_bytes(), pending.nonce.as_bytes())) {
-            return Err(ValidationError::InvalidExpectations(
-                "the id_token's nonce is not the one sent with this sign-in (replayed or injected token)".into(),
-            ));
-        }
-        if claims.oid.is_none() {
-            return Err(ValidationError::MissingClaim("oid"));
-        }
-        Ok(claims)
     }
 }

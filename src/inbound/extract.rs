@@ -8,6 +8,7 @@ use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 
 use super::rejection::BearerRejection;
+use crate::error::ValidationError;
 use crate::jwt::Claims;
 
 /// Set on every request the layer let through, so the extractor can tell "no token"
@@ -54,7 +55,7 @@ impl ValidatedClaims {
         if self.has_role(role) {
             Ok(())
         } else {
-            Err(BearerRejection::InsufficientScope { role: role.into() })
+            Err(BearerRejection::Token(ValidationError::MissingRole(role.into())))
         }
     }
 

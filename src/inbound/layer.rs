@@ -226,7 +226,7 @@ async fn authorize<B>(shared: &Shared, request: Request<B>) -> Result<Request<B>
         .validator
         .validate(&token, &expect)
         .await
-        .map_err(BearerRejection::from_validation)?;
+        .map_err(BearerRejection::Token)?;
     parts.extensions.insert(ValidatedClaims::new(claims));
     Ok(Request::from_parts(parts, body))
 }

@@ -91,6 +91,7 @@ impl Scene {
     fn validator(&self) -> TokenValidator {
         TokenValidator::builder(self.entra.cloud())
             .clock(Arc::new(self.clock.clone()))
+            .failure_backoff(Duration::from_secs(10))
             .build()
             .unwrap()
     }
@@ -244,7 +245,7 @@ async fn a_token_from_another_tenant_is_refused_before_any_key_is_fetched() {
     assert_eq!(a.status, 401);
     assert_eq!(
         a.challenge,
-        invalid_token("the token was issued by another tenant")
+        invalid_token("the token is from a tenant that is not accepted")
     );
     assert_eq!(a.body, "");
     assert_eq!(s.entra.jwks_requests(), 0);
@@ -266,7 +267,7 @@ async fn another_apps_service_principal_is_refused_even_with_the_role() {
     assert_eq!(a.status, 401);
     assert_eq!(
         a.challenge,
-        invalid_token("the token was issued to another principal")
+        invalid_token("the token's caller is not accepted")
     );
     assert!(!a.body.contains(intruder.client_id()));
 }
@@ -282,7 +283,7 @@ async fn a_valid_token_without_the_required_role_is_forbidden_by_the_layer_and_t
     assert_eq!(
         a.challenge.as_deref(),
         Some(
-            "Bearer error=\"insufficient_scope\", error_description=\"the token lacks the app role Commands.Admin\""
+            "Bearer error=\"insufficient_scope\", error_description=\"the token lacks the required role Commands.Admin\""
         )
     );
     // A provider whose role was not granted: the handler's require_role answers.
@@ -300,7 +301,7 @@ async fn a_valid_token_without_the_required_role_is_forbidden_by_the_layer_and_t
     assert_eq!(
         a.challenge.as_deref(),
         Some(
-            "Bearer error=\"insufficient_scope\", error_description=\"the token lacks the app role Commands.Send\""
+            "Bearer error=\"insufficient_scope\", error_description=\"the token lacks the required role Commands.Send\""
         )
     );
 }
@@ -391,7 +392,14 @@ async fn unreachable_keys_are_a_503_not_a_401_and_recover() {
     assert_eq!(a.challenge, None);
     assert_eq!(a.body, "");
     assert_eq!(s.entra.jwks_requests(), 0);
+    // While the failure is remembered (a short back-off), callers are not let through to
+    // the key endpoints again: still a 503, and no new fetch.
+    let fetches = s.entra.metadata_requests();
     s.entra.set_keys_unavailable(false);
+    let a = server.bearer("/commands", &token).await;
+    assert_eq!(a.status, 503);
+    assert_eq!(s.entra.metadata_requests(), fetches);
+    s.clock.advance(Duration::from_secs(11));
     let a = server.bearer("/commands", &token).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(s.entra.jwks_requests(), 1);
