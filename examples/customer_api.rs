@@ -59,12 +59,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             env("PROVIDER_SP_OBJECT_ID"),
         ) {
             let provider = Cached::new(ClientSecret::new(id, secret).build()?);
-            (provider, Cloud::Public, tenant.parse::<TenantId>()?, api, sp)
+            (
+                provider,
+                Cloud::Public,
+                tenant.parse::<TenantId>()?,
+                api,
+                sp,
+            )
         } else {
             let world = MockWorld::start().await;
             // The customer registers its API in its own tenant and grants the provider's
             // service principal the role.
-            let api = world.entra.register_app(&world.customer, "customer-commands");
+            let api = world
+                .entra
+                .register_app(&world.customer, "customer-commands");
             let api_uri = world.entra.expose_api(&api, None);
             world
                 .entra
@@ -117,10 +125,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Anyone else is turned away, and told why in the challenge only.
     let anonymous = http.post(&api_url).body("x").send().await?;
     let challenge = header(&anonymous, "www-authenticate");
-    println!("no token:      {} WWW-Authenticate: {challenge}", anonymous.status());
-    let garbage = http.post(&api_url).bearer_auth("not-a-token").send().await?;
+    println!(
+        "no token:      {} WWW-Authenticate: {challenge}",
+        anonymous.status()
+    );
+    let garbage = http
+        .post(&api_url)
+        .bearer_auth("not-a-token")
+        .send()
+        .await?;
     let challenge = header(&garbage, "www-authenticate");
-    println!("garbage token: {} WWW-Authenticate: {challenge}", garbage.status());
+    println!(
+        "garbage token: {} WWW-Authenticate: {challenge}",
+        garbage.status()
+    );
     if anonymous.status() != 401 || garbage.status() != 401 {
         return Err("the customer API let an unauthenticated call through".into());
     }

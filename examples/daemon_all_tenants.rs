@@ -38,10 +38,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (provider, Box::new(JsonFileRegistry::open(file).await?))
         } else {
             let world = MockWorld::start().await;
-            let path = std::env::temp_dir().join(format!(
-                "daemon-all-tenants-{}.json",
-                std::process::id()
-            ));
+            let path = std::env::temp_dir()
+                .join(format!("daemon-all-tenants-{}.json", std::process::id()));
             let _ = std::fs::remove_file(&path);
             let registry = JsonFileRegistry::open(&path).await?;
             scratch_file = Some(path);
@@ -130,7 +128,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .filter(|r| r.state == OnboardingState::Revoked)
             .count();
-        assert_eq!(revoked, needs_consent.len(), "the registry file keeps the marks");
+        assert_eq!(
+            revoked,
+            needs_consent.len(),
+            "the registry file keeps the marks"
+        );
         let _ = std::fs::remove_file(&path);
     }
     Ok(())

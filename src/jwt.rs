@@ -332,16 +332,13 @@ mod tests {
     #[test]
     fn a_header_must_be_a_json_object() {
         let claims = URL_SAFE_NO_PAD.encode(br#"{"tid":"t"}"#);
-        for header in [
-            r#"["RS256","kid",null]"#,
-            r#""RS256""#,
-            "null",
-            "42",
-        ] {
+        for header in [r#"["RS256","kid",null]"#, r#""RS256""#, "null", "42"] {
             let token = format!("{}.{claims}.", URL_SAFE_NO_PAD.encode(header));
             assert_eq!(
                 decode_unverified(&token),
-                Err(ValidationError::Malformed("the header is not a JSON object")),
+                Err(ValidationError::Malformed(
+                    "the header is not a JSON object"
+                )),
                 "{header}"
             );
         }
@@ -360,13 +357,14 @@ mod tests {
             let token = format!("{header}.{payload}.");
             assert_eq!(
                 decode_unverified(&token),
-                Err(ValidationError::Malformed("a part is not unpadded base64url")),
+                Err(ValidationError::Malformed(
+                    "a part is not unpadded base64url"
+                )),
                 "{payload}"
             );
         }
     }
 }
-
 
 #[cfg(test)]
 mod props {

@@ -41,8 +41,8 @@ pub use clock::ManualClock;
 pub use clock::{Clock, SleepFuture, Sleeper, SystemClock, TokioSleeper};
 pub use cloud::Cloud;
 pub use consent::{
-    OnboardedTenant, Onboarding, OnboardingBuilder, OnboardingError, PendingConsent,
-    PendingSignIn, ResponseMode, SignInClient, SignInTenant, SignedInAdmin,
+    OnboardedTenant, Onboarding, OnboardingBuilder, OnboardingError, PendingConsent, PendingSignIn,
+    ResponseMode, SignInClient, SignInTenant, SignedInAdmin,
 };
 pub use credential::certificate::{
     AssertionAlgorithm, ClientCertificate, ClientCertificateBuilder,

@@ -77,10 +77,7 @@ impl Onboarding {
     /// The admin consent URL of the tenant `admin` proved (v2, for the onboarding's
     /// scope), and the pending value to keep server-side until the callback arrives at
     /// the consent redirect URI.
-    pub fn consent(
-        &self,
-        admin: &SignedInAdmin,
-    ) -> Result<(Url, PendingConsent), OnboardingError> {
+    pub fn consent(&self, admin: &SignedInAdmin) -> Result<(Url, PendingConsent), OnboardingError> {
         let pending = PendingConsent {
             state: random_value()?,
             tenant: admin.tenant().clone(),

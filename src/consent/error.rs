@@ -32,9 +32,7 @@ pub enum OnboardingError {
     #[error("the callback's state was already used; ignore it (replayed)")]
     Replayed,
     /// The pending value is older than the configured `max_age` (or dated in the future).
-    #[error(
-        "the onboarding step expired ({age_secs} s old, at most {max_age_secs} s); start over"
-    )]
+    #[error("the onboarding step expired ({age_secs} s old, at most {max_age_secs} s); start over")]
     Expired {
         /// How old it was.
         age_secs: u64,
@@ -61,7 +59,9 @@ pub enum OnboardingError {
     },
     /// The token endpoint refused the authorization code (expired or already redeemed
     /// code, PKCE mismatch, wrong redirect URI, bad client credential).
-    #[error("the token endpoint refused the sign-in code (HTTP {status}, {error}, AADSTS{codes:?}): {description}; start over, and check the app's redirect URI and credential if it repeats")]
+    #[error(
+        "the token endpoint refused the sign-in code (HTTP {status}, {error}, AADSTS{codes:?}): {description}; start over, and check the app's redirect URI and credential if it repeats"
+    )]
     CodeRefused {
         /// HTTP status.
         status: u16,
@@ -78,7 +78,9 @@ pub enum OnboardingError {
     },
     /// The token endpoint could not be reached to redeem the code (connect error,
     /// timeout). The code may or may not have been redeemed: start over.
-    #[error("could not reach the token endpoint to redeem the sign-in code ({kind}); check network, proxy and DNS, then start over")]
+    #[error(
+        "could not reach the token endpoint to redeem the sign-in code ({kind}); check network, proxy and DNS, then start over"
+    )]
     Transport {
         /// What kind of failure.
         kind: TransportKind,
@@ -107,7 +109,9 @@ pub enum OnboardingError {
     },
     /// The confirmation token lacks app roles the onboarding requires: the admin
     /// consented, but the roles were not granted (or have not replicated yet).
-    #[error("the app's token in tenant {tenant} lacks the required roles {missing:?}; the customer admin must grant them")]
+    #[error(
+        "the app's token in tenant {tenant} lacks the required roles {missing:?}; the customer admin must grant them"
+    )]
     MissingRoles {
         /// The proven tenant.
         tenant: TenantId,

@@ -342,10 +342,7 @@ fn cloud_of(host: &Url) -> Result<Cloud, Error> {
 /// its host (`javascript://localhost/` is not a loopback web server).
 pub(crate) fn checked_redirect_uri(uri: &str) -> Result<Url, Error> {
     let bad = |why: &str| {
-        Error::InvalidConfiguration(format!(
-            "redirect URI {:?} {why}",
-            crate::error::echo(uri)
-        ))
+        Error::InvalidConfiguration(format!("redirect URI {:?} {why}", crate::error::echo(uri)))
     };
     let url = Url::parse(uri).map_err(|e| bad(&format!("is not a URL ({e})")))?;
     if !url.username().is_empty() || url.password().is_some() {

@@ -147,7 +147,9 @@ pub(super) async fn redeem(
     let body = match read_capped(response).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
-            return Err(OnboardingError::NoIdToken("the answer is larger than 1 MiB"));
+            return Err(OnboardingError::NoIdToken(
+                "the answer is larger than 1 MiB",
+            ));
         }
         Err(BodyError::Transport(e)) => return Err(transport(e)),
     };

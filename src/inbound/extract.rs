@@ -55,7 +55,9 @@ impl ValidatedClaims {
         if self.has_role(role) {
             Ok(())
         } else {
-            Err(BearerRejection::Token(ValidationError::MissingRole(role.into())))
+            Err(BearerRejection::Token(ValidationError::MissingRole(
+                role.into(),
+            )))
         }
     }
 

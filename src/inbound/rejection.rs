@@ -26,8 +26,7 @@ pub enum BearerRejection {
     LayerMissing,
 }
 
-const LAYER_MISSING: &str =
-    "ValidatedClaims was extracted on a route without ValidateBearerLayer; add the layer to the route";
+const LAYER_MISSING: &str = "ValidatedClaims was extracted on a route without ValidateBearerLayer; add the layer to the route";
 
 impl BearerRejection {
     /// The HTTP status to answer with.
@@ -35,8 +34,9 @@ impl BearerRejection {
         match self {
             Self::Missing => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Token(e) => StatusCode::from_u16(e.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Self::Token(e) => {
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Self::LayerMissing => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

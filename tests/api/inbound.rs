@@ -135,9 +135,14 @@ impl Scene {
         let app = Router::new()
             .route("/commands", get(commands))
             .layer(ValidateBearerLayer::new(validator.clone(), expect.clone()))
-            .merge(Router::new().route("/admin", get(admin)).layer(
-                ValidateBearerLayer::new(validator.clone(), expect.clone().role("Commands.Admin")),
-            ))
+            .merge(
+                Router::new()
+                    .route("/admin", get(admin))
+                    .layer(ValidateBearerLayer::new(
+                        validator.clone(),
+                        expect.clone().role("Commands.Admin"),
+                    )),
+            )
             .merge(
                 Router::new()
                     .route("/optional", get(optional))
@@ -226,7 +231,11 @@ async fn the_provider_service_principal_with_the_role_is_accepted_and_keys_are_f
         .call("/commands", &[&format!("bearer {token}")])
         .await;
     assert_eq!(a.status, 200);
-    assert_eq!(s.entra.jwks_requests(), 1, "keys are fetched once and cached");
+    assert_eq!(
+        s.entra.jwks_requests(),
+        1,
+        "keys are fetched once and cached"
+    );
 }
 
 #[tokio::test]
@@ -260,8 +269,12 @@ async fn another_apps_service_principal_is_refused_even_with_the_role() {
     let intruder = s.entra.register_app(&home, "intruder");
     let secret = s.entra.add_secret(&intruder);
     s.entra.consent(&s.customer, &intruder);
-    s.entra
-        .grant_role(&s.customer, &intruder, &format!("api://{}", s.api.client_id()), SEND);
+    s.entra.grant_role(
+        &s.customer,
+        &intruder,
+        &format!("api://{}", s.api.client_id()),
+        SEND,
+    );
     let token = s.token(&intruder, &secret, &s.customer, &s.scope).await;
     let a = server.bearer("/commands", &token).await;
     assert_eq!(a.status, 401);
@@ -289,12 +302,19 @@ async fn a_valid_token_without_the_required_role_is_forbidden_by_the_layer_and_t
     // A provider whose role was not granted: the handler's require_role answers.
     s.entra.revoke_consent(&s.customer, &s.provider);
     let sp = s.entra.consent(&s.customer, &s.provider); // consented again, roles gone
-    assert_eq!(sp, s.entra.service_principal_id(&s.customer, &s.provider).unwrap());
+    assert_eq!(
+        sp,
+        s.entra
+            .service_principal_id(&s.customer, &s.provider)
+            .unwrap()
+    );
     let without_role = s.provider_token().await;
     let server = s
-        .serve_for(Expectations::new(s.customer.clone())
-            .audience(s.api.client_id())
-            .object_id(&sp))
+        .serve_for(
+            Expectations::new(s.customer.clone())
+                .audience(s.api.client_id())
+                .object_id(&sp),
+        )
         .await;
     let a = server.bearer("/commands", &without_role).await;
     assert_eq!(a.status, 403);
@@ -366,7 +386,11 @@ async fn garbage_and_malformed_headers_are_refused_without_echoing_them() {
             "Bearer error=\"invalid_request\", error_description=\"the request has several Authorization headers\""
         )
     );
-    assert_eq!(s.entra.jwks_requests(), 0, "nothing was fetched for garbage");
+    assert_eq!(
+        s.entra.jwks_requests(),
+        0,
+        "nothing was fetched for garbage"
+    );
 }
 
 #[tokio::test]
