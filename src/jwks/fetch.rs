@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
@@ -52,7 +51,6 @@ struct RawJwk {
 pub(crate) struct Fetcher {
     pub(crate) http: reqwest::Client,
     pub(crate) authority: Url,
-    pub(crate) timeout: Duration,
 }
 
 impl Fetcher {
@@ -108,11 +106,13 @@ impl Fetcher {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: Url) -> Result<T, String> {
-        let request = self.http.get(url.clone()).timeout(self.timeout);
-        let response = send_no_redirect(request).await.map_err(|e| match e {
-            SendError::Transport(e) => format!("GET {url}: {e}"),
-            redirected @ SendError::Redirected { .. } => format!("GET {url}: {redirected}"),
-        })?;
+        // No per-request timeout: the caller bounds the whole fetch (metadata and keys).
+        let response = send_no_redirect(self.http.get(url.clone()))
+            .await
+            .map_err(|e| match e {
+                SendError::Transport(e) => format!("GET {url}: {e}"),
+                redirected @ SendError::Redirected { .. } => format!("GET {url}: {redirected}"),
+            })?;
         if !response.status().is_success() {
             return Err(format!("GET {url}: HTTP {}", response.status().as_u16()));
         }

@@ -126,11 +126,7 @@ impl JwksCache {
         policy: FetchPolicy,
     ) -> Self {
         Self {
-            fetcher: fetch::Fetcher {
-                http,
-                authority,
-                timeout: policy.timeout,
-            },
+            fetcher: fetch::Fetcher { http, authority },
             clock,
             policy,
             slots: RwLock::new(HashMap::new()),
