@@ -18,7 +18,7 @@ use crate::token::AccessToken;
 
 /// An admin consent sent to the browser and not yet answered: the single-use state and
 /// the tenant the admin proved. Keep it server-side in the admin's session and remove it
-/// when the callback arrives (see the [module docs](crate::Onboarding)). `Debug` does not
+/// when the callback arrives (see [`Onboarding`](crate::Onboarding)). `Debug` does not
 /// show the state.
 #[derive(Serialize, Deserialize)]
 pub struct PendingConsent {

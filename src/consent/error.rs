@@ -88,6 +88,15 @@ pub enum OnboardingError {
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
+    /// The token endpoint answered with a redirect, which is never followed (it would
+    /// carry the app's credential elsewhere). Check the authority host and any proxy.
+    #[error(
+        "the token endpoint redirected to {to}; redirects are never followed: check the authority host and any proxy"
+    )]
+    Redirected {
+        /// Where it pointed (scheme, host and port).
+        to: String,
+    },
     /// The token endpoint answered without a usable `id_token`.
     #[error("the token endpoint's answer to the sign-in code has no usable id_token: {0}")]
     NoIdToken(&'static str),

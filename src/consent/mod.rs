@@ -1,72 +1,5 @@
-//! Onboarding a customer tenant, bound to a tenant its admin *proved* by signing in.
-//!
-//! # Why two steps
-//!
-//! An admin consent callback says `tenant=...`, and anyone can edit that URL. A token
-//! request in the named tenant proves only that *some* admin of that tenant consented at
-//! *some* time, not that the person at the browser did: customer X's admin could finish
-//! their own consent, change `tenant=` to customer Y (who consented long ago), and get
-//! Y's tenant linked to X's account. So the tenant is never taken from the callback:
-//!
-//! 1. [`Onboarding::sign_in`]: the admin signs in with OpenID Connect (authorization
-//!    code flow with PKCE, `scope=openid profile`, a fresh `state` and `nonce`).
-//! 2. [`Onboarding::finish_sign_in`]: the code is redeemed with the app's credential and
-//!    the returned `id_token` is validated (signature by the tenant's published key,
-//!    `aud` = the app, `iss` of its `tid`, `nonce`, lifetime). Its `tid` is the
-//!    **proven tenant** and its `oid` the admin: a [`SignedInAdmin`].
-//! 3. [`Onboarding::consent`]: the admin consent URL *of that tenant*, with a new
-//!    single-use `state` bound to the proven tenant.
-//! 4. [`Onboarding::finish_consent`]: accepts only a callback without `error`, with
-//!    `admin_consent=True`, that `state`, and `tenant` equal to the proven tenant; then
-//!    confirms by getting an app-only token in the tenant (retrying a few times while
-//!    the new service principal replicates).
-//!
-//! The confirmation token proves that consent *exists* in the tenant, not who asked for
-//! it; the signed-in `id_token` is what binds the tenant to your customer's account. Link
-//! it with [`TenantRegistry::link`](crate::TenantRegistry::link), which refuses a tenant
-//! that another account holds.
-//!
-//! # Where the pending values live
-//!
-//! [`PendingSignIn`] and [`PendingConsent`] hold the state, nonce and PKCE verifier
-//! between the redirects. Keep them **server-side** in the admin's session (your session
-//! store: a database, Redis; not a cookie-only session) and *remove* them when the
-//! callback arrives. Server-side, because the nonce and verifier are secrets the browser
-//! must not see, and because only a store you control makes `state` single-use: a sealed
-//! cookie would be tamper-evident but could be replayed. They serialize with serde for
-//! that store, and expire after [`OnboardingBuilder::max_age`]. The [`Onboarding`] also
-//! remembers each state it accepted until it expires, so a replayed callback is refused
-//! even if a session was not cleared (within one process).
-//!
-//! ```no_run
-//! use azure_cross_tenant::{
-//!     Cached, ClientSecret, InMemoryRegistry, Onboarding, Relink, SignInTenant, TenantRegistry,
-//! };
-//!
-//! # async fn run(sign_in_callback: &str, consent_callback: &str) -> Result<(), Box<dyn std::error::Error>> {
-//! let provider = Cached::new(ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?);
-//! let onboarding = Onboarding::builder(
-//!     provider.clone(),
-//!     "https://vault.azure.net/.default",
-//!     "https://saas.example/onboarding/signed-in",
-//! )
-//! .consent_redirect_uri("https://saas.example/onboarding/consented")
-//! .build()?;
-//!
-//! // GET /onboarding: send the admin to sign in; keep `pending` in the server-side session.
-//! let (url, pending) = onboarding.sign_in(SignInTenant::Organizations)?;
-//! # let _ = url;
-//! // POST /onboarding/signed-in (form_post: code and state in the body).
-//! let admin = onboarding.finish_sign_in(pending, sign_in_callback).await?;
-//! // Send the same admin to consent in the tenant they proved.
-//! let (url, pending) = onboarding.consent(&admin)?;
-//! # let _ = url;
-//! // GET /onboarding/consented?admin_consent=True&tenant=...&state=...
-//! let onboarded = onboarding.finish_consent(pending, consent_callback).await?;
-//! let registry = InMemoryRegistry::new();
-//! registry.link("customer-account-42", onboarded.record("Fabrikam"), Relink::Refuse).await?;
-//! # Ok(()) }
-//! ```
+//! Onboarding a customer tenant, bound to a tenant its admin *proved* by signing in:
+//! [`Onboarding`] (the flow and why it has two steps are on its docs).
 
 mod admin_consent;
 mod callback;
@@ -91,6 +24,8 @@ pub use error::OnboardingError;
 pub use redeem::SignInClient;
 pub use sign_in::{PendingSignIn, ResponseMode, SignInTenant, SignedInAdmin};
 
+/// Most spent states remembered at once (about 5 MB).
+const MAX_SPENT: usize = 100_000;
 /// How long a pending sign-in or consent stays usable by default.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 /// Confirmation attempts by default: the first and five retries, 1 + 2 + 4 + 8 + 16 s apart.
@@ -98,9 +33,75 @@ const DEFAULT_CONFIRM_ATTEMPTS: u32 = 6;
 const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
 
 /// The onboarding flow of one multitenant app: admin sign-in, then admin consent bound
-/// to the tenant the sign-in proved. See the [module docs](self) for the flow.
+/// to the tenant the sign-in proved. Share it behind an `Arc`; every method takes `&self`.
 ///
-/// Cheap to share behind an `Arc`; every method takes `&self`.
+/// # Why two steps
+///
+/// An admin consent callback says `tenant=...`, and anyone can edit that URL. A token
+/// request in the named tenant proves only that *some* admin of that tenant consented at
+/// *some* time, not that the person at the browser did: customer X's admin could finish
+/// their own consent, change `tenant=` to customer Y (who consented long ago), and get
+/// Y's tenant linked to X's account. So the tenant is never taken from the callback:
+///
+/// 1. [`sign_in`](Self::sign_in): the admin signs in with OpenID Connect (authorization
+///    code flow with PKCE, `scope=openid profile`, a fresh `state` and `nonce`).
+/// 2. [`finish_sign_in`](Self::finish_sign_in): the code is redeemed with the app's credential and
+///    the returned `id_token` is validated (signature by the tenant's published key,
+///    `aud` = the app, `iss` of its `tid`, `nonce`, lifetime). Its `tid` is the
+///    **proven tenant** and its `oid` the admin: a [`SignedInAdmin`].
+/// 3. [`consent`](Self::consent): the admin consent URL *of that tenant*, with a new
+///    single-use `state` bound to the proven tenant.
+/// 4. [`finish_consent`](Self::finish_consent): accepts only a callback without `error`, with
+///    `admin_consent=True`, that `state`, and `tenant` equal to the proven tenant; then
+///    confirms by getting an app-only token in the tenant (retrying a few times while
+///    the new service principal replicates).
+///
+/// The confirmation token proves that consent *exists* in the tenant, not who asked for
+/// it; the signed-in `id_token` is what binds the tenant to your customer's account. Link
+/// it with [`TenantRegistry::link`](crate::TenantRegistry::link), which refuses a tenant
+/// that another account holds.
+///
+/// # Where the pending values live
+///
+/// [`PendingSignIn`] and [`PendingConsent`] hold the state, nonce and PKCE verifier
+/// between the redirects. Keep them **server-side** in the admin's session (your session
+/// store: a database, Redis; not a cookie-only session) and *remove* them when the
+/// callback arrives. Server-side, because the nonce and verifier are secrets the browser
+/// must not see, and because only a store you control makes `state` single-use: a sealed
+/// cookie would be tamper-evident but could be replayed. They serialize with serde for
+/// that store, and expire after [`OnboardingBuilder::max_age`]. The `Onboarding` also
+/// remembers each state it accepted until it expires, so a replayed callback is refused
+/// even if a session was not cleared (within one process).
+///
+/// ```no_run
+/// use azure_cross_tenant::{
+///     Cached, ClientSecret, InMemoryRegistry, Onboarding, Relink, SignInTenant, TenantRegistry,
+/// };
+///
+/// # async fn run(sign_in_callback: &str, consent_callback: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// let provider = Cached::new(ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?);
+/// let onboarding = Onboarding::builder(
+///     provider.clone(),
+///     "https://vault.azure.net/.default",
+///     "https://saas.example/onboarding/signed-in",
+/// )
+/// .consent_redirect_uri("https://saas.example/onboarding/consented")
+/// .build()?;
+///
+/// // GET /onboarding: send the admin to sign in; keep `pending` in the server-side session.
+/// let (url, pending) = onboarding.sign_in(SignInTenant::Organizations)?;
+/// # let _ = url;
+/// // POST /onboarding/signed-in (form_post: code and state in the body).
+/// let admin = onboarding.finish_sign_in(pending, sign_in_callback).await?;
+/// // Send the same admin to consent in the tenant they proved.
+/// let (url, pending) = onboarding.consent(&admin)?;
+/// # let _ = url;
+/// // GET /onboarding/consented?admin_consent=True&tenant=...&state=...
+/// let onboarded = onboarding.finish_consent(pending, consent_callback).await?;
+/// let registry = InMemoryRegistry::new();
+/// registry.link("customer-account-42", onboarded.record("Fabrikam"), Relink::Refuse).await?;
+/// # Ok(()) }
+/// ```
 pub struct Onboarding {
     client: Arc<dyn SignInClient>,
     cloud: Cloud,
@@ -218,7 +219,17 @@ impl Onboarding {
         key.copy_from_slice(digest.as_ref());
         let horizon = self.now_secs().saturating_sub(self.max_age.as_secs());
         let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        spent.retain(|_, issued| *issued >= horizon);
+        if spent.len() >= MAX_SPENT {
+            spent.retain(|_, issued| *issued >= horizon);
+        }
+        if spent.len() >= MAX_SPENT {
+            // Anyone can start flows; the record of spent states must stay bounded. The
+            // oldest tenth goes (the session store is the first line against replays).
+            let mut ages: Vec<u64> = spent.values().copied().collect();
+            let (_, cut, _) = ages.select_nth_unstable(MAX_SPENT / 10);
+            let cut = *cut;
+            spent.retain(|_, issued| *issued > cut);
+        }
         if spent.insert(key, issued_at).is_some() {
             return Err(OnboardingError::Replayed);
         }
@@ -379,6 +390,35 @@ fn unix_secs(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn onboarding() -> Onboarding {
+        let credential = crate::ClientSecret::new("11111111-2222-3333-4444-555555555555", "s")
+            .authority_host(Url::parse("http://127.0.0.1:9/").unwrap())
+            .build()
+            .unwrap();
+        Onboarding::builder(
+            credential,
+            "https://vault.azure.net/.default",
+            "https://saas.example/cb",
+        )
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn spent_states_are_refused_once_and_their_record_stays_bounded() {
+        let onboarding = onboarding();
+        let now = onboarding.now_secs();
+        for i in 0..MAX_SPENT + 10 {
+            onboarding.spend(&format!("state-{i}"), now).unwrap();
+        }
+        assert!(onboarding.spent.lock().unwrap().len() <= MAX_SPENT);
+        let last = format!("state-{}", MAX_SPENT + 9);
+        assert!(matches!(
+            onboarding.spend(&last, now),
+            Err(OnboardingError::Replayed)
+        ));
+    }
 
     #[test]
     fn redirect_uris_must_be_https_or_http_on_loopback() {

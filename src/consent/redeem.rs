@@ -6,13 +6,14 @@ use std::sync::Arc;
 use serde_json::Value;
 use url::Url;
 
+use crate::authority::TokenClient;
 use crate::authority::{ClientAuth, parse_error};
 use crate::cache::Cached;
 use crate::credential::certificate::ClientCertificate;
 use crate::credential::federated::FederatedAssertion;
 use crate::credential::secret::ClientSecret;
 use crate::error::TransportKind;
-use crate::http::{BodyError, header_str, read_capped};
+use crate::http::{BodyError, SendError, header_str, read_capped, send_no_redirect};
 use crate::provider::TenantCredentialProvider;
 use crate::token::Secret;
 
@@ -118,30 +119,19 @@ pub(super) async fn redeem(
             form.push(("client_assertion", a.expose()));
         }
     }
-    let sent = client
+    let request = client
         .http
         .post(endpoint)
         .header("client-request-id", &correlation_id)
         .header("return-client-request-id", "true")
         .header(reqwest::header::ACCEPT, "application/json")
         .timeout(client.timeout)
-        .form(&form)
-        .send()
-        .await;
-    let transport = |e: reqwest::Error| {
-        let kind = if e.is_timeout() {
-            TransportKind::Timeout
-        } else if e.is_connect() {
-            TransportKind::Connect
-        } else {
-            TransportKind::Other
-        };
-        OnboardingError::Transport {
-            kind,
-            source: Arc::new(e),
-        }
+        .form(&form);
+    let response = match send_no_redirect(request).await {
+        Ok(r) => r,
+        Err(SendError::Transport(e)) => return Err(transport(e)),
+        Err(SendError::Redirected { to }) => return Err(OnboardingError::Redirected { to }),
     };
-    let response = sent.map_err(transport)?;
     let status = response.status().as_u16();
     let trace_id = header_str(response.headers(), "x-ms-request-id");
     let body = match read_capped(response).await {
@@ -154,28 +144,53 @@ pub(super) async fn redeem(
         Err(BodyError::Transport(e)) => return Err(transport(e)),
     };
     if !(200..300).contains(&status) {
-        let parsed = parse_error(&body).unwrap_or_default();
-        tracing::warn!(
-            client_id = %client.client_id,
-            status,
-            codes = ?parsed.codes,
-            correlation_id = %correlation_id,
-            "sign-in code refused"
-        );
-        return Err(OnboardingError::CodeRefused {
-            status,
-            error: parsed.error,
-            codes: parsed.codes,
-            description: parsed.description,
-            trace_id: parsed.trace_id.or(trace_id),
-            correlation_id: parsed.correlation_id.or(Some(correlation_id)),
-        });
+        return Err(refused(client, status, &body, trace_id, correlation_id));
     }
     let value: Value = serde_json::from_slice(&body)
         .map_err(|_| OnboardingError::NoIdToken("the answer is not JSON"))?;
     match value.get("id_token") {
         Some(Value::String(t)) if !t.is_empty() => Ok(Secret::new(t.clone())),
         _ => Err(OnboardingError::NoIdToken("the answer has no id_token")),
+    }
+}
+
+fn transport(e: reqwest::Error) -> OnboardingError {
+    let kind = if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Other
+    };
+    OnboardingError::Transport {
+        kind,
+        source: Arc::new(e),
+    }
+}
+
+/// Entra's refusal of the code, with the ids its support asks for.
+fn refused(
+    client: &TokenClient,
+    status: u16,
+    body: &[u8],
+    trace_id: Option<String>,
+    correlation_id: String,
+) -> OnboardingError {
+    let parsed = parse_error(body).unwrap_or_default();
+    tracing::warn!(
+        client_id = %client.client_id,
+        status,
+        codes = ?parsed.codes,
+        correlation_id = %correlation_id,
+        "sign-in code refused"
+    );
+    OnboardingError::CodeRefused {
+        status,
+        error: parsed.error,
+        codes: parsed.codes,
+        description: parsed.description,
+        trace_id: parsed.trace_id.or(trace_id),
+        correlation_id: parsed.correlation_id.or(Some(correlation_id)),
     }
 }
 

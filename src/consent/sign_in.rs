@@ -62,7 +62,7 @@ impl ResponseMode {
 
 /// A sign-in sent to the browser and not yet answered: the state, nonce and PKCE
 /// verifier to check the answer with. Keep it server-side in the admin's session and
-/// remove it when the answer arrives (see the [module docs](crate::Onboarding)); it
+/// remove it when the answer arrives (see [`Onboarding`](crate::Onboarding)); it
 /// expires after the onboarding's `max_age`. `Debug` shows none of its secrets.
 #[derive(Serialize, Deserialize)]
 pub struct PendingSignIn {
@@ -193,5 +193,26 @@ impl Onboarding {
         };
         tracing::info!(tenant = %admin.tenant, admin = %admin.object_id, "admin sign-in proven");
         Ok(admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_sign_in_never_shows_its_secrets() {
+        let pending = PendingSignIn {
+            state: random_value().unwrap(),
+            nonce: random_value().unwrap(),
+            code_verifier: random_value().unwrap(),
+            authority: "organizations".into(),
+            issued_at: 1_700_000_000,
+        };
+        let shown = format!("{pending:?}");
+        for secret in [&pending.state, &pending.nonce, &pending.code_verifier] {
+            assert!(!shown.contains(secret.as_str()), "{shown}");
+        }
+        assert!(shown.contains("organizations"));
     }
 }

@@ -26,6 +26,7 @@ enum Expect {
     PerRequest(Arc<ExpectationsFn>),
 }
 
+#[derive(Clone)]
 struct Shared {
     validator: TokenValidator,
     expect: Expect,
@@ -125,16 +126,9 @@ impl ValidateBearerLayer {
     /// `Option<ValidatedClaims>` extractor then gives `None`). A token that is present is
     /// still validated, and refused if bad.
     pub fn optional(self) -> Self {
-        let shared = match Arc::try_unwrap(self.shared) {
-            Ok(mut s) => {
-                s.optional = true;
-                s
-            }
-            Err(shared) => Shared {
-                validator: shared.validator.clone(),
-                expect: shared.expect.clone(),
-                optional: true,
-            },
+        let shared = Shared {
+            optional: true,
+            ..Shared::clone(&self.shared)
         };
         Self {
             shared: Arc::new(shared),

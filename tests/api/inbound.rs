@@ -453,3 +453,36 @@ async fn extracting_claims_on_a_route_without_the_layer_is_a_500_naming_the_laye
     assert_eq!(a.challenge, None);
     assert!(a.body.contains("ValidateBearerLayer"), "{}", a.body);
 }
+
+/// The layer is plain tower: here it wraps a bare `service_fn` over `http::Request<String>`
+/// (as under hyper or tonic), with no axum in between.
+#[tokio::test]
+async fn the_layer_wraps_any_tower_service_and_hands_it_the_claims() {
+    use tower::{ServiceBuilder, ServiceExt as _};
+
+    let s = Scene::new().await;
+    let service = ServiceBuilder::new()
+        .layer(ValidateBearerLayer::new(s.validator(), s.expectations()))
+        .service_fn(|request: axum::http::Request<String>| async move {
+            let oid = request
+                .extensions()
+                .get::<ValidatedClaims>()
+                .and_then(|c| c.oid.clone())
+                .unwrap_or_default();
+            Ok::<_, std::convert::Infallible>(axum::http::Response::new(oid))
+        });
+    let token = s.provider_token().await;
+    let request = axum::http::Request::builder()
+        .header("authorization", format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body(), &s.provider_sp);
+
+    let request = axum::http::Request::new(String::new());
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(response.body(), "");
+}
