@@ -201,8 +201,8 @@ impl JwksCache {
             return Next::Refuse(unavailable(
                 source,
                 format!(
-                    "{reason} (not retried for {} s after a failure)",
-                    self.policy.failure_backoff.as_secs()
+                    "{reason} (not retried within {:?} of a failure)",
+                    self.policy.failure_backoff
                 ),
             ));
         }
