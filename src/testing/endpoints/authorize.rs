@@ -1,0 +1,320 @@
+//! OpenID Connect sign-in: `GET /{tenant|organizations|common}/oauth2/v2.0/authorize`
+//! (authorization code with PKCE, `query` or `form_post`), and the token endpoint's
+//! `authorization_code` grant returning an `id_token` (ENTRA.md section 11).
+
+use std::time::Duration;
+
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::testing::MockEndpoint;
+use crate::testing::clock::epoch_secs;
+use crate::testing::endpoints::client_auth::{ClientAuth, authenticate};
+use crate::testing::endpoints::issue::{Minted, missing};
+use crate::testing::endpoints::params::{self, Known};
+use crate::testing::endpoints::{
+    Form, browser_error, check_redirect, record_browser, respond_to_browser,
+};
+use crate::testing::server::Shared;
+use crate::testing::state::{AuthCode, Directory, User};
+use crate::testing::wire::{EntraErr, MockRequest, Reply, err};
+
+const CODE_LIFETIME: Duration = Duration::from_secs(600);
+const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
+
+/// The authorize endpoint.
+pub(crate) fn authorize(shared: &Shared, request: &MockRequest, segment: &str) -> Reply {
+    let reply = authorize_inner(shared, request, segment);
+    record_browser(shared, request, segment, MockEndpoint::Authorize, &reply);
+    reply
+}
+
+fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str) -> Reply {
+    let now = shared.now();
+    if shared.strict
+        && let Err(e) = params::check(Known::Authorize, &request.query)
+    {
+        return e.reply(now, None);
+    }
+    let q = |name: &str| request.query(name);
+    let mut dir = shared.dir();
+    let redirect = match check_redirect(&dir, q("client_id"), q("redirect_uri")) {
+        Ok(r) => r,
+        Err(e) => return e.reply(now, None),
+    };
+    let (state, mode) = (q("state"), q("response_mode").unwrap_or("query"));
+    let fail = |error: &str, e: EntraErr| browser_error(&redirect, mode, state, error, &e, false);
+    if q("response_type") != Some("code") {
+        return fail(
+            "unsupported_response_type",
+            err(
+                400,
+                "unsupported_response_type",
+                700054,
+                "response_type must be 'code' here (MockEntra models the authorization code flow).",
+            ),
+        );
+    }
+    let Some(scope) = q("scope") else {
+        return fail("invalid_request", missing("scope"));
+    };
+    let pkce = match (q("code_challenge"), q("code_challenge_method")) {
+        (None, None) => None,
+        (Some(c), m @ (None | Some("S256") | Some("plain"))) => {
+            Some((c.to_owned(), m.unwrap_or("plain").to_owned()))
+        }
+        _ => {
+            return fail(
+                "invalid_request",
+                err(
+                    400,
+                    "invalid_request",
+                    501491,
+                    "Invalid code_challenge or code_challenge_method (S256 or plain).",
+                ),
+            );
+        }
+    };
+    let user = match signed_in_user(&dir, segment, q("login_hint")) {
+        Ok(u) => u,
+        Err((error, e)) => return fail(error, e),
+    };
+    dir.session = Some(user.object_id.clone());
+    dir.prune_codes();
+    let code = format!(
+        "mock.{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let client_id = q("client_id").unwrap_or_default().to_ascii_lowercase();
+    dir.codes.insert(
+        code.clone(),
+        AuthCode {
+            client_id,
+            redirect_uri: redirect.clone(),
+            scope: scope.to_owned(),
+            nonce: q("nonce").map(str::to_owned),
+            pkce,
+            user: user.object_id.clone(),
+            tid: user.tenant.clone(),
+            expires: now + CODE_LIFETIME,
+            redeemed: false,
+        },
+    );
+    drop(dir);
+    let session_state = uuid::Uuid::new_v4().to_string();
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(s) = state {
+        pairs.push(("state", s));
+    }
+    pairs.push(("session_state", &session_state));
+    respond_to_browser(&redirect, mode, &pairs)
+}
+
+/// The user who signs in: `login_hint`, else the browser's session. They must belong to
+/// the tenant named in the path (any tenant for `organizations`/`common`).
+fn signed_in_user(
+    dir: &Directory,
+    segment: &str,
+    hint: Option<&str>,
+) -> Result<User, (&'static str, EntraErr)> {
+    let user = match hint {
+        Some(h) => dir.user(h).cloned().map_err(|_| {
+            ("login_required", err(400, "login_required", 50034, format!("The user account {} does not exist in the directory (add it with add_user).", crate::error::echo(h))))
+        })?,
+        None => dir
+            .session
+            .as_ref()
+            .and_then(|oid| dir.users.get(oid))
+            .cloned()
+            .ok_or(("login_required", err(400, "login_required", 50058, "No user is signed in (give login_hint, or sign a user in with MockEntra::sign_in or POST /_mock/sign-in).")))?,
+    };
+    if !super::is_multi_tenant(segment)
+        && dir.resolve_tenant(segment).as_deref() != Some(user.tenant.as_str())
+    {
+        return Err((
+            "access_denied",
+            err(
+                400,
+                "access_denied",
+                50020,
+                format!(
+                    "User account '{}' from identity provider does not exist in tenant '{}'.",
+                    user.upn,
+                    crate::error::echo(segment)
+                ),
+            ),
+        ));
+    }
+    Ok(user)
+}
+
+fn invalid_grant(code: u32, message: &str) -> EntraErr {
+    err(400, "invalid_grant", code, message)
+}
+
+/// The `authorization_code` grant: the code once, the same client and redirect URI, the
+/// PKCE verifier, client authentication; then an `id_token` (with `openid`) and an access token.
+pub(crate) fn redeem(
+    dir: &mut Directory,
+    base: &str,
+    segment: &str,
+    tid: Option<&str>,
+    form: &Form,
+    auth: &ClientAuth,
+) -> Result<Minted, EntraErr> {
+    let code_value = form.get("code").ok_or_else(|| missing("code"))?;
+    let now = dir.now();
+    let code = match dir.codes.get_mut(code_value) {
+        Some(c) if c.redeemed => {
+            return Err(invalid_grant(
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code.",
+            ));
+        }
+        Some(c) if c.expires <= now => {
+            return Err(invalid_grant(
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity.",
+            ));
+        }
+        Some(c) => {
+            c.redeemed = true;
+            c.clone()
+        }
+        None => {
+            return Err(invalid_grant(
+                9002313,
+                "Invalid request. The authorization code is malformed or was not issued by this mock.",
+            ));
+        }
+    };
+    let client_id = auth
+        .client_id
+        .as_deref()
+        .ok_or_else(|| missing("client_id"))?;
+    if !client_id.eq_ignore_ascii_case(&code.client_id) || tid.is_some_and(|t| t != code.tid) {
+        return Err(invalid_grant(
+            70000,
+            "The provided grant was issued to another client or tenant.",
+        ));
+    }
+    if form.get("redirect_uri") != Some(code.redirect_uri.as_str()) {
+        return Err(invalid_grant(
+            50148,
+            "The redirect_uri does not match the one used in the authorization request.",
+        ));
+    }
+    if let Some((challenge, method)) = &code.pkce {
+        let verifier = form
+            .get("code_verifier")
+            .ok_or_else(|| missing("code_verifier"))?;
+        let computed = if method == "S256" {
+            URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+        } else {
+            verifier.to_owned()
+        };
+        if computed != *challenge {
+            return Err(invalid_grant(
+                501481,
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            ));
+        }
+    }
+    let app = dir
+        .app(&code.client_id)
+        .map_err(|_| invalid_grant(700016, "The application was deleted."))?;
+    let authenticated = authenticate(dir, base, app, &code.tid, segment, auth)?;
+    let user = dir
+        .users
+        .get(&code.user)
+        .cloned()
+        .ok_or_else(|| invalid_grant(50034, "The user was deleted."))?;
+    let minted = mint_sign_in(
+        dir,
+        base,
+        &code,
+        &user,
+        form.get("client_info") == Some("1"),
+    );
+    if let Some((jti, at)) = authenticated.jti
+        && !dir.first_use_of_jti(&jti, at)
+    {
+        return Err(err(
+            401,
+            "invalid_client",
+            700027,
+            "Client assertion failed signature validation. The assertion's jti was already used (replay).",
+        ));
+    }
+    Ok(minted)
+}
+
+fn mint_sign_in(
+    dir: &mut Directory,
+    base: &str,
+    code: &AuthCode,
+    user: &User,
+    client_info: bool,
+) -> Minted {
+    let now = dir.now();
+    let iat = epoch_secs(now);
+    let life = dir.settings.token_lifetime.as_secs();
+    let scopes: Vec<&str> = code.scope.split_whitespace().collect();
+    let api_scopes: Vec<&str> = scopes
+        .iter()
+        .copied()
+        .filter(|s| !OIDC_SCOPES.contains(s))
+        .collect();
+    let scp = if api_scopes.is_empty() {
+        "User.Read".to_owned()
+    } else {
+        api_scopes.join(" ")
+    };
+    let sub = URL_SAFE_NO_PAD.encode(digest::digest(
+        &digest::SHA256,
+        format!("{}|{}", user.object_id, code.client_id).as_bytes(),
+    ));
+    let tid = &code.tid;
+    let id_token = scopes.contains(&"openid").then(|| {
+        let mut c = json!({
+            "aud": code.client_id, "iss": format!("{base}{tid}/v2.0"),
+            "iat": iat, "nbf": iat, "exp": iat + 3600,
+            "name": user.display_name, "oid": user.object_id,
+            "preferred_username": user.upn, "sub": sub, "tid": tid,
+            "uti": uuid::Uuid::new_v4().simple().to_string(), "ver": "2.0", "rh": "0.mock.",
+        });
+        if let Some(n) = &code.nonce {
+            c["nonce"] = json!(n);
+        }
+        c
+    });
+    let access = json!({
+        "aud": "00000003-0000-0000-c000-000000000000",
+        "iss": format!("https://sts.windows.net/{tid}/"),
+        "iat": iat, "nbf": iat, "exp": iat + life,
+        "appid": code.client_id, "idtyp": "user", "name": user.display_name,
+        "oid": user.object_id, "scp": scp, "sub": sub, "tid": tid,
+        "upn": user.upn, "unique_name": user.upn, "ver": "1.0",
+    });
+    let mut body = super::issue::v2_body(dir, life);
+    let granted: Vec<&str> = scopes
+        .iter()
+        .copied()
+        .filter(|s| *s != "offline_access")
+        .collect();
+    body["scope"] = json!(granted.join(" "));
+    if client_info {
+        let info = json!({"uid": user.object_id, "utid": tid}).to_string();
+        body["client_info"] = Value::String(URL_SAFE_NO_PAD.encode(info));
+    }
+    Minted {
+        key: dir.keys.signing(now),
+        access,
+        x5t: true,
+        id_token,
+        body,
+    }
+}
