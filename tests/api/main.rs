@@ -15,7 +15,12 @@ mod federated;
 mod input;
 #[cfg(feature = "redis")]
 mod l2;
+#[cfg(feature = "mock-server")]
+mod mock_binary;
 mod mock_lifecycle;
+mod mock_server;
+mod mock_signin;
+mod mock_wire;
 mod onboarding;
 mod redaction;
 mod secret;

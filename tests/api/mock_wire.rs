@@ -1,0 +1,594 @@
+//! MockEntra's wire fidelity, as real clients see it over HTTP: instance discovery,
+//! `client_secret_basic`, `client-request-id`, headers, unknown tenants on metadata, the
+//! v1 token endpoint, JWKS with `x5c`, metadata fields, strict parameters (ENTRA.md 8-10).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
+use azure_cross_tenant::testing::{MockApp, MockEntra};
+use azure_cross_tenant::{TenantId, insecure::decode_unverified};
+
+struct Setup {
+    entra: MockEntra,
+    customer: TenantId,
+    app: MockApp,
+    secret: String,
+}
+
+async fn setup() -> Setup {
+    let entra = MockEntra::start().await;
+    let home = entra.add_tenant("provider.example");
+    let customer = entra.add_tenant("customer.example");
+    let app = entra.register_app(&home, "saas");
+    let secret = entra.add_secret(&app);
+    entra.consent(&customer, &app);
+    Setup {
+        entra,
+        customer,
+        app,
+        secret,
+    }
+}
+
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// JSON in and out without reqwest's `json` feature.
+pub(crate) trait JsonExt {
+    fn json_body(self, body: &Value) -> Self;
+}
+
+impl JsonExt for reqwest::RequestBuilder {
+    fn json_body(self, body: &Value) -> Self {
+        self.header("content-type", "application/json")
+            .body(body.to_string())
+    }
+}
+
+/// `response.json_value().await`: the body as JSON, or a panic showing it.
+pub(crate) trait ResponseExt {
+    fn json_value(self) -> impl std::future::Future<Output = Value>;
+}
+
+impl ResponseExt for reqwest::Response {
+    fn json_value(self) -> impl std::future::Future<Output = Value> {
+        json_of(self)
+    }
+}
+
+pub(crate) async fn json_of(r: reqwest::Response) -> Value {
+    let bytes = r.bytes().await.expect("a body");
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+}
+
+fn with_query(url: String, pairs: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&url).unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.to_string()
+}
+
+fn v2_token_url(s: &Setup) -> String {
+    format!("{}{}/oauth2/v2.0/token", s.entra.uri(), s.customer)
+}
+
+#[tokio::test]
+async fn instance_discovery_answers_for_the_mocks_own_host_and_refuses_others() {
+    let s = setup().await;
+    let host = format!("127.0.0.1:{}", s.entra.address().port());
+    let authorize = format!("{}{}/oauth2/v2.0/authorize", s.entra.uri(), s.customer);
+    for path in ["common".to_owned(), s.customer.to_string()] {
+        let url = format!("{}{path}/discovery/instance", s.entra.uri());
+        let r = reqwest::Client::new()
+            .get(with_query(
+                url,
+                &[
+                    ("api-version", "1.1"),
+                    ("authorization_endpoint", &authorize),
+                ],
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["cache-control"], "max-age=86400, private");
+        let body = json_of(r).await;
+        assert_eq!(
+            body["tenant_discovery_endpoint"],
+            format!(
+                "{}{}/v2.0/.well-known/openid-configuration",
+                s.entra.uri(),
+                s.customer
+            )
+        );
+        assert_eq!(body["api-version"], "1.1");
+        assert_eq!(body["metadata"][0]["preferred_network"], host.as_str());
+        assert_eq!(body["metadata"][0]["aliases"], json!([host]));
+    }
+    let url = format!("{}common/discovery/instance", s.entra.uri());
+    let r = reqwest::Client::new()
+        .get(with_query(
+            url,
+            &[
+                ("api-version", "1.1"),
+                (
+                    "authorization_endpoint",
+                    "https://login.example.net/x/oauth2/v2.0/authorize",
+                ),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body = json_of(r).await;
+    assert_eq!(
+        (body["error"].as_str(), body["error_codes"][0].as_u64()),
+        (Some("invalid_instance"), Some(50049))
+    );
+}
+
+#[tokio::test]
+async fn client_secret_basic_is_accepted_with_form_encoded_parts_and_refused_next_to_body_credentials()
+ {
+    let s = setup().await;
+    let tricky = "p@ss w+rd&=:~%x";
+    let url = format!("{}_mock/secrets", s.entra.uri());
+    let added = reqwest::Client::new()
+        .post(url)
+        .json_body(&json!({"app": s.app.client_id(), "value": tricky}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    let basic = |secret: &str| {
+        let raw = format!("{}:{}", form_encode(s.app.client_id()), form_encode(secret));
+        format!("Basic {}", STANDARD.encode(raw))
+    };
+    let post = |form: Vec<(&'static str, String)>, auth: String| {
+        reqwest::Client::new()
+            .post(v2_token_url(&s))
+            .header("authorization", auth)
+            .form(&form)
+            .send()
+    };
+    let scope = ("scope", "https://vault.azure.net/.default".to_owned());
+    let grant = ("grant_type", "client_credentials".to_owned());
+    // client_id only in the header (RFC 6749 2.3.1).
+    let r = post(vec![grant.clone(), scope.clone()], basic(tricky))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    // Also in the body.
+    let with_id = vec![
+        grant.clone(),
+        scope.clone(),
+        ("client_id", s.app.client_id().to_owned()),
+    ];
+    assert_eq!(post(with_id, basic(&s.secret)).await.unwrap().status(), 200);
+    // A wrong secret in Basic is the usual 7000215.
+    let r = post(vec![grant.clone(), scope.clone()], basic("wrong-secret"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(json_of(r).await["error_codes"][0], 7000215);
+    // Basic and a body secret: one method per request (RFC 6749 2.3).
+    let both = vec![grant, scope, ("client_secret", s.secret.clone())];
+    let r = post(both, basic(&s.secret)).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(json_of(r).await["error"], "invalid_request");
+    assert_eq!(
+        s.entra.requests()[0].credential,
+        azure_cross_tenant::testing::CredentialKind::SecretBasic
+    );
+}
+
+#[tokio::test]
+async fn client_request_id_from_header_or_query_is_the_correlation_id_and_echoed_when_asked() {
+    let s = setup().await;
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", s.app.client_id()),
+        ("client_secret", "wrong"),
+        ("scope", "https://vault.azure.net/.default"),
+    ];
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}?client-request-id=from-the-query",
+            v2_token_url(&s)
+        ))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r).await["correlation_id"], "from-the-query");
+    let r = reqwest::Client::new()
+        .post(v2_token_url(&s))
+        .header("client-request-id", "from-the-header")
+        .header("return-client-request-id", "true")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["client-request-id"], "from-the-header");
+    assert_eq!(json_of(r).await["correlation_id"], "from-the-header");
+    assert_eq!(
+        s.entra.requests()[1].client_request_id.as_deref(),
+        Some("from-the-header")
+    );
+}
+
+#[tokio::test]
+async fn token_answers_carry_entras_headers_and_the_error_trace_id_as_request_id() {
+    let s = setup().await;
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", s.app.client_id()),
+        ("client_secret", s.secret.as_str()),
+        ("scope", "https://vault.azure.net/.default"),
+    ];
+    for expect_ok in [true, false] {
+        if !expect_ok {
+            form[2].1 = "wrong";
+        }
+        let r = reqwest::Client::new()
+            .post(v2_token_url(&s))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let h = r.headers().clone();
+        assert_eq!(r.status().is_success(), expect_ok);
+        assert_eq!(h["cache-control"], "no-store, no-cache");
+        assert_eq!(h["pragma"], "no-cache");
+        assert_eq!(h["expires"], "-1");
+        assert_eq!(h["content-type"], "application/json; charset=utf-8");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "no HSTS over plain http"
+        );
+        let body = json_of(r).await;
+        if !expect_ok {
+            assert_eq!(
+                h["x-ms-request-id"].to_str().unwrap(),
+                body["trace_id"].as_str().unwrap()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn metadata_and_keys_of_an_unknown_tenant_are_invalid_tenant_90002() {
+    let s = setup().await;
+    for path in [
+        "v2.0/.well-known/openid-configuration",
+        ".well-known/openid-configuration",
+        "discovery/v2.0/keys",
+    ] {
+        let r = reqwest::get(format!("{}nosuch.example/{path}", s.entra.uri()))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let body = json_of(r).await;
+        assert_eq!(body["error"], "invalid_tenant", "{path}");
+        assert_eq!(body["error_codes"], json!([90002]));
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with("AADSTS90002: Tenant 'nosuch.example' not found")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_v1_token_endpoint_takes_resource_and_answers_with_string_numbers() {
+    let s = setup().await;
+    let url = format!("{}{}/oauth2/token", s.entra.uri(), s.customer);
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", s.app.client_id()),
+        ("client_secret", s.secret.as_str()),
+        ("resource", "https://vault.azure.net"),
+    ];
+    let r = reqwest::Client::new()
+        .post(&url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = json_of(r).await;
+    assert_eq!(body["expires_in"], "3599");
+    assert_eq!(body["resource"], "https://vault.azure.net");
+    let on: u64 = body["expires_on"].as_str().unwrap().parse().unwrap();
+    let before: u64 = body["not_before"].as_str().unwrap().parse().unwrap();
+    assert_eq!(on - before, 3599);
+    let token = body["access_token"].as_str().unwrap();
+    let claims = decode_unverified(token).unwrap();
+    assert_eq!(
+        (claims.ver.as_deref(), claims.aud.as_slice()),
+        (Some("1.0"), &["https://vault.azure.net".to_owned()][..])
+    );
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["x5t"], header["kid"], "v1 tokens carry x5t = kid");
+    // `resource` on v2 and no `resource` on v1 are refused like Entra does.
+    let v2 = [
+        ("grant_type", "client_credentials"),
+        ("client_id", s.app.client_id()),
+        ("client_secret", s.secret.as_str()),
+        ("resource", "https://vault.azure.net"),
+    ];
+    let r = reqwest::Client::new()
+        .post(v2_token_url(&s))
+        .form(&v2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r).await["error_codes"][0], 901002);
+    let r = reqwest::Client::new()
+        .post(&url)
+        .form(&form[..3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r).await["error_codes"][0], 900144);
+}
+
+#[tokio::test]
+async fn jwks_keys_carry_a_real_self_signed_certificate_whose_sha1_is_kid_and_x5t() {
+    let s = setup().await;
+    for (path, v2) in [("discovery/v2.0/keys", true), ("discovery/keys", false)] {
+        let jwks = json_of(
+            reqwest::get(format!("{}{}/{path}", s.entra.uri(), s.customer))
+                .await
+                .unwrap(),
+        )
+        .await;
+        let keys = jwks["keys"].as_array().unwrap();
+        assert!(keys.len() >= 2, "Entra always publishes several keys");
+        for key in keys {
+            assert!(key.get("alg").is_none());
+            assert_eq!(key.get("issuer").is_some(), v2, "issuer on v2 keys only");
+            let der = STANDARD.decode(key["x5c"][0].as_str().unwrap()).unwrap();
+            let sha1 =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
+            let thumbprint = URL_SAFE_NO_PAD.encode(sha1);
+            assert_eq!(key["kid"], thumbprint.as_str());
+            assert_eq!(key["x5t"], thumbprint.as_str());
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+            assert_eq!(
+                cert.subject().to_string(),
+                "CN=accounts.accesscontrol.windows.net"
+            );
+            assert_eq!(cert.subject(), cert.issuer());
+            let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = cert.public_key().parsed()
+            else {
+                panic!("an RSA key")
+            };
+            let n = rsa
+                .modulus
+                .iter()
+                .skip_while(|b| **b == 0)
+                .copied()
+                .collect::<Vec<u8>>();
+            assert_eq!(n.len(), 256, "RSA 2048");
+            assert_eq!(key["n"], URL_SAFE_NO_PAD.encode(&n).as_str());
+            let signed = aws_lc_rs::signature::RsaPublicKeyComponents {
+                n: &n[..],
+                e: rsa.exponent,
+            }
+            .verify(
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                cert.tbs_certificate.as_ref(),
+                &cert.signature_value.data,
+            );
+            assert!(signed.is_ok(), "self-signed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn metadata_has_entras_fields_and_common_and_organizations_use_the_issuer_template() {
+    let s = setup().await;
+    let get = |path: String| async move { json_of(reqwest::get(path).await.unwrap()).await };
+    let base = s.entra.uri();
+    let v2 = get(format!(
+        "{base}{}/v2.0/.well-known/openid-configuration",
+        s.customer
+    ))
+    .await;
+    let tid = s.entra.tenant_guid(&s.customer);
+    assert_eq!(v2["issuer"], format!("{base}{tid}/v2.0"));
+    assert_eq!(
+        v2["token_endpoint"],
+        format!("{base}{tid}/oauth2/v2.0/token")
+    );
+    assert_eq!(
+        v2["end_session_endpoint"],
+        format!("{base}{tid}/oauth2/v2.0/logout")
+    );
+    assert_eq!(
+        v2["scopes_supported"],
+        json!(["openid", "profile", "email", "offline_access"])
+    );
+    assert_eq!(
+        v2["response_modes_supported"],
+        json!(["query", "fragment", "form_post"])
+    );
+    assert_eq!(
+        (
+            v2["msgraph_host"].as_str(),
+            v2["cloud_instance_name"].as_str(),
+            v2["tenant_region_scope"].as_str()
+        ),
+        (
+            Some("graph.microsoft.com"),
+            Some("microsoftonline.com"),
+            Some("WW")
+        )
+    );
+    assert!(
+        v2["claims_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("tid"))
+    );
+    let v1 = get(format!(
+        "{base}{}/.well-known/openid-configuration",
+        s.customer
+    ))
+    .await;
+    assert_eq!(v1["issuer"], format!("https://sts.windows.net/{tid}/"));
+    assert_eq!(v1["token_endpoint"], format!("{base}{tid}/oauth2/token"));
+    assert_eq!(v1["jwks_uri"], format!("{base}common/discovery/keys"));
+    for alias in ["common", "organizations"] {
+        let m = get(format!(
+            "{base}{alias}/v2.0/.well-known/openid-configuration"
+        ))
+        .await;
+        assert_eq!(m["issuer"], format!("{base}{{tenantid}}/v2.0"));
+        assert_eq!(
+            m["token_endpoint"],
+            format!("{base}{alias}/oauth2/v2.0/token")
+        );
+        assert!(m["tenant_region_scope"].is_null());
+        let keys = get(format!("{base}{alias}/discovery/v2.0/keys")).await;
+        assert_eq!(
+            keys["keys"][0]["issuer"],
+            format!("{base}{{tenantid}}/v2.0")
+        );
+    }
+}
+
+#[tokio::test]
+async fn strict_mode_names_an_unknown_parameter_and_tolerates_what_msal_sends() {
+    let s = setup().await;
+    let msal_node = [
+        ("client_id", s.app.client_id()),
+        ("scope", "https://vault.azure.net/.default"),
+        ("grant_type", "client_credentials"),
+        ("x-client-SKU", "msal.js.node"),
+        ("x-client-VER", "7.2.3"),
+        ("x-client-OS", "linux"),
+        ("x-client-CPU", "x64"),
+        ("x-ms-lib-capability", "retry-after, h429"),
+        ("x-client-current-telemetry", "5|771,2,,,|,"),
+        ("x-client-last-telemetry", "5|0|||0,0"),
+        ("client-request-id", "c0ffee00-0000-4000-8000-000000000000"),
+        ("client_secret", s.secret.as_str()),
+        (
+            "claims",
+            r#"{"access_token":{"xms_cc":{"values":["cp1"]}}}"#,
+        ),
+        ("client_info", "1"),
+    ];
+    let r = reqwest::Client::new()
+        .post(format!(
+            "{}?client-request-id=c0ffee00-0000-4000-8000-000000000000",
+            v2_token_url(&s)
+        ))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded;charset=utf-8",
+        )
+        .body(serde_urlencoded(&msal_node))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let typo = [
+        ("grant_type", "client_credentials"),
+        ("client_id", s.app.client_id()),
+        ("client_secert", s.secret.as_str()),
+        ("scope", "https://vault.azure.net/.default"),
+    ];
+    let r = reqwest::Client::new()
+        .post(v2_token_url(&s))
+        .form(&typo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let description = json_of(r).await["error_description"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        description.contains("'client_secert'") && description.contains("--loose"),
+        "{description}"
+    );
+    // Loose: the unknown parameter is ignored (and the missing secret is what fails).
+    let loose = MockEntra::builder().loose().start().await;
+    let home = loose.add_tenant("provider.example");
+    let app = loose.register_app(&home, "saas");
+    let typo = [
+        ("grant_type", "client_credentials"),
+        ("client_id", app.client_id()),
+        ("client_secert", "x"),
+        ("scope", "https://vault.azure.net/.default"),
+    ];
+    let r = reqwest::Client::new()
+        .post(format!("{}{home}/oauth2/v2.0/token", loose.uri()))
+        .form(&typo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r).await["error_codes"][0], 7000218);
+}
+
+fn serde_urlencoded(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+#[tokio::test]
+async fn bad_requests_get_errors_not_panics() {
+    let s = setup().await;
+    let client = reqwest::Client::new();
+    // Bad UTF-8 in the form, a huge body, garbage Basic.
+    let r = client
+        .post(v2_token_url(&s))
+        .body(vec![0xff, 0xfe, b'=', 0xc3])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client
+        .post(v2_token_url(&s))
+        .body(vec![b'a'; 5 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = client
+        .post(v2_token_url(&s))
+        .header("authorization", "Basic !!!")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .get(format!("{}nope/nothing", s.entra.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // The mock still answers.
+    let r = client
+        .get(format!("{}_mock/health", s.entra.uri()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
