@@ -242,9 +242,11 @@ fn check_certificate(
             format!("Client assertion failed signature validation. {why}"),
         )
     };
+    // MSAL Python pads its base64url thumbprints; Entra accepts both.
+    let thumbprint = |name: &str| header[name].as_str().map(|t| t.trim_end_matches('='));
     let cert = app.certs.iter().find(|c| {
-        header["x5t#S256"].as_str() == Some(c.x5t_s256.as_str())
-            || header["x5t"].as_str() == Some(c.x5t.as_str())
+        thumbprint("x5t#S256") == Some(c.x5t_s256.as_str())
+            || thumbprint("x5t") == Some(c.x5t.as_str())
     });
     let Some(cert) = cert else {
         return Err(invalid(&format!(
