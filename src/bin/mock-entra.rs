@@ -206,12 +206,10 @@ fn read(path: &str, what: &str) -> Result<String, String> {
 /// Builds and starts the mock the options describe.
 fn start(o: &Options) -> Result<MockEntra, String> {
     let host = o.host.as_deref().unwrap_or("127.0.0.1");
-    let port: u16 = o
-        .port
-        .as_deref()
-        .unwrap_or("0")
+    let port = o.port.as_deref().unwrap_or("0");
+    let port: u16 = port
         .parse()
-        .map_err(|_| format!("--port {:?} is not a port number", o.port))?;
+        .map_err(|_| format!("--port {port:?} is not a port number (0 to 65535)"))?;
     let listener = TcpListener::bind((host, port))
         .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
     let mut builder = MockEntra::builder()

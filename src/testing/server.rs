@@ -193,6 +193,10 @@ async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    // The mock serves real clients over real sockets: a scripted latency is real time
+    // (the mock's clock decides token lifetimes, not how long an answer takes), and the
+    // access log reports real durations. These are the one OK usage of real time here.
+    #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -211,6 +215,12 @@ async fn handle(
                     400,
                     &serde_json::json!({"error": "invalid_request", "error_description": "The request body could not be read."}),
                 )
+            };
+            // The rest of the body is unread: the connection cannot carry another request.
+            let reply = if parts.version <= hyper::Version::HTTP_11 {
+                reply.header("connection", "close")
+            } else {
+                reply
             };
             return Ok(respond(&shared, reply));
         }
@@ -238,6 +248,7 @@ async fn handle(
     };
     let reply = crate::testing::endpoints::route(&shared, &request);
     if !reply.delay.is_zero() {
+        #[allow(clippy::disallowed_methods)] // real latency for real clients (see above)
         tokio::time::sleep(reply.delay).await;
     }
     if shared.access_log && request.path != "/_mock/health" {

@@ -563,13 +563,17 @@ async fn bad_requests_get_errors_not_panics() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    let r = client
+    // The mock stops reading at its cap and answers 413; the client may see that, or a
+    // reset while it still writes the rest of the body.
+    match client
         .post(v2_token_url(&s))
         .body(vec![b'a'; 5 * 1024 * 1024])
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+    {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => assert!(!e.is_timeout(), "{e}"),
+    }
     let r = client
         .post(v2_token_url(&s))
         .header("authorization", "Basic !!!")

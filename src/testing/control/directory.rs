@@ -367,6 +367,14 @@ pub(super) fn identity_token(shared: &Shared, request: &MockRequest) -> CtlResul
     Ok(json!({"access_token": key.sign(&claims, false)}))
 }
 
+pub(super) fn identity_endpoints(shared: &Shared, _: &MockRequest) -> CtlResult {
+    Ok(json!({
+        "imds": format!("{}metadata/identity/oauth2/token", shared.base),
+        "app_service": format!("{}msi/token", shared.base),
+        "identity_header": shared.dir().identity_header,
+    }))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Who {

@@ -43,6 +43,7 @@ pub(crate) type CtlResult = Result<Value, CtlErr>;
 type Handler = fn(&Shared, &MockRequest) -> CtlResult;
 
 /// Every control endpoint: path, method, handler.
+#[rustfmt::skip]
 const ENDPOINTS: &[(&str, Method, Handler)] = &[
     ("health", Method::GET, runtime::health),
     ("setup", Method::GET, runtime::setup),
@@ -63,31 +64,16 @@ const ENDPOINTS: &[(&str, Method, Handler)] = &[
     ("roles", Method::POST, directory::role),
     ("app-state", Method::POST, directory::app_state),
     ("managed-identities", Method::POST, directory::identity),
-    (
-        "federated-credentials",
-        Method::POST,
-        directory::federated_credential,
-    ),
-    (
-        "managed-identity-token",
-        Method::POST,
-        directory::identity_token,
-    ),
+    ("federated-credentials", Method::POST, directory::federated_credential),
+    ("managed-identity-token", Method::POST, directory::identity_token),
+    ("managed-identity-endpoints", Method::GET, directory::identity_endpoints),
     ("users", Method::POST, directory::user),
     ("sign-in", Method::POST, directory::sign_in),
     ("sign-out", Method::POST, directory::sign_out),
-    (
-        "decline-next-consent",
-        Method::POST,
-        directory::decline_next_consent,
-    ),
+    ("decline-next-consent", Method::POST, directory::decline_next_consent),
     ("faults", Method::POST, runtime::fault),
     ("faults/clear", Method::POST, runtime::clear_faults),
-    (
-        "managed-identity-faults",
-        Method::POST,
-        runtime::identity_fault,
-    ),
+    ("managed-identity-faults", Method::POST, runtime::identity_fault),
     ("settings", Method::GET, runtime::get_settings),
     ("settings", Method::POST, runtime::settings),
     ("keys", Method::GET, runtime::keys),
