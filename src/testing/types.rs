@@ -41,6 +41,19 @@ pub struct MockManagedIdentity {
 }
 
 /// A user of a mock tenant, who can sign in (and consent for the tenant if an admin).
+///
+/// ```
+/// use azure_cross_tenant::testing::MockEntra;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let entra = MockEntra::start().await;
+/// let customer = entra.add_tenant("customer.example");
+/// let admin = entra.add_admin(&customer, "admin@customer.example");
+/// assert!(admin.is_admin && admin.tenant == customer);
+/// entra.sign_in(&admin); // sign-in and admin consent now act as this admin
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MockUser {
@@ -57,6 +70,22 @@ pub struct MockUser {
 }
 
 /// How a token request proved the app's identity.
+///
+/// ```
+/// use azure_cross_tenant::testing::{CredentialKind, MockEntra};
+/// use azure_cross_tenant::{ClientSecret, TenantCredentialProvider};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let entra = MockEntra::start().await;
+/// let home = entra.add_tenant("provider.example");
+/// let app = entra.register_app(&home, "saas");
+/// let secret = entra.add_secret(&app);
+/// let credential = ClientSecret::new(app.client_id(), secret).authority_host(entra.uri()).build()?;
+/// credential.get_token(&home, &["https://vault.azure.net/.default"]).await?;
+/// assert_eq!(entra.requests()[0].credential, CredentialKind::Secret);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -72,6 +101,19 @@ pub enum CredentialKind {
 }
 
 /// The endpoint a logged request went to.
+///
+/// ```
+/// use azure_cross_tenant::testing::{MockEndpoint, MockEntra};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let entra = MockEntra::start().await;
+/// let home = entra.add_tenant("provider.example");
+/// reqwest::get(format!("{}{home}/discovery/v2.0/keys", entra.uri())).await?;
+/// assert_eq!(entra.request_count(MockEndpoint::Keys), 1);
+/// assert_eq!(entra.requests_to(MockEndpoint::Keys)[0].status, 200);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -103,6 +145,24 @@ impl MockEndpoint {
 
 /// One request the mock received. Secrets and assertions are never kept: their values
 /// show as `<redacted>` in [`form`](Self::form) and [`query`](Self::query).
+///
+/// ```
+/// use azure_cross_tenant::testing::MockEntra;
+/// use azure_cross_tenant::{ClientSecret, TenantCredentialProvider};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let entra = MockEntra::start().await;
+/// let home = entra.add_tenant("provider.example");
+/// let app = entra.register_app(&home, "saas");
+/// let secret = entra.add_secret(&app);
+/// let credential = ClientSecret::new(app.client_id(), secret.clone()).authority_host(entra.uri()).build()?;
+/// credential.get_token(&home, &["https://vault.azure.net/.default"]).await?;
+/// let logged = &entra.requests()[0];
+/// assert!(logged.form.contains(&("client_secret".into(), "<redacted>".into())));
+/// assert!(!format!("{logged:?}").contains(&secret));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RecordedRequest {
@@ -131,6 +191,19 @@ pub struct RecordedRequest {
 }
 
 /// How [`MockEntra::rotate_keys_with`](crate::testing::MockEntra::rotate_keys_with) rotates.
+///
+/// ```
+/// use azure_cross_tenant::testing::{MockEntra, RotationMode};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let entra = MockEntra::start().await;
+/// let before = entra.current_kid();
+/// entra.rotate_keys_with(RotationMode::Emergency);
+/// assert_ne!(entra.current_kid(), before, "signs with the new key at once");
+/// assert!(entra.published_kids().contains(&before), "the old key stays published");
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum RotationMode {

@@ -165,32 +165,7 @@ pub(crate) fn redeem(
     form: &Form,
     auth: &ClientAuth,
 ) -> Result<Minted, EntraErr> {
-    let code_value = form.get("code").ok_or_else(|| missing("code"))?;
-    let now = dir.now();
-    let code = match dir.codes.get_mut(code_value) {
-        Some(c) if c.redeemed => {
-            return Err(invalid_grant(
-                54005,
-                "OAuth2 Authorization code was already redeemed, please retry with a new valid code.",
-            ));
-        }
-        Some(c) if c.expires <= now => {
-            return Err(invalid_grant(
-                70008,
-                "The provided authorization code or refresh token has expired due to inactivity.",
-            ));
-        }
-        Some(c) => {
-            c.redeemed = true;
-            c.clone()
-        }
-        None => {
-            return Err(invalid_grant(
-                9002313,
-                "Invalid request. The authorization code is malformed or was not issued by this mock.",
-            ));
-        }
-    };
+    let code = take_code(dir, form.get("code").ok_or_else(|| missing("code"))?)?;
     let client_id = auth
         .client_id
         .as_deref()
@@ -207,22 +182,7 @@ pub(crate) fn redeem(
             "The redirect_uri does not match the one used in the authorization request.",
         ));
     }
-    if let Some((challenge, method)) = &code.pkce {
-        let verifier = form
-            .get("code_verifier")
-            .ok_or_else(|| missing("code_verifier"))?;
-        let computed = if method == "S256" {
-            URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
-        } else {
-            verifier.to_owned()
-        };
-        if computed != *challenge {
-            return Err(invalid_grant(
-                501481,
-                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-            ));
-        }
-    }
+    check_pkce(&code, form.get("code_verifier"))?;
     let app = dir
         .app(&code.client_id)
         .map_err(|_| invalid_grant(700016, "The application was deleted."))?;
@@ -250,6 +210,49 @@ pub(crate) fn redeem(
         ));
     }
     Ok(minted)
+}
+
+/// The code, marked redeemed: unknown, expired and second redemptions are refused.
+fn take_code(dir: &mut Directory, value: &str) -> Result<AuthCode, EntraErr> {
+    let now = dir.now();
+    match dir.codes.get_mut(value) {
+        Some(c) if c.redeemed => Err(invalid_grant(
+            54005,
+            "OAuth2 Authorization code was already redeemed, please retry with a new valid code.",
+        )),
+        Some(c) if c.expires <= now => Err(invalid_grant(
+            70008,
+            "The provided authorization code or refresh token has expired due to inactivity.",
+        )),
+        Some(c) => {
+            c.redeemed = true;
+            Ok(c.clone())
+        }
+        None => Err(invalid_grant(
+            9002313,
+            "Invalid request. The authorization code is malformed or was not issued by this mock.",
+        )),
+    }
+}
+
+/// PKCE: the verifier must hash (S256) or equal (plain) the code's challenge.
+fn check_pkce(code: &AuthCode, verifier: Option<&str>) -> Result<(), EntraErr> {
+    let Some((challenge, method)) = &code.pkce else {
+        return Ok(());
+    };
+    let verifier = verifier.ok_or_else(|| missing("code_verifier"))?;
+    let computed = if method == "S256" {
+        URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, verifier.as_bytes()))
+    } else {
+        verifier.to_owned()
+    };
+    if computed != *challenge {
+        return Err(invalid_grant(
+            501481,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        ));
+    }
+    Ok(())
 }
 
 fn mint_sign_in(

@@ -61,21 +61,7 @@ pub(crate) fn client_credentials(
         .as_deref()
         .ok_or_else(|| missing("client_id"))?
         .to_ascii_lowercase();
-    let resource = if v1 {
-        form.get("resource")
-            .ok_or_else(|| missing("resource"))?
-            .to_owned()
-    } else {
-        if form.get("resource").is_some() {
-            return Err(err(
-                400,
-                "invalid_request",
-                901002,
-                "The 'resource' request parameter is not supported.",
-            ));
-        }
-        parse_scope(form.get("scope").ok_or_else(|| missing("scope"))?)?
-    };
+    let resource = requested_resource(form, v1)?;
     let not_found = || {
         err(
             400,
@@ -98,15 +84,11 @@ pub(crate) fn client_credentials(
     })?;
     let authenticated = authenticate(dir, base, app, tid, segment, auth)?;
     if !sp.enabled {
-        return Err(err(
-            400,
-            "unauthorized_client",
-            7000112,
-            format!(
-                "Application '{client_id}'({}) is disabled.",
-                app.display_name
-            ),
-        ));
+        let message = format!(
+            "Application '{client_id}'({}) is disabled.",
+            app.display_name
+        );
+        return Err(err(400, "unauthorized_client", 7000112, message));
     }
     if sp.blocked_by_ca {
         return Err(err(
@@ -124,18 +106,7 @@ pub(crate) fn client_credentials(
         "idtyp": "app", "oid": sp.object_id, "sub": sp.object_id, "tid": tid,
         "uti": uuid::Uuid::new_v4().simple().to_string(), "rh": "0.mock.",
     });
-    if v2 {
-        claims["iss"] = json!(format!("{base}{tid}/v2.0"));
-        claims["azp"] = json!(client_id);
-        claims["azpacr"] = json!(authenticated.acr);
-        claims["ver"] = json!("2.0");
-    } else {
-        claims["iss"] = json!(format!("https://sts.windows.net/{tid}/"));
-        claims["idp"] = json!(format!("https://sts.windows.net/{}/", app.home_tenant));
-        claims["appid"] = json!(client_id);
-        claims["appidacr"] = json!(authenticated.acr);
-        claims["ver"] = json!("1.0");
-    }
+    add_client_claims(&mut claims, base, tid, app, authenticated.acr, v2);
     if let Some(roles) = sp.roles.get(&key).filter(|r| !r.is_empty()) {
         claims["roles"] = json!(roles);
     }
@@ -165,6 +136,49 @@ pub(crate) fn client_credentials(
         id_token: None,
         body,
     })
+}
+
+/// The resource a client-credentials request asks for: v1 `resource`, v2 `scope`.
+fn requested_resource(form: &Form, v1: bool) -> Result<String, EntraErr> {
+    if v1 {
+        return Ok(form
+            .get("resource")
+            .ok_or_else(|| missing("resource"))?
+            .to_owned());
+    }
+    if form.get("resource").is_some() {
+        return Err(err(
+            400,
+            "invalid_request",
+            901002,
+            "The 'resource' request parameter is not supported.",
+        ));
+    }
+    parse_scope(form.get("scope").ok_or_else(|| missing("scope"))?)
+}
+
+/// The issuer and client claims of a v2 (`azp`) or v1 (`appid`, `idp`) access token.
+fn add_client_claims(
+    claims: &mut Value,
+    base: &str,
+    tid: &str,
+    app: &crate::testing::state::App,
+    acr: &str,
+    v2: bool,
+) {
+    let client_id = &app.client_id;
+    if v2 {
+        claims["iss"] = json!(format!("{base}{tid}/v2.0"));
+        claims["azp"] = json!(client_id);
+        claims["azpacr"] = json!(acr);
+        claims["ver"] = json!("2.0");
+    } else {
+        claims["iss"] = json!(format!("https://sts.windows.net/{tid}/"));
+        claims["idp"] = json!(format!("https://sts.windows.net/{}/", app.home_tenant));
+        claims["appid"] = json!(client_id);
+        claims["appidacr"] = json!(acr);
+        claims["ver"] = json!("1.0");
+    }
 }
 
 /// `token_type`, `expires_in`, `ext_expires_in` (numbers, or strings when set so) and
