@@ -596,3 +596,83 @@ async fn bad_requests_get_errors_not_panics() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A PEM's first block, as DER.
+fn pem_der(pem: &str) -> Vec<u8> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    STANDARD.decode(body).unwrap()
+}
+
+#[tokio::test]
+async fn a_certificate_assertion_with_padded_thumbprints_is_accepted_as_msal_python_sends_it() {
+    let entra = MockEntra::start().await;
+    let setup = entra
+        .apply_scenario(&json!({
+            "tenants": {"home": {"domains": ["provider.example"]}},
+            "apps": {"saas": {"home": "home", "certificates": {"main": {}}}},
+        }))
+        .unwrap();
+    let app = &setup["apps"]["saas"];
+    let client_id = app["client_id"].as_str().unwrap();
+    let cert = &app["certificates"]["main"];
+    let der = pem_der(cert["certificate_pem"].as_str().unwrap());
+    let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    // MSAL Python: urlsafe_b64encode, with its '=' padding.
+    let padded = base64::engine::general_purpose::URL_SAFE.encode(sha256);
+    assert!(padded.ends_with('='));
+    let tid = setup["tenants"]["home"]["id"].as_str().unwrap();
+    let token_url = format!("{}{tid}/oauth2/v2.0/token", entra.uri());
+    let now = std::time::SystemTime::UNIX_EPOCH
+        .elapsed()
+        .unwrap()
+        .as_secs();
+    let header = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": padded});
+    let claims = json!({"aud": token_url, "iss": client_id, "sub": client_id, "jti": "j-1", "iat": now, "nbf": now, "exp": now + 600});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key =
+        aws_lc_rs::rsa::KeyPair::from_pkcs8(&pem_der(cert["private_key_pem"].as_str().unwrap()))
+            .unwrap();
+    let mut sig = vec![0; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PSS_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    let assertion = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("scope", "https://vault.azure.net/.default"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let r = reqwest::Client::new()
+        .post(&token_url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", json_of(r).await);
+    // The same assertion again is a replay.
+    let r = reqwest::Client::new()
+        .post(&token_url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r).await["error_codes"][0], 700027);
+}
