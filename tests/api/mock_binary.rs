@@ -259,6 +259,7 @@ async fn memory_stays_flat_over_50000_requests_and_no_secret_is_kept() {
     let before = rss_kib(mock.child.id());
     load(&authority, &mock.ready, 50_000, 16).await;
     let after = rss_kib(mock.child.id());
+    eprintln!("mock-entra RSS: {before} KiB after 5,000 requests, {after} KiB after 55,000");
     assert!(
         after < before + 16 * 1024,
         "RSS grew from {before} KiB to {after} KiB over 50,000 requests"

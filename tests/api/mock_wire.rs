@@ -676,3 +676,43 @@ async fn a_certificate_assertion_with_padded_thumbprints_is_accepted_as_msal_pyt
         .unwrap();
     assert_eq!(json_of(r).await["error_codes"][0], 700027);
 }
+
+#[tokio::test]
+async fn a_scripted_redirect_fault_answers_with_its_location() {
+    let s = setup().await;
+    let (status, body) = {
+        let r = reqwest::Client::new()
+            .post(format!("{}_mock/faults", s.entra.uri()))
+            .json_body(&json!({"tenant": "customer.example", "fault": {"kind": "redirect", "status": 307, "location": "https://attacker.example/steal"}}))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), json_of(r).await)
+    };
+    assert_eq!(status, 200, "{body}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", s.app.client_id()),
+        ("client_secret", s.secret.as_str()),
+        ("scope", "https://vault.azure.net/.default"),
+    ];
+    let r = client
+        .post(v2_token_url(&s))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    assert_eq!(r.headers()["location"], "https://attacker.example/steal");
+    let r = client
+        .post(v2_token_url(&s))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "served once");
+}
