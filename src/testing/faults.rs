@@ -53,6 +53,14 @@ pub enum MockFault {
         /// The body.
         body: Vec<u8>,
     },
+    /// A redirect (e.g. 307 or 302) to `location`: a credential must never follow it
+    /// with its secret or assertion.
+    Redirect {
+        /// HTTP status, 3xx.
+        status: u16,
+        /// The `Location` header.
+        location: String,
+    },
     /// 200 with an empty body.
     Empty,
     /// 200 with an HTML page (a proxy's error page).
@@ -102,6 +110,10 @@ pub(crate) enum FaultSpec {
         status: u16,
         body: String,
     },
+    Redirect {
+        status: u16,
+        location: String,
+    },
     Empty,
     NotJson,
     Truncated,
@@ -150,6 +162,12 @@ impl FaultSpec {
                 status: status_ok(status)?,
                 body: body.into_bytes(),
             },
+            Self::Redirect { status, location } if (300..=399).contains(&status) => {
+                MockFault::Redirect { status, location }
+            }
+            Self::Redirect { status, .. } => {
+                return Err(format!("redirect needs a 3xx status, not {status}"));
+            }
             Self::Empty => MockFault::Empty,
             Self::NotJson => MockFault::NotJson,
             Self::Truncated => MockFault::Truncated,

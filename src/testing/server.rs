@@ -189,9 +189,6 @@ where
     }
 }
 
-// The access log's duration and scripted latency are the server's own wall time, not
-// the injected clock (the mock's clients wait for real).
-#[allow(clippy::disallowed_methods)]
 async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,

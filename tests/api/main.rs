@@ -19,6 +19,7 @@ mod l2;
 #[cfg(feature = "mock-server")]
 mod mock_binary;
 mod mock_lifecycle;
+mod mock_metadata;
 mod mock_server;
 mod mock_signin;
 mod mock_wire;

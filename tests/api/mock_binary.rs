@@ -259,6 +259,7 @@ async fn memory_stays_flat_over_50000_requests_and_no_secret_is_kept() {
     let before = rss_kib(mock.child.id());
     load(&authority, &mock.ready, 50_000, 16).await;
     let after = rss_kib(mock.child.id());
+    eprintln!("mock-entra RSS: {before} KiB after 5,000 requests, {after} KiB after 55,000");
     assert!(
         after < before + 16 * 1024,
         "RSS grew from {before} KiB to {after} KiB over 50,000 requests"
@@ -274,4 +275,46 @@ async fn memory_stays_flat_over_50000_requests_and_no_secret_is_kept() {
         .as_str()
         .unwrap();
     assert!(!log.to_string().contains(secret) && !log.to_string().contains("wrong-"));
+}
+
+#[tokio::test]
+async fn a_ca_given_with_ca_cert_and_ca_key_signs_the_server_certificate() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "our test CA");
+    let ca = params.self_signed(&key).unwrap();
+    let (cert_file, key_file) = (temp_path("own-ca.pem"), temp_path("own-ca.key"));
+    std::fs::write(&cert_file, ca.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let mock = start(&[
+        "--ca-cert",
+        cert_file.to_str().unwrap(),
+        "--ca-key",
+        key_file.to_str().unwrap(),
+        "--empty",
+    ]);
+    let authority = mock.ready["authority_host"].as_str().unwrap().to_owned();
+    assert!(authority.starts_with("https://"), "--ca-cert implies --tls");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{authority}_mock/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let out = Command::new(BIN)
+        .args(["--ca-cert", cert_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "--ca-cert without --ca-key");
+    let _ = (
+        std::fs::remove_file(cert_file),
+        std::fs::remove_file(key_file),
+    );
 }

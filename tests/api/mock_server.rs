@@ -412,3 +412,73 @@ async fn slow_answers_do_not_hold_up_other_requests() {
         started.elapsed()
     );
 }
+
+/// JSON shaped like scenario documents: their own keys and values of every kind, nested.
+fn scenario_like() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let key = prop::sample::select(vec![
+        "tenants",
+        "apps",
+        "users",
+        "consents",
+        "faults",
+        "settings",
+        "managed_identities",
+        "resources",
+        "home",
+        "domains",
+        "id",
+        "secrets",
+        "certificates",
+        "api",
+        "roles",
+        "tenant",
+        "app",
+        "kind",
+        "status",
+        "times",
+        "fault",
+        "upn",
+        "value",
+        "expired",
+        "pem",
+        "app_id_uri",
+        "x",
+    ]);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        prop::sample::select(vec![
+            "home",
+            "a.example",
+            "throttle",
+            "not a guid",
+            "",
+            "\u{0}",
+            "api://x"
+        ])
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            prop::collection::btree_map(key.clone(), inner, 0..5).prop_map(|m| Value::Object(
+                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever a scenario says, the mock answers with a setup or an error, never a panic.
+    #[test]
+    fn any_scenario_document_is_applied_or_refused_without_a_panic(document in scenario_like()) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let entra = runtime.block_on(MockEntra::start());
+        let _ = entra.apply_scenario(&document);
+        let _ = entra.apply_scenario(&json!({"tenants": {"t": {"domains": ["after.example"]}}})).unwrap();
+    }
+}

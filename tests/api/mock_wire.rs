@@ -1,6 +1,6 @@
-//! MockEntra's wire fidelity, as real clients see it over HTTP: instance discovery,
-//! `client_secret_basic`, `client-request-id`, headers, unknown tenants on metadata, the
-//! v1 token endpoint, JWKS with `x5c`, metadata fields, strict parameters (ENTRA.md 8-10).
+//! MockEntra's token endpoints as real clients see them over HTTP: `client_secret_basic`,
+//! `client-request-id`, Entra's headers, the v1 endpoint, strict parameters, padded
+//! thumbprints, bad input (ENTRA.md 1, 9). Shared helpers for the mock's tests live here.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -9,14 +9,14 @@ use serde_json::{Value, json};
 use azure_cross_tenant::testing::{MockApp, MockEntra};
 use azure_cross_tenant::{TenantId, insecure::decode_unverified};
 
-struct Setup {
-    entra: MockEntra,
-    customer: TenantId,
-    app: MockApp,
-    secret: String,
+pub(crate) struct Setup {
+    pub(crate) entra: MockEntra,
+    pub(crate) customer: TenantId,
+    pub(crate) app: MockApp,
+    pub(crate) secret: String,
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     let entra = MockEntra::start().await;
     let home = entra.add_tenant("provider.example");
     let customer = entra.add_tenant("customer.example");
@@ -64,7 +64,7 @@ pub(crate) async fn json_of(r: reqwest::Response) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
 }
 
-fn with_query(url: String, pairs: &[(&str, &str)]) -> String {
+pub(crate) fn with_query(url: String, pairs: &[(&str, &str)]) -> String {
     let mut url = url::Url::parse(&url).unwrap();
     url.query_pairs_mut().extend_pairs(pairs);
     url.to_string()
@@ -72,62 +72,6 @@ fn with_query(url: String, pairs: &[(&str, &str)]) -> String {
 
 fn v2_token_url(s: &Setup) -> String {
     format!("{}{}/oauth2/v2.0/token", s.entra.uri(), s.customer)
-}
-
-#[tokio::test]
-async fn instance_discovery_answers_for_the_mocks_own_host_and_refuses_others() {
-    let s = setup().await;
-    let host = format!("127.0.0.1:{}", s.entra.address().port());
-    let authorize = format!("{}{}/oauth2/v2.0/authorize", s.entra.uri(), s.customer);
-    for path in ["common".to_owned(), s.customer.to_string()] {
-        let url = format!("{}{path}/discovery/instance", s.entra.uri());
-        let r = reqwest::Client::new()
-            .get(with_query(
-                url,
-                &[
-                    ("api-version", "1.1"),
-                    ("authorization_endpoint", &authorize),
-                ],
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["cache-control"], "max-age=86400, private");
-        let body = json_of(r).await;
-        assert_eq!(
-            body["tenant_discovery_endpoint"],
-            format!(
-                "{}{}/v2.0/.well-known/openid-configuration",
-                s.entra.uri(),
-                s.customer
-            )
-        );
-        assert_eq!(body["api-version"], "1.1");
-        assert_eq!(body["metadata"][0]["preferred_network"], host.as_str());
-        assert_eq!(body["metadata"][0]["aliases"], json!([host]));
-    }
-    let url = format!("{}common/discovery/instance", s.entra.uri());
-    let r = reqwest::Client::new()
-        .get(with_query(
-            url,
-            &[
-                ("api-version", "1.1"),
-                (
-                    "authorization_endpoint",
-                    "https://login.example.net/x/oauth2/v2.0/authorize",
-                ),
-            ],
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let body = json_of(r).await;
-    assert_eq!(
-        (body["error"].as_str(), body["error_codes"][0].as_u64()),
-        (Some("invalid_instance"), Some(50049))
-    );
 }
 
 #[tokio::test]
@@ -261,30 +205,6 @@ async fn token_answers_carry_entras_headers_and_the_error_trace_id_as_request_id
 }
 
 #[tokio::test]
-async fn metadata_and_keys_of_an_unknown_tenant_are_invalid_tenant_90002() {
-    let s = setup().await;
-    for path in [
-        "v2.0/.well-known/openid-configuration",
-        ".well-known/openid-configuration",
-        "discovery/v2.0/keys",
-    ] {
-        let r = reqwest::get(format!("{}nosuch.example/{path}", s.entra.uri()))
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 400, "{path}");
-        let body = json_of(r).await;
-        assert_eq!(body["error"], "invalid_tenant", "{path}");
-        assert_eq!(body["error_codes"], json!([90002]));
-        assert!(
-            body["error_description"]
-                .as_str()
-                .unwrap()
-                .starts_with("AADSTS90002: Tenant 'nosuch.example' not found")
-        );
-    }
-}
-
-#[tokio::test]
 async fn the_v1_token_endpoint_takes_resource_and_answers_with_string_numbers() {
     let s = setup().await;
     let url = format!("{}{}/oauth2/token", s.entra.uri(), s.customer);
@@ -341,132 +261,6 @@ async fn the_v1_token_endpoint_takes_resource_and_answers_with_string_numbers() 
         .await
         .unwrap();
     assert_eq!(json_of(r).await["error_codes"][0], 900144);
-}
-
-#[tokio::test]
-async fn jwks_keys_carry_a_real_self_signed_certificate_whose_sha1_is_kid_and_x5t() {
-    let s = setup().await;
-    for (path, v2) in [("discovery/v2.0/keys", true), ("discovery/keys", false)] {
-        let jwks = json_of(
-            reqwest::get(format!("{}{}/{path}", s.entra.uri(), s.customer))
-                .await
-                .unwrap(),
-        )
-        .await;
-        let keys = jwks["keys"].as_array().unwrap();
-        assert!(keys.len() >= 2, "Entra always publishes several keys");
-        for key in keys {
-            assert!(key.get("alg").is_none());
-            assert_eq!(key.get("issuer").is_some(), v2, "issuer on v2 keys only");
-            let der = STANDARD.decode(key["x5c"][0].as_str().unwrap()).unwrap();
-            let sha1 =
-                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &der);
-            let thumbprint = URL_SAFE_NO_PAD.encode(sha1);
-            assert_eq!(key["kid"], thumbprint.as_str());
-            assert_eq!(key["x5t"], thumbprint.as_str());
-            let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-            assert_eq!(
-                cert.subject().to_string(),
-                "CN=accounts.accesscontrol.windows.net"
-            );
-            assert_eq!(cert.subject(), cert.issuer());
-            let Ok(x509_parser::public_key::PublicKey::RSA(rsa)) = cert.public_key().parsed()
-            else {
-                panic!("an RSA key")
-            };
-            let n = rsa
-                .modulus
-                .iter()
-                .skip_while(|b| **b == 0)
-                .copied()
-                .collect::<Vec<u8>>();
-            assert_eq!(n.len(), 256, "RSA 2048");
-            assert_eq!(key["n"], URL_SAFE_NO_PAD.encode(&n).as_str());
-            let signed = aws_lc_rs::signature::RsaPublicKeyComponents {
-                n: &n[..],
-                e: rsa.exponent,
-            }
-            .verify(
-                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-                cert.tbs_certificate.as_ref(),
-                &cert.signature_value.data,
-            );
-            assert!(signed.is_ok(), "self-signed");
-        }
-    }
-}
-
-#[tokio::test]
-async fn metadata_has_entras_fields_and_common_and_organizations_use_the_issuer_template() {
-    let s = setup().await;
-    let get = |path: String| async move { json_of(reqwest::get(path).await.unwrap()).await };
-    let base = s.entra.uri();
-    let v2 = get(format!(
-        "{base}{}/v2.0/.well-known/openid-configuration",
-        s.customer
-    ))
-    .await;
-    let tid = s.entra.tenant_guid(&s.customer);
-    assert_eq!(v2["issuer"], format!("{base}{tid}/v2.0"));
-    assert_eq!(
-        v2["token_endpoint"],
-        format!("{base}{tid}/oauth2/v2.0/token")
-    );
-    assert_eq!(
-        v2["end_session_endpoint"],
-        format!("{base}{tid}/oauth2/v2.0/logout")
-    );
-    assert_eq!(
-        v2["scopes_supported"],
-        json!(["openid", "profile", "email", "offline_access"])
-    );
-    assert_eq!(
-        v2["response_modes_supported"],
-        json!(["query", "fragment", "form_post"])
-    );
-    assert_eq!(
-        (
-            v2["msgraph_host"].as_str(),
-            v2["cloud_instance_name"].as_str(),
-            v2["tenant_region_scope"].as_str()
-        ),
-        (
-            Some("graph.microsoft.com"),
-            Some("microsoftonline.com"),
-            Some("WW")
-        )
-    );
-    assert!(
-        v2["claims_supported"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("tid"))
-    );
-    let v1 = get(format!(
-        "{base}{}/.well-known/openid-configuration",
-        s.customer
-    ))
-    .await;
-    assert_eq!(v1["issuer"], format!("https://sts.windows.net/{tid}/"));
-    assert_eq!(v1["token_endpoint"], format!("{base}{tid}/oauth2/token"));
-    assert_eq!(v1["jwks_uri"], format!("{base}common/discovery/keys"));
-    for alias in ["common", "organizations"] {
-        let m = get(format!(
-            "{base}{alias}/v2.0/.well-known/openid-configuration"
-        ))
-        .await;
-        assert_eq!(m["issuer"], format!("{base}{{tenantid}}/v2.0"));
-        assert_eq!(
-            m["token_endpoint"],
-            format!("{base}{alias}/oauth2/v2.0/token")
-        );
-        assert!(m["tenant_region_scope"].is_null());
-        let keys = get(format!("{base}{alias}/discovery/v2.0/keys")).await;
-        assert_eq!(
-            keys["keys"][0]["issuer"],
-            format!("{base}{{tenantid}}/v2.0")
-        );
-    }
 }
 
 #[tokio::test]
@@ -595,4 +389,124 @@ async fn bad_requests_get_errors_not_panics() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// A PEM's first block, as DER.
+fn pem_der(pem: &str) -> Vec<u8> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    STANDARD.decode(body).unwrap()
+}
+
+#[tokio::test]
+async fn a_certificate_assertion_with_padded_thumbprints_is_accepted_as_msal_python_sends_it() {
+    let entra = MockEntra::start().await;
+    let setup = entra
+        .apply_scenario(&json!({
+            "tenants": {"home": {"domains": ["provider.example"]}},
+            "apps": {"saas": {"home": "home", "certificates": {"main": {}}}},
+        }))
+        .unwrap();
+    let app = &setup["apps"]["saas"];
+    let client_id = app["client_id"].as_str().unwrap();
+    let cert = &app["certificates"]["main"];
+    let der = pem_der(cert["certificate_pem"].as_str().unwrap());
+    let sha256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    // MSAL Python: urlsafe_b64encode, with its '=' padding.
+    let padded = base64::engine::general_purpose::URL_SAFE.encode(sha256);
+    assert!(padded.ends_with('='));
+    let tid = setup["tenants"]["home"]["id"].as_str().unwrap();
+    let token_url = format!("{}{tid}/oauth2/v2.0/token", entra.uri());
+    let now = std::time::SystemTime::UNIX_EPOCH
+        .elapsed()
+        .unwrap()
+        .as_secs();
+    let header = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": padded});
+    let claims = json!({"aud": token_url, "iss": client_id, "sub": client_id, "jti": "j-1", "iat": now, "nbf": now, "exp": now + 600});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key =
+        aws_lc_rs::rsa::KeyPair::from_pkcs8(&pem_der(cert["private_key_pem"].as_str().unwrap()))
+            .unwrap();
+    let mut sig = vec![0; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PSS_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    let assertion = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("scope", "https://vault.azure.net/.default"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let r = reqwest::Client::new()
+        .post(&token_url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", json_of(r).await);
+    // The same assertion again is a replay.
+    let r = reqwest::Client::new()
+        .post(&token_url)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r).await["error_codes"][0], 700027);
+}
+
+#[tokio::test]
+async fn a_scripted_redirect_fault_answers_with_its_location() {
+    let s = setup().await;
+    let (status, body) = {
+        let r = reqwest::Client::new()
+            .post(format!("{}_mock/faults", s.entra.uri()))
+            .json_body(&json!({"tenant": "customer.example", "fault": {"kind": "redirect", "status": 307, "location": "https://attacker.example/steal"}}))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), json_of(r).await)
+    };
+    assert_eq!(status, 200, "{body}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", s.app.client_id()),
+        ("client_secret", s.secret.as_str()),
+        ("scope", "https://vault.azure.net/.default"),
+    ];
+    let r = client
+        .post(v2_token_url(&s))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    assert_eq!(r.headers()["location"], "https://attacker.example/steal");
+    let r = client
+        .post(v2_token_url(&s))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "served once");
 }

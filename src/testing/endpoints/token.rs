@@ -223,6 +223,11 @@ fn fault_reply(
         // Served by `grant` with a delay; never reaches here.
         MockFault::Latency(_) => Reply::json(500, &json!({"error": "mock_bug"})),
         MockFault::Body { status, body } => raw(status, body),
+        MockFault::Redirect { status, location } => {
+            Reply::raw(status, "text/html; charset=utf-8", "")
+                .header("location", &location)
+                .no_store()
+        }
         MockFault::Empty => raw(200, Vec::new()),
         MockFault::NotJson => Reply::raw(
             200,

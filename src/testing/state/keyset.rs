@@ -7,6 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::testing::keys::{self, SigningKey};
 
+/// Time from a rollover to signing with the new key, unless set.
+const DEFAULT_ROLLOVER_DELAY: Duration = Duration::from_secs(24 * 3600);
+
 /// At most this many keys are published; the oldest non-signing ones go first.
 const MAX_PUBLISHED: usize = 4;
 
@@ -37,7 +40,7 @@ impl KeySet {
             published,
             signing,
             pending: None,
-            rollover_delay: Duration::from_secs(24 * 3600),
+            rollover_delay: DEFAULT_ROLLOVER_DELAY,
         }
     }
 
@@ -120,11 +123,12 @@ impl KeySet {
         }
     }
 
-    /// Back to the keys at start.
+    /// Back to the keys and rollover delay at start.
     pub(crate) fn reset(&mut self) {
         self.published = self.initial.0.clone();
         self.signing = self.initial.1.clone();
         self.pending = None;
+        self.rollover_delay = DEFAULT_ROLLOVER_DELAY;
     }
 
     /// Whether any published key verifies `signature` over `message` (RS256), or only the
@@ -140,5 +144,36 @@ impl KeySet {
 impl Drop for KeySet {
     fn drop(&mut self) {
         keys::give_back(self.owned.drain(..));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rollover_publishes_first_signs_after_the_delay_and_reset_restores_the_start() {
+        let mut keys = KeySet::new();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let first = keys.signing(t0).kid.clone();
+        keys.rollover_delay = Duration::from_secs(60);
+        keys.rotate(t0);
+        let (pending, at) = keys.pending().map(|(k, at)| (k.kid.clone(), at)).unwrap();
+        assert!(keys.published().iter().any(|k| k.kid == pending));
+        assert_eq!(keys.signing(t0 + Duration::from_secs(59)).kid, first);
+        assert_eq!(keys.signing(at).kid, pending);
+        assert!(
+            keys.published().iter().any(|k| k.kid == first),
+            "the old key stays published"
+        );
+        for _ in 0..6 {
+            keys.rotate_now();
+        }
+        assert!(keys.published().len() <= MAX_PUBLISHED);
+        keys.reset();
+        assert_eq!(
+            (keys.signing(at).kid.clone(), keys.rollover_delay),
+            (first, DEFAULT_ROLLOVER_DELAY)
+        );
     }
 }
