@@ -278,3 +278,71 @@ async fn a_redirect_uri_not_registered_gets_an_error_page_not_a_redirect() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_v1_authorize_endpoint_yields_a_v1_id_token_at_the_v1_token_endpoint_only() {
+    let f = flow().await;
+    f.entra.sign_in(&f.admin);
+    let url = format!(
+        "{}{}/oauth2/authorize?client_id={}&response_type=code&redirect_uri={REDIRECT}&resource=https://graph.microsoft.com&nonce=N2&state=S",
+        f.entra.uri(),
+        f.customer,
+        f.app.client_id()
+    );
+    let code = |entra: MockEntra, url: String| async move {
+        entra
+            .follow(&url)
+            .await
+            .unwrap()
+            .get("code")
+            .unwrap()
+            .to_owned()
+    };
+    let form = |code: &str| {
+        vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("client_id", f.app.client_id().to_owned()),
+            ("client_secret", f.secret.clone()),
+            ("code", code.to_owned()),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("resource", "https://graph.microsoft.com".to_owned()),
+        ]
+    };
+    let c = code(f.entra.clone(), url.clone()).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}{}/oauth2/token", f.entra.uri(), f.customer))
+        .form(&form(&c))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.json_value().await;
+    assert_eq!(
+        body["expires_in"].as_str(),
+        Some("3599"),
+        "v1 numbers are strings"
+    );
+    let id_token = body["id_token"].as_str().unwrap();
+    let id = decode_unverified(id_token).unwrap();
+    let tid = f.entra.tenant_guid(&f.customer);
+    assert_eq!(id.ver.as_deref(), Some("1.0"));
+    assert_eq!(id.iss, Some(format!("https://sts.windows.net/{tid}/")));
+    assert_eq!(id.raw["unique_name"], "admin@customer.example");
+    assert_eq!(id.raw["nonce"], "N2");
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(id_token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["x5t"], header["kid"]);
+    // A v1 code is not redeemed at the v2 endpoint.
+    let c = code(f.entra.clone(), url).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}{}/oauth2/v2.0/token", f.entra.uri(), f.customer))
+        .form(&form(&c)[..5])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json_value().await["error_codes"][0], 70000);
+}

@@ -25,13 +25,15 @@ const CODE_LIFETIME: Duration = Duration::from_secs(600);
 const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
 /// The authorize endpoint.
-pub(crate) fn authorize(shared: &Shared, request: &MockRequest, segment: &str) -> Reply {
-    let reply = authorize_inner(shared, request, segment);
+/// The authorize endpoint: v2 `/oauth2/v2.0/authorize`, or v1 `/oauth2/authorize` (whose
+/// code yields a v1 `id_token` at the v1 token endpoint).
+pub(crate) fn authorize(shared: &Shared, request: &MockRequest, segment: &str, v1: bool) -> Reply {
+    let reply = authorize_inner(shared, request, segment, v1);
     record_browser(shared, request, segment, MockEndpoint::Authorize, &reply);
     reply
 }
 
-fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str) -> Reply {
+fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str, v1: bool) -> Reply {
     let now = shared.now();
     if shared.strict
         && let Err(e) = params::check(Known::Authorize, &request.query)
@@ -57,7 +59,7 @@ fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str) -> Rep
             ),
         );
     }
-    let Some(scope) = q("scope") else {
+    let Some(scope) = q("scope").or(v1.then_some("openid")) else {
         return fail("invalid_request", missing("scope"));
     };
     let pkce = match (q("code_challenge"), q("code_challenge_method")) {
@@ -101,6 +103,7 @@ fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str) -> Rep
             tid: user.tenant.clone(),
             expires: now + CODE_LIFETIME,
             redeemed: false,
+            v1,
         },
     );
     drop(dir);
@@ -164,16 +167,20 @@ pub(crate) fn redeem(
     tid: Option<&str>,
     form: &Form,
     auth: &ClientAuth,
+    v1: bool,
 ) -> Result<Minted, EntraErr> {
     let code = take_code(dir, form.get("code").ok_or_else(|| missing("code"))?)?;
     let client_id = auth
         .client_id
         .as_deref()
         .ok_or_else(|| missing("client_id"))?;
-    if !client_id.eq_ignore_ascii_case(&code.client_id) || tid.is_some_and(|t| t != code.tid) {
+    if !client_id.eq_ignore_ascii_case(&code.client_id)
+        || tid.is_some_and(|t| t != code.tid)
+        || code.v1 != v1
+    {
         return Err(invalid_grant(
             70000,
-            "The provided grant was issued to another client or tenant.",
+            "The provided grant was issued to another client, tenant or endpoint version.",
         ));
     }
     if form.get("redirect_uri") != Some(code.redirect_uri.as_str()) {
@@ -281,19 +288,9 @@ fn mint_sign_in(
         format!("{}|{}", user.object_id, code.client_id).as_bytes(),
     ));
     let tid = &code.tid;
-    let id_token = scopes.contains(&"openid").then(|| {
-        let mut c = json!({
-            "aud": code.client_id, "iss": format!("{base}{tid}/v2.0"),
-            "iat": iat, "nbf": iat, "exp": iat + 3600,
-            "name": user.display_name, "oid": user.object_id,
-            "preferred_username": user.upn, "sub": sub, "tid": tid,
-            "uti": uuid::Uuid::new_v4().simple().to_string(), "ver": "2.0", "rh": "0.mock.",
-        });
-        if let Some(n) = &code.nonce {
-            c["nonce"] = json!(n);
-        }
-        c
-    });
+    let id_token = scopes
+        .contains(&"openid")
+        .then(|| id_token_claims(base, code, user, &sub, iat));
     let access = json!({
         "aud": "00000003-0000-0000-c000-000000000000",
         "iss": format!("https://sts.windows.net/{tid}/"),
@@ -302,7 +299,15 @@ fn mint_sign_in(
         "oid": user.object_id, "scp": scp, "sub": sub, "tid": tid,
         "upn": user.upn, "unique_name": user.upn, "ver": "1.0",
     });
-    let mut body = super::issue::v2_body(dir, life);
+    let mut body = if code.v1 {
+        json!({
+            "token_type": "Bearer", "expires_in": life.to_string(), "ext_expires_in": life.to_string(),
+            "expires_on": (iat + life).to_string(), "not_before": iat.to_string(),
+            "resource": "00000003-0000-0000-c000-000000000000",
+        })
+    } else {
+        super::issue::v2_body(dir, life)
+    };
     let granted: Vec<&str> = scopes
         .iter()
         .copied()
@@ -318,6 +323,35 @@ fn mint_sign_in(
         access,
         x5t: true,
         id_token,
+        id_x5t: code.v1,
         body,
     }
+}
+
+/// An `id_token` as the endpoint version gives it: v2 (`iss` `{authority}{tid}/v2.0`,
+/// `preferred_username`) or v1 (`iss` `https://sts.windows.net/{tid}/`, `unique_name`,
+/// `amr`; signed with an `x5t` header).
+fn id_token_claims(base: &str, code: &AuthCode, user: &User, sub: &str, iat: u64) -> Value {
+    let tid = &code.tid;
+    let mut c = json!({
+        "aud": code.client_id, "iat": iat, "nbf": iat, "exp": iat + 3600,
+        "name": user.display_name, "oid": user.object_id, "sub": sub, "tid": tid,
+    });
+    if code.v1 {
+        c["iss"] = json!(format!("https://sts.windows.net/{tid}/"));
+        c["amr"] = json!(["pwd"]);
+        c["unique_name"] = json!(user.upn);
+        c["upn"] = json!(user.upn);
+        c["ver"] = json!("1.0");
+    } else {
+        c["iss"] = json!(format!("{base}{tid}/v2.0"));
+        c["preferred_username"] = json!(user.upn);
+        c["uti"] = json!(uuid::Uuid::new_v4().simple().to_string());
+        c["rh"] = json!("0.mock.");
+        c["ver"] = json!("2.0");
+    }
+    if let Some(n) = &code.nonce {
+        c["nonce"] = json!(n);
+    }
+    c
 }

@@ -20,6 +20,8 @@ pub(crate) struct Minted {
     pub(crate) access: Value,
     pub(crate) x5t: bool,
     pub(crate) id_token: Option<Value>,
+    /// `x5t` in the id token's header (v1 id tokens).
+    pub(crate) id_x5t: bool,
     /// The answer without `access_token` and `id_token`.
     pub(crate) body: Value,
 }
@@ -30,7 +32,7 @@ impl Minted {
         let mut body = self.body;
         body["access_token"] = json!(self.key.sign(&self.access, self.x5t));
         if let Some(id) = &self.id_token {
-            body["id_token"] = json!(self.key.sign(id, false));
+            body["id_token"] = json!(self.key.sign(id, self.id_x5t));
         }
         body
     }
@@ -134,6 +136,7 @@ pub(crate) fn client_credentials(
         access: claims,
         x5t: !v2,
         id_token: None,
+        id_x5t: false,
         body,
     })
 }

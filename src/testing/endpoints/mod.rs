@@ -42,7 +42,10 @@ pub(crate) fn route(shared: &Shared, request: &MockRequest) -> Reply {
         ["_mock", rest @ ..] => crate::testing::control::route(shared, request, rest),
         [t, "oauth2", "v2.0", "token"] if post => token::token(shared, request, t, false),
         [t, "oauth2", "token"] if post => token::token(shared, request, t, true),
-        [t, "oauth2", "v2.0", "authorize"] if get => authorize::authorize(shared, request, t),
+        [t, "oauth2", "v2.0", "authorize"] if get => {
+            authorize::authorize(shared, request, t, false)
+        }
+        [t, "oauth2", "authorize"] if get => authorize::authorize(shared, request, t, true),
         [t, "v2.0", "adminconsent"] if get => consent::admin_consent(shared, request, t, true),
         [t, "adminconsent"] if get => consent::admin_consent(shared, request, t, false),
         [t, "v2.0", ".well-known", "openid-configuration"] if get => {

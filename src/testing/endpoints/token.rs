@@ -102,7 +102,7 @@ fn grant(
     let Some(tid) = resolved.clone() else {
         let outcome = match grant_type {
             Some("authorization_code") if is_alias(segment) => {
-                authorize::redeem(&mut dir, &shared.base, segment, None, form, auth)
+                authorize::redeem(&mut dir, &shared.base, segment, None, form, auth, v1)
             }
             _ => Err(unknown_tenant(segment)),
         };
@@ -140,8 +140,8 @@ fn by_grant(
         Some("client_credentials") => {
             issue::client_credentials(dir, base, segment, tid, form, auth, v1)
         }
-        Some("authorization_code") if !v1 => {
-            authorize::redeem(dir, base, segment, Some(tid), form, auth)
+        Some("authorization_code") => {
+            authorize::redeem(dir, base, segment, Some(tid), form, auth, v1)
         }
         Some(other) => Err(err(
             400,

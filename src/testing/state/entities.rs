@@ -146,6 +146,8 @@ pub(crate) struct AuthCode {
     pub(crate) expires: SystemTime,
     /// Redeemed once already (a second redemption is AADSTS54005).
     pub(crate) redeemed: bool,
+    /// Issued by the v1 authorize endpoint (redeemed at the v1 token endpoint).
+    pub(crate) v1: bool,
 }
 
 impl std::fmt::Debug for AuthCode {
