@@ -35,13 +35,18 @@ impl Entry {
         options: &CacheOptions,
         spread: f64,
     ) -> Self {
+        // The margin and the half-life come from the token's whole lifetime, not from
+        // what is left of it now: a token inserted again later (from a shared cache, or
+        // from a provider with its own cache) must stop being served at the same time as
+        // the first time, not at three quarters of whatever remains.
         let expires = token.expires_on();
-        let lifetime = expires.duration_since(now).unwrap_or_default();
+        let issued = token.issued_on().unwrap_or(now).min(expires);
+        let lifetime = expires.duration_since(issued).unwrap_or_default();
         let skew = options.expiry_skew.min(lifetime / 4);
         let usable_until = expires - skew;
         let due = match token.refresh_on() {
             Some(at) if at < usable_until => at,
-            _ if lifetime > HALF_LIFE_THRESHOLD => now + lifetime / 2,
+            _ if lifetime > HALF_LIFE_THRESHOLD => issued + lifetime / 2,
             _ => usable_until,
         };
         let window = due.duration_since(now).unwrap_or_default();
@@ -140,6 +145,25 @@ mod tests {
         // A 4 s token keeps 3 s of use: the skew is capped at a quarter of the lifetime.
         let e = Entry::new(token(now, 4, None), now, &o, 0.5);
         assert_eq!(e.usable_until, s(3));
+    }
+
+    #[test]
+    fn the_margin_comes_from_the_whole_lifetime_however_late_the_token_is_inserted() {
+        let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let o = CacheOptions::default().jitter(Duration::ZERO);
+        let s = |secs| issued + Duration::from_secs(secs);
+        let hour = token(issued, 3600, None).with_issued_on(issued);
+        let four = token(issued, 4, None).with_issued_on(issued);
+        let day = token(issued, 86_400, None).with_issued_on(issued);
+        for later in [0, 2, 3] {
+            let now = s(later);
+            assert_eq!(Entry::new(hour.clone(), now, &o, 0.5).usable_until, s(3300));
+            assert_eq!(Entry::new(four.clone(), now, &o, 0.5).usable_until, s(3));
+            assert_eq!(Entry::new(day.clone(), now, &o, 0.5).refresh_at, s(43_200));
+        }
+        // Inserted with less than the margin left: not usable at all.
+        let late = Entry::new(four, s(3), &o, 0.5);
+        assert!(!late.usable(s(3)));
     }
 
     #[test]

@@ -299,6 +299,12 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             .provider
             .get_token(&key.tenant, &[key.scopes.as_str()])
             .await?;
+        // Stamped on receipt when the provider did not say, so the expiry margin is
+        // measured from the same start wherever the token is inserted later.
+        let token = match token.issued_on() {
+            Some(_) => token,
+            None => token.with_issued_on(self.inner.options.clock.now()),
+        };
         if token.tenant() != &key.tenant {
             return Err(Error::UnexpectedToken {
                 tenant: key.tenant.clone(),

@@ -197,6 +197,41 @@ async fn without_refresh_the_token_is_used_until_expiry_minus_skew_then_fetched_
     assert_eq!(w.entra.token_requests(), 2);
 }
 
+/// A token that reaches a cache late (here from another cache; in a fleet, from the
+/// shared cache) is served only until its expiry minus the margin of its whole lifetime,
+/// not three quarters of whatever it has left.
+#[tokio::test]
+async fn a_token_inserted_late_keeps_the_margin_of_its_whole_lifetime() {
+    let w = World::new().await;
+    let options = || {
+        CacheOptions::default()
+            .refresh(false)
+            .clock(Arc::new(w.clock.clone()))
+    };
+    let inner = Cached::with_options(credential(&w), options());
+    let outer = Cached::with_options(inner, options());
+    let first = outer.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(first.issued_on().is_some(), "stamped on receipt");
+
+    // 50 min later the outer cache loses the entry and gets the same token again from
+    // the inner one, with 10 min left.
+    w.clock.advance(Duration::from_secs(3000));
+    outer.invalidate(&w.customer, &[VAULT]);
+    let again = outer.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(again.ptr_eq(&first));
+
+    // 5 min 50 s later it has 4 min 10 s left: less than the 5 min margin.
+    w.clock.advance(Duration::from_secs(350));
+    let now = w.clock.now();
+    let served = outer.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(
+        !served.ptr_eq(&first),
+        "a token inside its margin was served"
+    );
+    assert!(served.expires_on() >= now + Duration::from_secs(300));
+    assert_eq!(w.entra.token_requests(), 2);
+}
+
 #[tokio::test]
 async fn a_token_is_refreshed_in_the_background_while_callers_keep_the_cached_one() {
     let w = World::new().await;
