@@ -53,7 +53,7 @@ pub trait L2Store: Send + Sync + fmt::Debug {
 /// let provider = Cached::with_options(
 ///     ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?,
 ///     CacheOptions::default().shared(shared),
-/// );
+/// )?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

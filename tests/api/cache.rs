@@ -33,6 +33,7 @@ fn cached(w: &World) -> Cached<ClientSecret> {
         credential(w),
         CacheOptions::default().clock(Arc::new(w.clock.clone())),
     )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +101,8 @@ async fn misses_on_fifty_different_keys_are_in_flight_together() {
             barrier: tokio::sync::Barrier::new(50),
         },
         CacheOptions::default().clock(Arc::new(w.clock.clone())),
-    );
+    )
+    .unwrap();
     let mut tasks = Vec::new();
     for t in &tenants {
         for s in scopes {
@@ -180,7 +182,8 @@ async fn without_refresh_the_token_is_used_until_expiry_minus_skew_then_fetched_
         CacheOptions::default()
             .refresh(false)
             .clock(Arc::new(w.clock.clone())),
-    );
+    )
+    .unwrap();
     let first = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
     w.clock.advance(Duration::from_secs(3298));
     assert!(
@@ -208,15 +211,15 @@ async fn a_token_inserted_late_keeps_the_margin_of_its_whole_lifetime() {
             .refresh(false)
             .clock(Arc::new(w.clock.clone()))
     };
-    let inner = Cached::with_options(credential(&w), options());
-    let outer = Cached::with_options(inner, options());
+    let inner = Cached::with_options(credential(&w), options()).unwrap();
+    let outer = Cached::with_options(inner, options()).unwrap();
     let first = outer.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert!(first.issued_on().is_some(), "stamped on receipt");
 
     // 50 min later the outer cache loses the entry and gets the same token again from
     // the inner one, with 10 min left.
     w.clock.advance(Duration::from_secs(3000));
-    outer.invalidate(&w.customer, &[VAULT]);
+    outer.invalidate(&w.customer, &[VAULT]).await;
     let again = outer.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert!(again.ptr_eq(&first));
 
@@ -312,7 +315,7 @@ async fn invalidation_drops_one_key_or_one_tenant() {
     }
     assert_eq!(w.entra.token_requests(), 4);
 
-    cache.invalidate(&w.customer, &[VAULT]);
+    cache.invalidate(&w.customer, &[VAULT]).await;
     cache.get_token(&w.customer, &[VAULT]).await.unwrap();
     cache.get_token(&w.customer, &[STORAGE]).await.unwrap();
     assert_eq!(
@@ -321,7 +324,7 @@ async fn invalidation_drops_one_key_or_one_tenant() {
         "only the invalidated key is fetched again"
     );
 
-    cache.invalidate_tenant(&w.customer);
+    cache.invalidate_tenant(&w.customer).await;
     for s in [VAULT, STORAGE] {
         cache.get_token(&w.customer, &[s]).await.unwrap();
         cache.get_token(&other, &[s]).await.unwrap();
@@ -348,7 +351,8 @@ async fn the_cache_stays_under_max_entries_and_stays_correct_after_eviction() {
         CacheOptions::default()
             .max_entries(5)
             .clock(Arc::new(w.clock.clone())),
-    );
+    )
+    .unwrap();
     for round in 0..2 {
         for t in &tenants {
             let token = cache.get_token(t, &[VAULT]).await.unwrap();

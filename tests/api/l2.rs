@@ -13,8 +13,7 @@ use std::time::Duration;
 use crate::common::{VAULT, World};
 use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::{
-    CacheOptions, Cached, ClientSecret, RedisStore, SealingKeys, SharedCache,
-    TenantCredentialProvider, TenantId,
+    CacheOptions, Cached, ClientSecret, RedisStore, SealingKeys, SharedCache, TenantId,
 };
 
 struct Redis {
@@ -111,6 +110,7 @@ fn replica(w: &World, redis: &Redis, sealing: SealingKeys) -> Cached<ClientSecre
             .clock(Arc::new(w.clock.clone()))
             .shared(shared),
     )
+    .expect("valid cache options")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
