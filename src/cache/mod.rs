@@ -7,8 +7,8 @@
 //!   write only the reading thread's own epoch slot, so hits on different cores share no
 //!   written cache line, and a hit neither allocates nor awaits;
 //! - the **store** (`moka::sync::Cache`) bounds the entry count and decides what to evict
-//!   and when entries expire. It hears about one hit in 64 per thread (a sampled read),
-//!   enough to learn which keys are popular. Whatever it evicts or expires leaves the
+//!   and when entries expire. It hears about one hit in 64 per thread (a sampled read,
+//!   queued and handed over on the slow paths), enough to learn which keys are popular. Whatever it evicts or expires leaves the
 //!   index through its eviction listener, only while the index still holds that very
 //!   entry (a newer token for the key stays).
 //!
@@ -35,8 +35,9 @@ mod tests;
 
 use std::fmt;
 use std::hash::BuildHasher as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 
 use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
@@ -56,6 +57,10 @@ pub use options::CacheOptions;
 pub use stats::CacheStats;
 use stats::Counters;
 
+/// Sampled hits waiting for the store: enough to rank the keys in use between two
+/// insertions; more are dropped, as the store itself drops reads when busy.
+const SAMPLED_READS: usize = 1024;
+
 /// The read index: live entries by key.
 type Index = papaya::HashMap<Key, Arc<Entry>, KeyHasher>;
 
@@ -66,6 +71,9 @@ struct Inner<P> {
     provider: P,
     tokens: moka::sync::Cache<Key, Arc<Entry>, KeyHasher>,
     flights: Flights,
+    /// Sampled hits on their way to the store's policy (see `feed_store`).
+    reads: SyncSender<Key>,
+    sampled_reads: Mutex<Receiver<Key>>,
     scopes: ScopeInterner,
     hasher: KeyHasher,
     refreshes_running: AtomicUsize,
@@ -177,6 +185,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             ))
             .build_with_hasher(KeyHasher::default());
         let l2 = options.shared.clone().map(L2::new);
+        let (reads, sampled_reads) = std::sync::mpsc::sync_channel(SAMPLED_READS);
         Self {
             inner: Arc::new(Inner {
                 index,
@@ -185,6 +194,8 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 provider,
                 tokens,
                 flights: Flights::new(),
+                reads,
+                sampled_reads: Mutex::new(sampled_reads),
                 scopes: ScopeInterner::new(),
                 hasher: KeyHasher::default(),
                 refreshes_running: AtomicUsize::new(0),
@@ -263,14 +274,16 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let now = inner.options.clock.now();
         let probe = KeyRef { tenant, scope };
         let guard = inner.index.guard();
-        let entry = inner.index.get(&probe, &guard)?;
+        let (key, entry) = inner.index.get_key_value(&probe, &guard)?;
         if !entry.usable(now) {
             return None;
         }
         inner.counters.hits.add();
         if stats::sampled() {
-            // Tell the bounded store this key is in use (its policy never sees index hits).
-            let _ = inner.tokens.get(&probe);
+            // Tell the bounded store this key is in use (its policy never sees index
+            // hits), through a bounded queue the slow paths drain: reading the store here
+            // would run its maintenance, which allocates, on a hit. A full queue drops it.
+            let _ = inner.reads.try_send(key.clone());
         }
         if inner.options.refresh && entry.try_begin_refresh(now) {
             self.spawn_refresh(tenant, scope, entry.clone());
@@ -317,6 +330,18 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 Ok(served) if served.reused && !self.holds(&key, &served.entry) && rounds < 8 => {}
                 result => return result.map(|served| served.entry.token.clone()),
             }
+        }
+    }
+
+    /// Reports the sampled hits queued since the last call to the store, so its policy
+    /// knows which keys are popular before it next chooses what to evict. Runs on the
+    /// slow paths only (before an insertion, in refreshes, in `stats`).
+    fn feed_store(&self) {
+        let Ok(reads) = self.inner.sampled_reads.try_lock() else {
+            return; // another thread is feeding it
+        };
+        while let Ok(key) = reads.try_recv() {
+            let _ = self.inner.tokens.get(&key);
         }
     }
 
@@ -392,6 +417,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         flight: &Flight,
         observed: Option<&Arc<Entry>>,
     ) {
+        self.feed_store();
         let index = &self.inner.index;
         self.inner.tokens.entry(key.clone()).and_compute_with(|_| {
             if flight.revoked() {
@@ -445,6 +471,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
     pub fn stats(&self) -> CacheStats {
         let inner = &self.inner;
         // Applies pending evictions and expiries, so `entries` is within the bound.
+        self.feed_store();
         inner.tokens.run_pending_tasks();
         let c = &inner.counters;
         let mut stats = CacheStats {
