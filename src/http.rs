@@ -1,8 +1,15 @@
-//! What every outbound request shares: the HTTP client without redirects, capped body
-//! reads and bounded header values.
+//! What every outbound request shares: the HTTP client without redirects, sending without
+//! ever following one, capped body reads and bounded header values.
 //!
 //! Token, assertion, metadata and key requests all go through here, so a rule about
 //! what may leave the process or how much may come back is written once.
+//!
+//! A caller may hand us any `reqwest::Client`, including one that follows redirects (the
+//! default of `reqwest::Client::new()`). So the rule "nothing follows a redirect" cannot
+//! live in the client: [`send_no_redirect`] enforces it per request. A form carrying a
+//! credential goes as a one-shot body ([`one_shot_form`]) that reqwest cannot replay,
+//! so a 307 or 308 cannot carry it elsewhere; and any 3xx answer, or an answer that came
+//! from another URL than the one asked, is refused before its body is read.
 
 use std::time::Duration;
 
@@ -19,6 +26,67 @@ pub(crate) fn default_client() -> Result<reqwest::Client, Error> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| Error::InvalidConfiguration(format!("could not build the HTTP client: {e}")))
+}
+
+/// Why [`send_no_redirect`] has no answer to give.
+pub(crate) enum SendError {
+    /// The request failed (connect, timeout, TLS...).
+    Transport(reqwest::Error),
+    /// The answer was a redirect (3xx), or came from another URL than the one asked: a
+    /// caller's client followed a redirect. Nothing of that answer is used.
+    Redirected {
+        /// Where it pointed (scheme, host and port only).
+        to: String,
+    },
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transport(e) => e.fmt(f),
+            Self::Redirected { to } => write!(
+                f,
+                "the server redirected to {to}; redirects are never followed"
+            ),
+        }
+    }
+}
+
+/// Sends `request` and refuses any redirect, whatever the client's redirect policy: a 3xx
+/// answer, or an answer whose final URL is not the one asked (the client followed one).
+/// With the crate's own client nothing is followed; with a caller's client a GET may
+/// have gone to the redirect target, but its answer is dropped here.
+pub(crate) async fn send_no_redirect(
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, SendError> {
+    let (client, request) = request.build_split();
+    let request = request.map_err(SendError::Transport)?;
+    let asked = request.url().clone();
+    let response = client
+        .execute(request)
+        .await
+        .map_err(SendError::Transport)?;
+    if response.status().is_redirection() {
+        let to = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| asked.join(l).ok())
+            .map_or_else(|| "(no location)".to_owned(), |u| origin_of(&u));
+        return Err(SendError::Redirected { to });
+    }
+    if response.url() != &asked {
+        return Err(SendError::Redirected {
+            to: origin_of(response.url()),
+        });
+    }
+    Ok(response)
+}
+
+/// `scheme://host:port` of `url`: enough to say where, without paths or queries that
+/// could carry anything sensitive.
+fn origin_of(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
 }
 
 pub(crate) fn header_str(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
@@ -58,5 +126,48 @@ pub(crate) fn describe_non_json(body: &[u8]) -> String {
         "the body is empty".into()
     } else {
         "the body is not JSON".into()
+    }
+}
+
+/// `form` as an `application/x-www-form-urlencoded` body that can be sent once only:
+/// reqwest replays only bodies it can clone, so even a client that follows redirects
+/// cannot send this one on to a 307 or 308 target. Its length is known, so it still goes
+/// with a `Content-Length`. Every form that carries a secret or an assertion goes so.
+pub(crate) fn one_shot_form(
+    request: reqwest::RequestBuilder,
+    form: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(reqwest::Body::wrap(encoded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_one_shot_form_cannot_be_cloned_for_a_replay() {
+        let client = reqwest::Client::new();
+        let request = one_shot_form(
+            client.post("http://127.0.0.1:9/token"),
+            &[
+                ("client_secret", "s&=?"),
+                ("scope", "https://vault.azure.net/.default"),
+            ],
+        )
+        .build()
+        .unwrap();
+        assert!(request.try_clone().is_none(), "reqwest could replay it");
+        assert_eq!(
+            request.headers()[reqwest::header::CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
     }
 }
