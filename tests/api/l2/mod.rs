@@ -15,7 +15,7 @@ use azure_cross_tenant::{CacheOptions, Cached, ClientSecret, RedisStore, Sealing
 
 mod servers;
 
-// mod invalidation; (needs the async invalidate of the cache branch)
+mod invalidation;
 mod leases;
 mod margin;
 mod outage;
@@ -126,8 +126,26 @@ pub fn replica(w: &World, backend: &Backend) -> Cached<ClientSecret> {
 }
 
 /// Runs an async test body `fn(Backend)` once on a single Redis and once on a Redis
-/// Cluster, as two tests named `<body>::single` and `<body>::cluster`.
+/// Cluster, as two tests named `<body>::single` and `<body>::cluster` (on a two-worker
+/// runtime, or with `current_thread:` on one thread).
 macro_rules! on_both {
+    (current_thread: $body:ident) => {
+        mod $body {
+            #[tokio::test(flavor = "current_thread")]
+            async fn single() {
+                if let Some(backend) = super::super::Backend::single() {
+                    super::$body(backend).await;
+                }
+            }
+
+            #[tokio::test(flavor = "current_thread")]
+            async fn cluster() {
+                if let Some(backend) = super::super::Backend::cluster() {
+                    super::$body(backend).await;
+                }
+            }
+        }
+    };
     ($($body:ident),* $(,)?) => {$(
         mod $body {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
