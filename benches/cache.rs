@@ -16,7 +16,7 @@ use std::time::Duration;
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::testing::{MockApp, MockEntra};
-use azure_cross_tenant::{CacheOptions, Cached, ClientSecret, TenantCredentialProvider, TenantId};
+use azure_cross_tenant::{CacheOptions, Cached, ClientSecret, TenantId};
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -115,7 +115,7 @@ fn warm_hit(c: &mut Criterion) {
         "https://servicebus.azure.net/.default",
     ];
     let one = Cached::new(Minted);
-    let full = Cached::with_options(Minted, CacheOptions::default().max_entries(40_000));
+    let full = Cached::with_options(Minted, CacheOptions::default().max_entries(40_000)).unwrap();
     let probe: TenantId = "probe.example".parse().unwrap();
     rt.block_on(async {
         one.get_token(&probe, &[VAULT]).await.unwrap();

@@ -73,7 +73,8 @@ fn tiers(c: &mut Criterion) {
     };
     let keys = || SealingKeys::new("bench", [7; 32]).unwrap();
     let shared = SharedCache::new(Arc::new(RedisStore::new(&url).unwrap()), keys());
-    let cached = Cached::with_options(credential(), CacheOptions::default().shared(shared));
+    let cached =
+        Cached::with_options(credential(), CacheOptions::default().shared(shared)).unwrap();
     let uncached = credential();
     rt.block_on(async { cached.get_token(&tenant, &[VAULT]).await.unwrap() });
 
@@ -84,7 +85,7 @@ fn tiers(c: &mut Criterion) {
     });
     g.bench_function("l2_hit", |b| {
         b.to_async(&rt).iter(|| async {
-            cached.invalidate_all(); // L1 only: the token stays in Redis
+            cached.invalidate_all().await; // L1 only: the token stays in Redis
             cached.get_token(&tenant, &[VAULT]).await.unwrap()
         })
     });

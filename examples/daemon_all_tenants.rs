@@ -11,7 +11,7 @@ mod support;
 
 use azure_cross_tenant::{
     Cached, ClientSecret, Clock, Error, InMemoryRegistry, JsonFileRegistry, OnboardingState,
-    SystemClock, TenantCredentialProvider, TenantRecord, TenantRegistry, for_each_active,
+    SystemClock, TenantRecord, TenantRegistry, for_each_active,
 };
 use support::{MockWorld, env};
 

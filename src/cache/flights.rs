@@ -1,7 +1,9 @@
 //! Per-key single flight for misses: one token request serves every caller that missed
-//! the same key meanwhile.
+//! the same key meanwhile. Invalidation revokes flights in progress, so a token asked for
+//! before an `invalidate*` call returned is never inserted after it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::entry::Entry;
@@ -11,12 +13,24 @@ use crate::error::Error;
 /// One token request shared by every caller that missed the same key meanwhile.
 pub(super) struct Flight {
     pub(super) result: tokio::sync::OnceCell<Result<Arc<Entry>, Error>>,
+    /// Set by invalidation: the result still goes to the callers that were waiting, but
+    /// it is not inserted. Read while holding the key's compute lock (see `install`), so
+    /// a revocation either comes before the check or removes what was inserted.
+    revoked: AtomicBool,
 }
 
+impl Flight {
+    pub(super) fn revoked(&self) -> bool {
+        self.revoked.load(Ordering::Acquire)
+    }
+}
+
+type Shard = Mutex<HashMap<Key, Arc<Flight>>>;
+
 /// The flights in progress, sharded so misses on different keys rarely share a lock.
-/// Held only to join or leave a flight, never across an `.await`.
+/// Held only to join, leave or revoke a flight, never across an `.await`.
 pub(super) struct Flights {
-    shards: Vec<Mutex<HashMap<Key, Arc<Flight>>>>,
+    shards: Vec<Shard>,
 }
 
 impl Flights {
@@ -26,26 +40,68 @@ impl Flights {
         }
     }
 
-    fn shard(&self, hash: u64) -> &Mutex<HashMap<Key, Arc<Flight>>> {
-        &self.shards[(hash as usize) % self.shards.len()]
+    fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Flight>>> {
+        self.shards[(hash as usize) % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn join(&self, key: &Key, hash: u64) -> Arc<Flight> {
-        let mut shard = self.shard(hash).lock().unwrap_or_else(|p| p.into_inner());
-        shard
+        self.shard(hash)
             .entry(key.clone())
             .or_insert_with(|| {
                 Arc::new(Flight {
                     result: tokio::sync::OnceCell::new(),
+                    revoked: AtomicBool::new(false),
                 })
             })
             .clone()
     }
 
     pub(super) fn leave(&self, key: &Key, hash: u64, flight: &Arc<Flight>) {
-        let mut shard = self.shard(hash).lock().unwrap_or_else(|p| p.into_inner());
+        let mut shard = self.shard(hash);
         if shard.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             shard.remove(key);
         }
+    }
+
+    /// Revokes the flight for `key`, if any; later callers start a new one.
+    pub(super) fn revoke(&self, key: &Key, hash: u64) {
+        if let Some(flight) = self.shard(hash).remove(key) {
+            flight.revoked.store(true, Ordering::Release);
+        }
+    }
+
+    /// Revokes every flight whose key matches, returning their keys.
+    pub(super) fn revoke_where(&self, matches: impl Fn(&Key) -> bool) -> Vec<Key> {
+        let mut revoked = Vec::new();
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.retain(|key, flight| {
+                if matches(key) {
+                    flight.revoked.store(true, Ordering::Release);
+                    revoked.push(key.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        revoked
+    }
+}
+
+/// Leaves the flight when the caller is done with it, also when its future is dropped or
+/// the provider panicked, so the next caller never joins a flight nobody drives.
+pub(super) struct Joined<'a> {
+    pub(super) flights: &'a Flights,
+    pub(super) key: &'a Key,
+    pub(super) hash: u64,
+    pub(super) flight: Arc<Flight>,
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        self.flights.leave(self.key, self.hash, &self.flight);
     }
 }

@@ -5,46 +5,49 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::error::Error;
 use crate::l2::SharedCache;
 
-/// How a [`Cached`](super::Cached) provider keeps tokens.
+/// How a [`Cached`](super::Cached) provider keeps tokens: set with the methods below,
+/// each of which says its default.
 ///
 /// ```
 /// use std::time::Duration;
-/// use azure_cross_tenant::CacheOptions;
+/// use azure_cross_tenant::{CacheOptions, Cached, ClientSecret};
 ///
 /// let options = CacheOptions::default()
 ///     .max_entries(50_000)
 ///     .expiry_skew(Duration::from_secs(120))
 ///     .jitter(Duration::from_secs(60));
-/// assert!(options.refresh);
+/// let credential = ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?;
+/// let cached = Cached::with_options(credential, options)?;
+///
+/// // A cache that can hold nothing is refused when it is built.
+/// let credential = ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?;
+/// assert!(Cached::with_options(credential, CacheOptions::default().max_entries(0)).is_err());
+/// # Ok::<(), azure_cross_tenant::Error>(())
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct CacheOptions {
-    /// Most (tenant, scope) entries kept (default 10,000: about 20 MB of app tokens).
-    /// Beyond it the least used entries go first; expired ones go whenever found.
-    pub max_entries: u64,
-    /// A token stops being served this long before it expires (default 5 min), capped at
-    /// a quarter of its lifetime for short-lived tokens.
-    pub expiry_skew: Duration,
-    /// Refresh tokens in the background before they expire (default on).
-    pub refresh: bool,
-    /// Refreshes start up to this much earlier than due, spread per key, so thousands of
-    /// tenants do not refresh in the same second (default 5 min, capped at a tenth of the
-    /// time to the refresh).
-    pub jitter: Duration,
-    /// First wait before retrying a failed background refresh; doubles per failure up to
-    /// 5 min (default 30 s).
-    pub refresh_retry: Duration,
+    pub(super) max_entries: u64,
+    pub(super) expiry_skew: Duration,
+    pub(super) refresh: bool,
+    pub(super) jitter: Duration,
+    pub(super) refresh_retry: Duration,
     pub(super) clock: SharedClock,
     pub(super) shared: Option<SharedCache>,
 }
 
+/// About 2.2 KB per entry (a 1.5 KB app token plus keys and bookkeeping, measured by
+/// `benches/memory.rs`): 50,000 entries cap the cache near 110 MB, and cover 10,000
+/// tenants with up to five resources each.
+const DEFAULT_MAX_ENTRIES: u64 = 50_000;
+
 impl Default for CacheOptions {
     fn default() -> Self {
         Self {
-            max_entries: 10_000,
+            max_entries: DEFAULT_MAX_ENTRIES,
             expiry_skew: Duration::from_secs(5 * 60),
             refresh: true,
             jitter: Duration::from_secs(5 * 60),
@@ -70,46 +73,70 @@ impl fmt::Debug for CacheOptions {
 }
 
 impl CacheOptions {
-    /// Sets [`max_entries`](Self::max_entries).
+    /// Most (tenant, scope) entries kept. Beyond it the least used entries go first;
+    /// expired ones go whenever found. Size it above the number of (tenant, resource)
+    /// pairs in use, at about 2.2 KB each; when evictions replace the whole cache within
+    /// 10 minutes, a warning says it is too small. 0 is refused by
+    /// [`Cached::with_options`](super::Cached::with_options).
+    /// Default: 50,000 (about 110 MB when full).
     pub fn max_entries(mut self, max_entries: u64) -> Self {
         self.max_entries = max_entries;
         self
     }
 
-    /// Sets [`expiry_skew`](Self::expiry_skew).
+    /// A token stops being served this long before it expires, capped at a quarter of its
+    /// whole lifetime for short-lived tokens. Default: 5 min.
     pub fn expiry_skew(mut self, skew: Duration) -> Self {
         self.expiry_skew = skew;
         self
     }
 
-    /// Sets [`refresh`](Self::refresh).
+    /// Whether tokens are refreshed in the background before they expire. Default: on.
     pub fn refresh(mut self, refresh: bool) -> Self {
         self.refresh = refresh;
         self
     }
 
-    /// Sets [`jitter`](Self::jitter).
+    /// Refreshes start up to this much earlier than due, spread per key, so thousands of
+    /// tenants do not refresh in the same second; capped at a tenth of the time to the
+    /// refresh. Default: 5 min.
     pub fn jitter(mut self, jitter: Duration) -> Self {
         self.jitter = jitter;
         self
     }
 
-    /// Sets [`refresh_retry`](Self::refresh_retry).
+    /// First wait before retrying a failed background refresh; doubles per failure up to
+    /// 5 min. Default: 30 s.
     pub fn refresh_retry(mut self, wait: Duration) -> Self {
         self.refresh_retry = wait;
         self
     }
 
     /// A shared (L2) cache under this one, so replicas share tokens (see [`SharedCache`]).
+    /// Default: none.
     pub fn shared(mut self, shared: SharedCache) -> Self {
         self.shared = Some(shared);
         self
     }
 
-    /// The clock deciding expiry and refresh (default the system clock; share a
+    /// The clock deciding expiry and refresh (share a
     /// [`ManualClock`](crate::ManualClock) with the credential in tests).
+    /// Default: the system clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Refuses options no cache can work with.
+    pub(super) fn check(&self) -> Result<(), Error> {
+        if self.max_entries == 0 {
+            return Err(Error::InvalidConfiguration(
+                "CacheOptions::max_entries is 0: the cache could hold no token and every call \
+                 would ask Entra; set it above the number of (tenant, resource) pairs in use, \
+                 or leave the default (50,000)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }

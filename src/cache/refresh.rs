@@ -7,11 +7,10 @@ use std::sync::atomic::Ordering;
 
 use moka::ops::compute::Op;
 
-use super::Cached;
 use super::entry::Entry;
 use super::key::Key;
+use super::{Cached, Inner};
 use crate::provider::TenantCredentialProvider;
-use crate::scope::Scopes;
 use crate::tenant::TenantId;
 
 impl<P: TenantCredentialProvider + 'static> Cached<P> {
@@ -40,19 +39,23 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         };
         let key = Key {
             tenant: tenant.clone(),
-            scopes: Scopes::from_normalized(scope),
+            scopes: self.inner.scopes.get(scope),
         };
-        let this = self.clone();
-        this.inner.refreshes_running.fetch_add(1, Ordering::AcqRel);
-        this.inner
+        self.inner.refreshes_running.fetch_add(1, Ordering::AcqRel);
+        self.inner
             .counters
             .refreshes
             .fetch_add(1, Ordering::Relaxed);
+        let running = Running {
+            inner: self.inner.clone(),
+            old: old.clone(),
+            finished: false,
+        };
+        let this = self.clone();
         runtime.spawn(async move {
+            let mut running = running;
             this.refresh(key, old).await;
-            if this.inner.refreshes_running.fetch_sub(1, Ordering::AcqRel) == 1 {
-                this.inner.refreshes_done.notify_waiters();
-            }
+            running.finished = true;
         });
     }
 
@@ -88,11 +91,15 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 }
                 // Replace only the entry this refresh was for: if it was invalidated
                 // (offboarding) or replaced meanwhile, the refresh must not resurrect it.
+                let index = &inner.index;
                 inner
                     .tokens
-                    .entry(key)
+                    .entry(key.clone())
                     .and_compute_with(|current| match current {
-                        Some(c) if Arc::ptr_eq(c.value(), &old) => Op::Put(fresh),
+                        Some(c) if Arc::ptr_eq(c.value(), &old) => {
+                            index.pin().insert(key, fresh.clone());
+                            Op::Put(fresh)
+                        }
                         _ => Op::Nop,
                     });
             }
@@ -109,6 +116,37 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 );
                 old.refresh_failed(inner.options.clock.now(), inner.options.refresh_retry);
             }
+        }
+    }
+}
+
+/// A background refresh in progress. Dropping it, however the task ends (done, panicked,
+/// or cancelled with its runtime), counts it out so `wait_for_refreshes` returns; if the
+/// refresh did not finish, the entry is released for a later attempt after the retry
+/// wait, instead of staying marked as refreshing forever.
+struct Running<P> {
+    inner: Arc<Inner<P>>,
+    old: Arc<Entry>,
+    finished: bool,
+}
+
+impl<P> Drop for Running<P> {
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        if !self.finished {
+            inner
+                .counters
+                .refresh_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                "a background token refresh ended without finishing (the provider panicked, \
+                 or the runtime shut down); the cached token is served until it expires"
+            );
+            self.old
+                .refresh_failed(inner.options.clock.now(), inner.options.refresh_retry);
+        }
+        if inner.refreshes_running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            inner.refreshes_done.notify_waiters();
         }
     }
 }

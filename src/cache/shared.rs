@@ -219,23 +219,6 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         }
     }
 
-    /// Runs an L2 invalidation from a synchronous caller, in the background (best
-    /// effort: it needs a runtime).
-    pub(super) fn forget_in_l2(&self, keys: Vec<Key>) {
-        if self.inner.l2.is_none() || keys.is_empty() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let this = self.clone();
-        runtime.spawn(async move {
-            for key in keys {
-                this.shared_forget(&key).await;
-            }
-        });
-    }
-
     /// Fills the L2 counters of `stats`.
     pub(super) fn shared_stats(&self, stats: &mut CacheStats) {
         let l2_count = |f: fn(&L2Counters) -> &AtomicU64| {

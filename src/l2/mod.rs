@@ -47,7 +47,7 @@ pub use store::{L2Error, L2Store};
 /// let provider = Cached::with_options(
 ///     ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?,
 ///     CacheOptions::default().shared(shared),
-/// );
+/// )?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::common::{VAULT, World};
 use azure_cross_tenant::{
     AdminConsentCallback, Cached, ConsentError, ConsentTenant, Error, InMemoryRegistry,
-    JsonFileRegistry, OnboardingState, TenantCredentialProvider, TenantRecord, TenantRegistry,
-    admin_consent_url, for_each_active,
+    JsonFileRegistry, OnboardingState, TenantRecord, TenantRegistry, admin_consent_url,
+    for_each_active,
 };
 
 const STATE: &str = "f3b1c0de9a8e47d2b6c5";

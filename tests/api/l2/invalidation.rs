@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::servers::{Redis, Relay};
 use super::{Backend, keys, on_both, replica, replica_with};
 use crate::common::{VAULT, World};
-use azure_cross_tenant::{RedisStore, SharedCache, TenantCredentialProvider};
+use azure_cross_tenant::{RedisStore, SharedCache};
 
 on_both!(
     a_tenant_invalidation_reaches_replicas_that_never_saw_the_tenant,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{Backend, keys, on_both, replica, replica_with, shared};
 use crate::common::{VAULT, World};
-use azure_cross_tenant::{Clock, TenantCredentialProvider};
+use azure_cross_tenant::Clock;
 
 on_both!(a_replica_that_waited_on_another_replicas_lease_never_releases_it);
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Backend, keys, on_both, replica, shared};
 use crate::common::{VAULT, World};
-use azure_cross_tenant::{CacheOptions, Cached, Clock, TenantCredentialProvider};
+use azure_cross_tenant::{CacheOptions, Cached, Clock};
 
 on_both!(no_token_with_less_than_its_margin_left_is_served_from_l1_or_l2);
 
@@ -26,6 +26,7 @@ async fn no_token_with_less_than_its_margin_left_is_served_from_l1_or_l2(backend
                 .refresh(false)
                 .shared(shared(&backend, keys("k1", 1))),
         )
+        .expect("valid cache options")
     };
     let b = lazy();
     let mut served = 0;

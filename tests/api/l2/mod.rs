@@ -118,6 +118,7 @@ pub fn replica_with(w: &World, shared: SharedCache) -> Cached<ClientSecret> {
             .clock(Arc::new(w.clock.clone()))
             .shared(shared),
     )
+    .expect("valid cache options")
 }
 
 /// One replica with the default test settings and sealing key `k1`.

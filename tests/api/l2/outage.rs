@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::servers::{Cluster, Redis, Relay};
 use super::{Backend, keys, replica, replica_with};
 use crate::common::{VAULT, World};
-use azure_cross_tenant::{Cached, ClientSecret, RedisStore, SharedCache, TenantCredentialProvider, TenantId};
+use azure_cross_tenant::{Cached, ClientSecret, RedisStore, SharedCache, TenantId};
 
 /// Real time, for what a real server or socket takes (bounded by the callers' loops).
 #[allow(clippy::disallowed_methods)]

@@ -5,7 +5,7 @@
 use super::{Backend, keys, on_both, replica_with, shared};
 use crate::common::{VAULT, World};
 use azure_cross_tenant::insecure::decode_unverified;
-use azure_cross_tenant::{SealingKeys, TenantCredentialProvider};
+use azure_cross_tenant::SealingKeys;
 
 on_both!(
     moved_tampered_and_unknown_key_values_are_rejected_and_replaced,
