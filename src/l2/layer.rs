@@ -93,7 +93,13 @@ impl L2 {
 
     /// The names of one entry of the app (`authority`, `client_id`).
     pub(crate) fn key(&self, app: (&str, &str), tenant: &TenantId, scopes: &Scopes) -> L2Key {
-        names::entry(&self.config.keys, &self.config.namespace, app, tenant, scopes)
+        names::entry(
+            &self.config.keys,
+            &self.config.namespace,
+            app,
+            tenant,
+            scopes,
+        )
     }
 
     /// Runs `op` under the timeout if the breaker lets it; `None` on skip or failure.
@@ -211,7 +217,9 @@ impl L2 {
         let values = values?;
         if values.len() != wanted.len() {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("the shared cache store answered a different number of values than asked");
+            tracing::warn!(
+                "the shared cache store answered a different number of values than asked"
+            );
             return None;
         }
         let tombstone = values
@@ -225,13 +233,14 @@ impl L2 {
             .unwrap_or(0);
         for (names, raw) in key.names.iter().zip(values.iter().step_by(2)) {
             let Some(raw) = raw else { continue };
-            let Some(stored) = value::open(&self.config.keys, &key.aad, raw, tenant, scopes)
-            else {
+            let Some(stored) = value::open(&self.config.keys, &key.aad, raw, tenant, scopes) else {
                 // Tampered, moved, malformed or sealed under a key no longer configured:
                 // a miss, and it goes (unless rewritten meanwhile) so nobody trips on it.
                 self.counters.open_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("a shared cache value failed to open; deleting it");
-                let _ = self.call(now, self.store().delete_if(&names.value, raw)).await;
+                let _ = self
+                    .call(now, self.store().delete_if(&names.value, raw))
+                    .await;
                 continue;
             };
             if stored.stamp <= tombstone || !usable(&stored.token) {
@@ -258,7 +267,8 @@ impl L2 {
                     .first()
                     .and_then(Option::as_ref)
                     .map_or(0, |v| value::read_tombstone(v));
-                self.global.fetch_max(at.saturating_add(1), Ordering::AcqRel);
+                self.global
+                    .fetch_max(at.saturating_add(1), Ordering::AcqRel);
             }
             _ => tracing::debug!("the global tombstone could not be read; using the last one read"),
         }
@@ -313,14 +323,20 @@ impl L2 {
 
     /// Gives up a lease this replica holds (never one another replica took since).
     pub(crate) async fn release(&self, key: &L2Key, holder: &str, now: SystemTime) {
-        let op = self.store().delete_if(&key.current().lease, holder.as_bytes());
+        let op = self
+            .store()
+            .delete_if(&key.current().lease, holder.as_bytes());
         let _ = self.call(now, op).await;
     }
 
     /// Deletes the entry's values (under every naming key).
     pub(crate) async fn forget(&self, key: &L2Key, now: SystemTime) {
         for names in &key.names {
-            if self.write(now, self.store().delete(&names.value)).await.is_none() {
+            if self
+                .write(now, self.store().delete(&names.value))
+                .await
+                .is_none()
+            {
                 self.postpone(now, |p| {
                     p.deletions.insert(names.value.clone());
                 });
@@ -347,7 +363,9 @@ impl L2 {
             let holds = value::open(&self.config.keys, &key.aad, &raw, tenant, scopes)
                 .is_none_or(|stored| stored.token.secret() == token.secret());
             if holds {
-                let _ = self.write(now, self.store().delete_if(&names.value, &raw)).await;
+                let _ = self
+                    .write(now, self.store().delete_if(&names.value, &raw))
+                    .await;
             }
         }
     }
@@ -359,7 +377,8 @@ impl L2 {
         if names.contains(&names::global_tombstone(&self.config.namespace)) {
             // This replica honours its own global invalidation even if its next read of
             // the global tombstone fails.
-            self.global.fetch_max(millis(now).saturating_add(1), Ordering::AcqRel);
+            self.global
+                .fetch_max(millis(now).saturating_add(1), Ordering::AcqRel);
         }
         for name in names {
             let op = self.store().put(name, &at, LONGEST_VALUE);

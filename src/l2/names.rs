@@ -151,7 +151,11 @@ mod tests {
         let b = entry(&keys(2), "act", app, &tenant, &scopes());
         let a = a.current();
         assert!(!a.value.contains("fabrikam"), "{}", a.value);
-        assert_ne!(a.value, b.current().value, "unkeyed: anyone could test a tenant");
+        assert_ne!(
+            a.value,
+            b.current().value,
+            "unkeyed: anyone could test a tenant"
+        );
         // One slot for the entry, its lease and its tenant's tombstone.
         let slot = |name: &str| name[name.find('{').unwrap()..=name.find('}').unwrap()].to_owned();
         assert_eq!(slot(&a.value), slot(&a.lease));

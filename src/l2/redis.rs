@@ -21,8 +21,7 @@ use super::store::{L2Error, L2Store};
 
 /// Compare-and-delete: frees a lease (or drops a value) only while it holds what the
 /// caller saw, so a replica never frees a lease another replica holds now.
-const DELETE_IF: &str =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+const DELETE_IF: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /// Default deadline for building a connection (TCP, and for a cluster the slot map and a
 /// connection per primary).
@@ -58,7 +57,7 @@ enum Target {
     Single(redis::Client),
     Cluster {
         nodes: Vec<String>,
-        client: ClusterClient,
+        client: Box<ClusterClient>,
     },
 }
 
@@ -123,11 +122,14 @@ impl RedisStore {
                 "a Redis Cluster store needs at least one node URL".into(),
             ));
         }
-        let client = Self::cluster_client(nodes.clone(), DEFAULT_CONNECT_TIMEOUT)?;
+        let client = Box::new(Self::cluster_client(nodes.clone(), DEFAULT_CONNECT_TIMEOUT)?);
         Ok(Self::with_target(Target::Cluster { nodes, client }))
     }
 
-    fn cluster_client(nodes: Vec<String>, timeout: Duration) -> Result<ClusterClient, crate::Error> {
+    fn cluster_client(
+        nodes: Vec<String>,
+        timeout: Duration,
+    ) -> Result<ClusterClient, crate::Error> {
         ClusterClient::builder(nodes)
             .connection_timeout(timeout)
             .response_timeout(timeout)
@@ -158,7 +160,7 @@ impl RedisStore {
             Target::Cluster { nodes, client } => Target::Cluster {
                 nodes: nodes.clone(),
                 client: Self::cluster_client(nodes.clone(), timeout)
-                    .unwrap_or_else(|_| client.clone()),
+                    .map_or_else(|_| client.clone(), Box::new),
             },
         };
         let mut store = Self::with_target(target);
@@ -194,9 +196,11 @@ impl Link {
             .wait_for(Option::is_some)
             .await
             .map_err(|_| L2Error::new("the connection attempt was abandoned"))?;
-        result
-            .clone()
-            .unwrap_or_else(|| Err(L2Error::new("the connection attempt ended without a result")))
+        result.clone().unwrap_or_else(|| {
+            Err(L2Error::new(
+                "the connection attempt ended without a result",
+            ))
+        })
     }
 
     fn spawn_connect(
@@ -208,8 +212,11 @@ impl Link {
             .map_err(|e| L2Error::with_source("no tokio runtime to connect on", e))?;
         let link = self.clone();
         runtime.spawn(async move {
-            let result = match tokio::time::timeout(link.connect_timeout, link.target.connect(link.connect_timeout))
-                .await
+            let result = match tokio::time::timeout(
+                link.connect_timeout,
+                link.target.connect(link.connect_timeout),
+            )
+            .await
             {
                 Ok(Ok(conn)) => Ok((conn, generation)),
                 Ok(Err(e)) => Err(L2Error::with_source(
@@ -258,7 +265,10 @@ impl Link {
 
 /// Whether an error means the connection itself is gone (rather than one command failing).
 fn lost(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_unrecoverable_error()
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
 }
 
 impl Target {
@@ -282,7 +292,9 @@ impl Target {
     fn describe(&self) -> String {
         match self {
             Self::Single(client) => client.get_connection_info().addr().to_string(),
-            Self::Cluster { nodes, .. } => format!("the Redis Cluster ({} seed nodes)", nodes.len()),
+            Self::Cluster { nodes, .. } => {
+                format!("the Redis Cluster ({} seed nodes)", nodes.len())
+            }
         }
     }
 }
@@ -348,7 +360,11 @@ impl L2Store for RedisStore {
 
     async fn try_lease(&self, key: &str, holder: &[u8], ttl: Duration) -> Result<bool, L2Error> {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(holder).arg("NX").arg("PX").arg(millis(ttl));
+        cmd.arg(key)
+            .arg(holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl));
         let set: Option<String> = self.link.run(&cmd).await?;
         Ok(set.is_some())
     }
@@ -360,8 +376,9 @@ impl L2Store for RedisStore {
         let deadline = self.link.connect_timeout;
         let attempt = || async {
             let (mut conn, generation) = self.link.connection().await?;
-            let pong = tokio::time::timeout(deadline, redis::cmd("PING").query_async::<()>(&mut conn))
-                .await;
+            let pong =
+                tokio::time::timeout(deadline, redis::cmd("PING").query_async::<()>(&mut conn))
+                    .await;
             match pong {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => {
@@ -370,7 +387,9 @@ impl L2Store for RedisStore {
                 }
                 Err(_) => {
                     self.link.drop_connection(generation);
-                    Err(L2Error::new(format!("no answer to PING within {deadline:?}")))
+                    Err(L2Error::new(format!(
+                        "no answer to PING within {deadline:?}"
+                    )))
                 }
             }
         };

@@ -81,15 +81,12 @@ pub(crate) fn open(
     if issued > expires {
         return None;
     }
-    let mut token = AccessToken::new(p.t, expires, tenant.clone(), scopes.clone())
-        .with_issued_on(issued);
+    let mut token =
+        AccessToken::new(p.t, expires, tenant.clone(), scopes.clone()).with_issued_on(issued);
     if let Some(r) = p.r {
         token = token.with_refresh_on(from_millis(r));
     }
-    Some(Stored {
-        token,
-        stamp: p.s,
-    })
+    Some(Stored { token, stamp: p.s })
 }
 
 /// A tombstone's value: the invalidation time in ms since the epoch, as decimal text.
@@ -117,9 +114,14 @@ mod tests {
         let tenant: TenantId = "fabrikam.example".parse().unwrap();
         let scopes = Scopes::parse(&["https://vault.azure.net/.default"]).unwrap();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let token = AccessToken::new("tok", t0 + Duration::from_secs(3600), tenant.clone(), scopes.clone())
-            .with_issued_on(t0)
-            .with_refresh_on(t0 + Duration::from_secs(1800));
+        let token = AccessToken::new(
+            "tok",
+            t0 + Duration::from_secs(3600),
+            tenant.clone(),
+            scopes.clone(),
+        )
+        .with_issued_on(t0)
+        .with_refresh_on(t0 + Duration::from_secs(1800));
         let sealed = seal(&keys, "aad", &token, t0 - Duration::from_millis(5)).unwrap();
         let back = open(&keys, "aad", &sealed, &tenant, &scopes).unwrap();
         assert_eq!(back.token.secret(), "tok");

@@ -26,7 +26,11 @@ async fn invalidate_removes_the_token_from_l2_before_it_returns(backend: Backend
     let old = a.get_token(&w.customer, &[VAULT]).await.unwrap();
     a.invalidate(&w.customer, &[VAULT]).await;
     let again = a.get_token(&w.customer, &[VAULT]).await.unwrap();
-    assert_ne!(again.secret(), old.secret(), "the invalidated token came back from L2");
+    assert_ne!(
+        again.secret(),
+        old.secret(),
+        "the invalidated token came back from L2"
+    );
     assert_eq!(w.entra.token_requests(), 2);
 }
 
@@ -40,10 +44,19 @@ async fn a_tenant_invalidation_reaches_replicas_that_never_saw_the_tenant(backen
 
     let c = replica(&w, &backend);
     let fresh = c.get_token(&w.customer, &[VAULT]).await.unwrap();
-    assert_ne!(fresh.secret(), old.secret(), "C was served the invalidated token from L2");
+    assert_ne!(
+        fresh.secret(),
+        old.secret(),
+        "C was served the invalidated token from L2"
+    );
     assert_eq!(w.entra.token_requests(), 2);
     // What a tombstone cannot do: A's memory keeps its token until refresh or expiry.
-    assert!(a.get_token(&w.customer, &[VAULT]).await.unwrap().ptr_eq(&old));
+    assert!(
+        a.get_token(&w.customer, &[VAULT])
+            .await
+            .unwrap()
+            .ptr_eq(&old)
+    );
 
     // Tokens fetched after the invalidation are shared again.
     w.clock.advance(Duration::from_millis(1));
@@ -51,7 +64,11 @@ async fn a_tenant_invalidation_reaches_replicas_that_never_saw_the_tenant(backen
     c.invalidate(&w.customer, &[VAULT]).await;
     let newest = c.get_token(&w.customer, &[VAULT]).await.unwrap();
     let read = d.get_token(&w.customer, &[VAULT]).await.unwrap();
-    assert_eq!(read.secret(), newest.secret(), "values stored after the tombstone are served");
+    assert_eq!(
+        read.secret(),
+        newest.secret(),
+        "values stored after the tombstone are served"
+    );
 }
 
 async fn invalidate_all_reaches_every_replicas_l2_reads(backend: Backend) {
@@ -98,7 +115,11 @@ async fn a_token_fetched_while_its_tenant_was_invalidated_is_not_served_from_l2(
     w.entra.set_latency(Duration::ZERO);
     let c = replica(&w, &backend);
     let token = c.get_token(&w.customer, &[VAULT]).await.unwrap();
-    assert_ne!(token.secret(), stale.secret(), "C was served a token asked for before the invalidation");
+    assert_ne!(
+        token.secret(),
+        stale.secret(),
+        "C was served a token asked for before the invalidation"
+    );
 }
 
 /// After a resource refused a token: the replica that saw the 401 drops it from L2, but
@@ -108,7 +129,10 @@ async fn a_refused_token_leaves_l2_only_while_l2_still_holds_it(backend: Backend
     let a = replica(&w, &backend);
     let b = replica(&w, &backend);
     let first = a.get_token(&w.customer, &[VAULT]).await.unwrap();
-    assert_eq!(b.get_token(&w.customer, &[VAULT]).await.unwrap().secret(), first.secret());
+    assert_eq!(
+        b.get_token(&w.customer, &[VAULT]).await.unwrap().secret(),
+        first.secret()
+    );
 
     b.invalidate_if_current(&w.customer, &[VAULT], &first).await;
     let second = b.get_token(&w.customer, &[VAULT]).await.unwrap();
@@ -119,7 +143,11 @@ async fn a_refused_token_leaves_l2_only_while_l2_still_holds_it(backend: Backend
     a.invalidate_if_current(&w.customer, &[VAULT], &first).await;
     let from_l2 = a.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert_eq!(from_l2.secret(), second.secret());
-    assert_eq!(w.entra.token_requests(), 2, "the newer token in L2 survived");
+    assert_eq!(
+        w.entra.token_requests(),
+        2,
+        "the newer token in L2 survived"
+    );
 }
 
 /// An invalidation that cannot reach Redis is written when Redis is reachable again, and
@@ -141,7 +169,10 @@ async fn an_invalidation_l2_missed_is_written_when_l2_is_back() {
         )
         .timeout(Duration::from_millis(500)),
     );
-    assert_eq!(b.get_token(&w.customer, &[VAULT]).await.unwrap().secret(), old.secret());
+    assert_eq!(
+        b.get_token(&w.customer, &[VAULT]).await.unwrap().secret(),
+        old.secret()
+    );
 
     relay.cut();
     b.invalidate_tenant(&w.customer).await;

@@ -15,7 +15,11 @@ async fn a_replica_that_waited_on_another_replicas_lease_never_releases_it(backe
     let a = replica(&w, &backend);
     a.get_token(&w.customer, &[VAULT]).await.unwrap();
     let mut raw = backend.raw().await;
-    assert_eq!(raw.keys("*:l:*").await, Vec::<String>::new(), "the holder freed its lease");
+    assert_eq!(
+        raw.keys("*:l:*").await,
+        Vec::<String>::new(),
+        "the holder freed its lease"
+    );
 
     // Another replica (gone quiet) holds the lease, and L2 has no token: the lease sits
     // beside the entry's value, in the same hash slot.
@@ -50,7 +54,11 @@ async fn a_replica_that_waited_on_another_replicas_lease_never_releases_it(backe
         waited >= Duration::from_secs(30) && waited < Duration::from_secs(31),
         "waited {waited:?} on the injected clock"
     );
-    assert_eq!(w.entra.token_requests(), 2, "B asked Entra itself after the wait");
+    assert_eq!(
+        w.entra.token_requests(),
+        2,
+        "B asked Entra itself after the wait"
+    );
     assert_eq!(
         raw.get(&lease).await.as_deref(),
         Some(&b"another-replica"[..]),

@@ -49,5 +49,8 @@ async fn no_token_with_less_than_its_margin_left_is_served_from_l1_or_l2(backend
     }
     // 140 s: more than two lifetimes, every token checked, most latecomers served by L2.
     assert_eq!(served, 600);
-    assert!(from_l2 > 100, "only {from_l2} latecomers were served from L2");
+    assert!(
+        from_l2 > 100,
+        "only {from_l2} latecomers were served from L2"
+    );
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::World;
-use azure_cross_tenant::{CacheOptions, Cached, ClientSecret, RedisStore, SealingKeys, SharedCache};
+use azure_cross_tenant::{
+    CacheOptions, Cached, ClientSecret, RedisStore, SealingKeys, SharedCache,
+};
 
 mod servers;
 
@@ -94,7 +96,8 @@ impl Raw {
     }
 
     pub async fn set(&mut self, key: &str, value: &[u8]) {
-        self.query::<()>(redis::cmd("SET").arg(key).arg(value)).await
+        self.query::<()>(redis::cmd("SET").arg(key).arg(value))
+            .await
     }
 }
 

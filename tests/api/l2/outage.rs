@@ -52,14 +52,19 @@ async fn l2_works_within(
 async fn l2_connects_when_connection_setup_is_slower_than_the_call_timeout() {
     let Some(redis) = Redis::start() else { return };
     let backend = Backend::Single(redis);
-    let Backend::Single(server) = &backend else { unreachable!() };
+    let Backend::Single(server) = &backend else {
+        unreachable!()
+    };
     let slow = Relay::start(server.port, Duration::from_millis(80)).await;
     let w = World::new().await;
     // Every call has 50 ms; building the connection takes at least 80.
     let a = replica_with(
         &w,
-        SharedCache::new(Arc::new(RedisStore::new(&slow.url()).unwrap()), keys("k1", 1))
-            .timeout(Duration::from_millis(50)),
+        SharedCache::new(
+            Arc::new(RedisStore::new(&slow.url()).unwrap()),
+            keys("k1", 1),
+        )
+        .timeout(Duration::from_millis(50)),
     );
     let direct = replica(&w, &backend);
     assert!(
@@ -70,7 +75,9 @@ async fn l2_connects_when_connection_setup_is_slower_than_the_call_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_costs_one_probe_interval_not_two_cooldowns() {
-    let Some(mut redis) = Redis::start() else { return };
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
     let w = World::new().await;
     let probe_every = Duration::from_secs(2);
     let url = redis.url();
@@ -111,17 +118,23 @@ async fn a_redis_restart_costs_one_probe_interval_not_two_cooldowns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back() {
-    let Some(cluster) = Cluster::start() else { return };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
     let mut backend = Backend::Cluster(cluster);
     let w = World::new().await;
     let a = replica_with(&w, super::shared(&backend, keys("k1", 1)));
     // Thirty tenants: their keys spread over the three masters.
-    let tenants: Vec<TenantId> = (0..30).map(|i| consented(&w, &format!("c{i}.example"))).collect();
+    let tenants: Vec<TenantId> = (0..30)
+        .map(|i| consented(&w, &format!("c{i}.example")))
+        .collect();
     for t in &tenants {
         a.get_token(t, &[VAULT]).await.unwrap();
     }
 
-    let Backend::Cluster(cluster) = &mut backend else { unreachable!() };
+    let Backend::Cluster(cluster) = &mut backend else {
+        unreachable!()
+    };
     cluster.nodes[1].stop();
     // Every caller still gets the right token: from L1, from the masters still up, or
     // from Entra.
@@ -130,7 +143,9 @@ async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back(
         let from_a = a.get_token(t, &[VAULT]).await.unwrap();
         let from_b = b.get_token(t, &[VAULT]).await.unwrap();
         for token in [from_a, from_b] {
-            let tid = azure_cross_tenant::insecure::decode_unverified(token.secret()).unwrap().tid;
+            let tid = azure_cross_tenant::insecure::decode_unverified(token.secret())
+                .unwrap()
+                .tid;
             assert_eq!(tid.as_deref(), Some(t.as_str()));
         }
     }
@@ -138,14 +153,17 @@ async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back(
 
     // The master comes back with its slots; within a probe interval (on the clock) and a
     // bounded real wait for the cluster to settle, every slot serves again.
-    let Backend::Cluster(cluster) = &mut backend else { unreachable!() };
+    let Backend::Cluster(cluster) = &mut backend else {
+        unreachable!()
+    };
     assert!(cluster.nodes[1].restart());
     cluster.wait_until_ok();
     let mut recovered = false;
     for round in 0..40 {
         w.clock.advance(Duration::from_secs(2));
-        let fresh: Vec<TenantId> =
-            (0..30).map(|i| consented(&w, &format!("r{round}-{i}.example"))).collect();
+        let fresh: Vec<TenantId> = (0..30)
+            .map(|i| consented(&w, &format!("r{round}-{i}.example")))
+            .collect();
         for t in &fresh {
             a.get_token(t, &[VAULT]).await.unwrap();
         }
@@ -160,5 +178,8 @@ async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back(
         }
         pause(100).await;
     }
-    assert!(recovered, "L2 did not serve every slot again after the master returned");
+    assert!(
+        recovered,
+        "L2 did not serve every slot again after the master returned"
+    );
 }

@@ -4,8 +4,8 @@
 
 use super::{Backend, keys, on_both, replica_with, shared};
 use crate::common::{VAULT, World};
-use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::SealingKeys;
+use azure_cross_tenant::insecure::decode_unverified;
 
 on_both!(
     moved_tampered_and_unknown_key_values_are_rejected_and_replaced,
@@ -78,5 +78,9 @@ async fn a_rotated_replica_reads_what_replicas_on_the_retired_key_stored(backend
     let new = replica_with(&w, shared(&backend, rotated));
     let read = new.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert_eq!(read.secret(), stored.secret());
-    assert_eq!(w.entra.token_requests(), 1, "read under the retired key's names");
+    assert_eq!(
+        w.entra.token_requests(),
+        1,
+        "read under the retired key's names"
+    );
 }

@@ -30,7 +30,9 @@ fn skip(what: &str) -> bool {
     if std::env::var_os("CI").is_some() {
         panic!("CI is set but {what}");
     }
-    eprintln!("SKIPPED: {what}; install redis-server (apt-get install redis-server) or run .ci/run");
+    eprintln!(
+        "SKIPPED: {what}; install redis-server (apt-get install redis-server) or run .ci/run"
+    );
     true
 }
 
@@ -120,7 +122,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Option<Self> {
-        let dir = std::env::temp_dir().join(format!("act-cluster-{}-{}", std::process::id(), free_port()));
+        let dir = std::env::temp_dir().join(format!(
+            "act-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let mut nodes = Vec::new();
         for _ in 0..3 {

@@ -22,7 +22,8 @@ async fn a_second_replica_gets_the_first_replicas_token_without_asking_entra(bac
     assert_eq!(w.entra.token_requests(), 1);
     assert_eq!(from_a.secret(), from_b.secret());
     // Expiry and issue time travel at millisecond precision.
-    let ms = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let ms =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
     assert_eq!(ms(from_b.expires_on()), ms(from_a.expires_on()));
     assert_eq!(
         from_b.issued_on().map(ms),
@@ -37,7 +38,10 @@ async fn a_second_replica_gets_the_first_replicas_token_without_asking_entra(bac
     for k in raw.keys("*").await {
         let value = raw.get(&k).await.unwrap_or_default();
         let text = String::from_utf8_lossy(&value);
-        assert!(!text.contains(&from_a.secret()[..40]), "token in the clear under {k}");
+        assert!(
+            !text.contains(&from_a.secret()[..40]),
+            "token in the clear under {k}"
+        );
     }
 }
 
@@ -66,7 +70,10 @@ async fn listing_redis_keys_tells_nothing_about_which_tenants_are_customers(back
             .map(|b| format!("{b:02x}"))
             .collect();
         for key in &listed {
-            assert!(!key.contains(&hex[..16]), "{key} is an unkeyed hash of {guess:?}");
+            assert!(
+                !key.contains(&hex[..16]),
+                "{key} is an unkeyed hash of {guess:?}"
+            );
             assert!(!key.contains(tenant), "{key} names the tenant");
         }
     }
@@ -76,10 +83,15 @@ async fn listing_redis_keys_tells_nothing_about_which_tenants_are_customers(back
     other.get_token(&w.customer, &[VAULT]).await.unwrap();
     let after = raw.keys("*").await;
     let new: Vec<_> = after.iter().filter(|k| !listed.contains(k)).collect();
-    assert!(!new.is_empty(), "another key names the same entry differently");
+    assert!(
+        !new.is_empty(),
+        "another key names the same entry differently"
+    );
 }
 
-async fn eight_cold_replicas_on_two_hundred_tenants_ask_entra_about_once_per_tenant(backend: Backend) {
+async fn eight_cold_replicas_on_two_hundred_tenants_ask_entra_about_once_per_tenant(
+    backend: Backend,
+) {
     let w = World::new().await;
     let mut tenants = Vec::new();
     for i in 0..200 {
@@ -103,6 +115,8 @@ async fn eight_cold_replicas_on_two_hundred_tenants_ask_entra_about_once_per_ten
         done.unwrap();
     }
     let requests = w.entra.token_requests();
-    eprintln!("8 replicas x 200 tenants, cold and concurrent: {requests} token requests (without L2: 1600)");
+    eprintln!(
+        "8 replicas x 200 tenants, cold and concurrent: {requests} token requests (without L2: 1600)"
+    );
     assert!(requests < 300, "{requests} token requests");
 }
