@@ -14,6 +14,7 @@
 //! they refresh it or it expires.
 
 mod health;
+mod invalidate;
 mod layer;
 mod names;
 #[cfg(feature = "redis")]

@@ -122,7 +122,10 @@ impl RedisStore {
                 "a Redis Cluster store needs at least one node URL".into(),
             ));
         }
-        let client = Box::new(Self::cluster_client(nodes.clone(), DEFAULT_CONNECT_TIMEOUT)?);
+        let client = Box::new(Self::cluster_client(
+            nodes.clone(),
+            DEFAULT_CONNECT_TIMEOUT,
+        )?);
         Ok(Self::with_target(Target::Cluster { nodes, client }))
     }
 
