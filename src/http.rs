@@ -21,6 +21,67 @@ pub(crate) fn default_client() -> Result<reqwest::Client, Error> {
         .map_err(|e| Error::InvalidConfiguration(format!("could not build the HTTP client: {e}")))
 }
 
+/// Why [`send_no_redirect`] has no answer to give.
+pub(crate) enum SendError {
+    /// The request failed (connect, timeout, TLS...).
+    Transport(reqwest::Error),
+    /// The answer was a redirect (3xx), or came from another URL than the one asked: a
+    /// caller's client followed a redirect. Nothing of that answer is used.
+    Redirected {
+        /// Where it pointed (scheme, host and port only).
+        to: String,
+    },
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transport(e) => e.fmt(f),
+            Self::Redirected { to } => write!(
+                f,
+                "the server redirected to {to}; redirects are never followed"
+            ),
+        }
+    }
+}
+
+/// Sends `request` and refuses any redirect, whatever the client's redirect policy: a 3xx
+/// answer, or an answer whose final URL is not the one asked (the client followed one).
+/// With the crate's own client nothing is followed; with a caller's client a GET may
+/// have gone to the redirect target, but its answer is dropped here.
+pub(crate) async fn send_no_redirect(
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, SendError> {
+    let (client, request) = request.build_split();
+    let request = request.map_err(SendError::Transport)?;
+    let asked = request.url().clone();
+    let response = client
+        .execute(request)
+        .await
+        .map_err(SendError::Transport)?;
+    if response.status().is_redirection() {
+        let to = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| asked.join(l).ok())
+            .map_or_else(|| "(no location)".to_owned(), |u| origin_of(&u));
+        return Err(SendError::Redirected { to });
+    }
+    if response.url() != &asked {
+        return Err(SendError::Redirected {
+            to: origin_of(response.url()),
+        });
+    }
+    Ok(response)
+}
+
+/// `scheme://host:port` of `url`: enough to say where, without paths or queries that
+/// could carry anything sensitive.
+fn origin_of(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
 pub(crate) fn header_str(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)

@@ -5,6 +5,7 @@
 //! token.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -71,9 +72,9 @@ pub struct Claims {
     /// Issued at, seconds since the epoch.
     #[serde(default, deserialize_with = "opt_secs")]
     pub iat: Option<u64>,
-    /// Every claim, as decoded.
+    /// Every claim, as decoded (shared: cloning `Claims` does not copy it).
     #[serde(skip)]
-    pub raw: Map<String, Value>,
+    pub raw: Arc<Map<String, Value>>,
 }
 
 impl Claims {
@@ -132,32 +133,11 @@ fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
 ///
 /// For diagnostics only (logging which tenant and app a token is for, the local answer to
 /// pasting tokens into a website). Never base an access decision on its result.
+///
+/// The token must still be well formed: three parts of unpadded base64url, a header that
+/// is a JSON object, claims that are a JSON object.
 pub fn decode_unverified(token: &str) -> Result<Claims, ValidationError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(ValidationError::Malformed("longer than 64 KiB"));
-    }
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(_sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ValidationError::Malformed("not three dot-separated parts"));
-    };
-    let decode = |part: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part.trim_end_matches('='))
-            .map_err(|_| ValidationError::Malformed("a part is not base64url"))
-    };
-    let header: Value = serde_json::from_slice(&decode(header)?)
-        .map_err(|_| ValidationError::Malformed("the header is not JSON"))?;
-    if !header.is_object() {
-        return Err(ValidationError::Malformed(
-            "the header is not a JSON object",
-        ));
-    }
-    let payload = decode(payload)?;
-    let raw: Map<String, Value> = serde_json::from_slice(&payload)
-        .map_err(|_| ValidationError::Malformed("the payload is not a JSON object"))?;
-    claims_from(raw)
+    Jws::parse(token).map(|jws| jws.claims)
 }
 
 /// Typed claims read from the payload map by reference (no copy of the map), which then
@@ -167,7 +147,7 @@ pub(crate) fn claims_from(raw: Map<String, Value>) -> Result<Claims, ValidationE
     let mut claims = Claims::deserialize(&value)
         .map_err(|_| ValidationError::Malformed("the payload has unexpected claim types"))?;
     if let Value::Object(raw) = value {
-        claims.raw = raw;
+        claims.raw = Arc::new(raw);
     }
     Ok(claims)
 }
@@ -226,6 +206,101 @@ pub(crate) fn verify_rs256(n: &[u8], e: &[u8], message: &[u8], signature: &[u8])
         .is_ok()
 }
 
+/// A compact JWS, split and decoded: the one way this crate reads a JWT.
+pub(crate) struct Jws<'a> {
+    pub(crate) header: Header,
+    pub(crate) claims: Claims,
+    /// `header.payload`: the bytes the signature covers.
+    pub(crate) signed: &'a [u8],
+    /// The signature, still base64url.
+    pub(crate) signature: &'a str,
+}
+
+impl<'a> Jws<'a> {
+    /// Splits `token` into three parts and decodes the header and the claims. Refuses
+    /// anything over [`MAX_TOKEN_LEN`], any part that is not unpadded base64url, a header
+    /// or payload that is not a JSON object (RFC 7515 requires objects; a JSON array
+    /// would otherwise fill the fields by position).
+    pub(crate) fn parse(token: &'a str) -> Result<Self, ValidationError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(ValidationError::Malformed("longer than 64 KiB"));
+        }
+        let mut it = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            return Err(ValidationError::Malformed("not three dot-separated parts"));
+        };
+        let header = read_header(header)?;
+        let claims = claims_from(json_object(payload, "the payload is not a JSON object")?)?;
+        let signed_len = token.len() - signature.len() - 1;
+        Ok(Self {
+            header,
+            claims,
+            signed: &token.as_bytes()[..signed_len],
+            signature,
+        })
+    }
+}
+
+/// The header fields that matter; everything else (`jku`, `x5u`, `x5c`, `jwk`) is
+/// ignored on purpose: keys come only from the tenant's published JWKS.
+pub(crate) struct Header {
+    pub(crate) alg: Option<Value>,
+    pub(crate) kid: Option<Value>,
+    pub(crate) crit: Option<Value>,
+}
+
+/// Reads a JOSE header (its base64url part): it must be a JSON object. Every header this
+/// crate reads goes through here.
+pub(crate) fn read_header(part: &str) -> Result<Header, ValidationError> {
+    let mut map = json_object(part, "the header is not a JSON object")?;
+    Ok(Header {
+        alg: map.remove("alg"),
+        kid: map.remove("kid"),
+        crit: map.remove("crit"),
+    })
+}
+
+/// Strict base64url: the URL-safe alphabet, no padding, no stray bits.
+pub(crate) fn b64url(part: &str) -> Result<Vec<u8>, ValidationError> {
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| ValidationError::Malformed("a part is not unpadded base64url"))
+}
+
+fn json_object(part: &str, what: &'static str) -> Result<Map<String, Value>, ValidationError> {
+    serde_json::from_slice(&b64url(part)?).map_err(|_| ValidationError::Malformed(what))
+}
+
+/// An RSA public key, parsed once, for RS256 verification.
+pub(crate) struct RsaPublicKey(aws_lc_rs::signature::ParsedPublicKey);
+
+impl RsaPublicKey {
+    /// The key of a JWK's `n` and `e` (base64url), or `None` when they do not form an
+    /// RSA key. Keys under 2048 bits are refused when verifying.
+    pub(crate) fn from_jwk(n: &str, e: &str) -> Option<Self> {
+        let (n, e) = (b64url(n).ok()?, b64url(e).ok()?);
+        aws_lc_rs::signature::RsaPublicKeyComponents {
+            n: strip_leading_zeros(&n),
+            e: strip_leading_zeros(&e),
+        }
+        .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
+        .ok()
+        .map(Self)
+    }
+
+    /// Whether `signature` (base64url) is this key's RS256 signature of `message`.
+    pub(crate) fn verify_rs256(&self, message: &[u8], signature: &str) -> bool {
+        b64url(signature).is_ok_and(|sig| self.0.verify_sig(message, &sig).is_ok())
+    }
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,47 +328,42 @@ mod tests {
         assert_eq!(c.roles, vec!["r"]);
         assert_eq!(c.exp, Some(1));
     }
-}
 
-/// The parts of a JWT, split once.
-pub(crate) struct Parts<'a> {
-    pub(crate) header: &'a str,
-    pub(crate) payload: &'a str,
-    pub(crate) signature: &'a str,
-}
-
-pub(crate) fn split(token: &str) -> Result<Parts<'_>, ValidationError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(ValidationError::Malformed("longer than 64 KiB"));
+    #[test]
+    fn a_header_must_be_a_json_object() {
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"tid":"t"}"#);
+        for header in [r#"["RS256","kid",null]"#, r#""RS256""#, "null", "42"] {
+            let token = format!("{}.{claims}.", URL_SAFE_NO_PAD.encode(header));
+            assert_eq!(
+                decode_unverified(&token),
+                Err(ValidationError::Malformed(
+                    "the header is not a JSON object"
+                )),
+                "{header}"
+            );
+        }
     }
-    let mut it = token.split('.');
-    match (it.next(), it.next(), it.next(), it.next()) {
-        (Some(header), Some(payload), Some(signature), None) => Ok(Parts {
-            header,
-            payload,
-            signature,
-        }),
-        _ => Err(ValidationError::Malformed("not three dot-separated parts")),
+
+    #[test]
+    fn base64url_is_strict_no_padding_no_standard_alphabet() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        // `{"a":"??>"}` encodes with `+`/`/` in the standard alphabet and needs padding.
+        let json = br#"{"a":"??>","tid":"tt"}"#;
+        let header = URL_SAFE_NO_PAD.encode(b"{}");
+        let ok = format!("{header}.{}.", URL_SAFE_NO_PAD.encode(json));
+        assert!(decode_unverified(&ok).is_ok());
+        for payload in [STANDARD.encode(json), URL_SAFE.encode(json)] {
+            assert_ne!(payload, URL_SAFE_NO_PAD.encode(json));
+            let token = format!("{header}.{payload}.");
+            assert_eq!(
+                decode_unverified(&token),
+                Err(ValidationError::Malformed(
+                    "a part is not unpadded base64url"
+                )),
+                "{payload}"
+            );
+        }
     }
-}
-
-pub(crate) fn b64_json<T: serde::de::DeserializeOwned>(
-    part: &str,
-    what: &'static str,
-) -> Result<T, ValidationError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| ValidationError::Malformed("a part is not base64url"))?;
-    serde_json::from_slice(&bytes).map_err(|_| ValidationError::Malformed(what))
-}
-
-/// The header fields that matter; everything else (`jku`, `x5u`, `x5c`, `jwk`) is
-/// ignored on purpose: keys come only from the tenant's published JWKS.
-#[derive(Deserialize)]
-pub(crate) struct Header {
-    pub(crate) alg: Option<Value>,
-    pub(crate) kid: Option<Value>,
-    pub(crate) crit: Option<Value>,
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub use credential::secret::{ClientSecret, ClientSecretBuilder};
 pub use credential::sources::{FnSource, TokenFile, WorkloadIdentity, assertion_fn};
 #[cfg(feature = "azure-core")]
 pub use credential::sources::{ManagedIdentity, TokenCredentialSource};
-pub use error::ValidationError;
+pub use error::{BearerError, ValidationError, ValidationErrorClass};
 pub use error::{EntraError, Error, FederationField, TransportKind};
 pub use jwt::Claims;
 #[cfg(feature = "redis")]
@@ -66,7 +66,10 @@ pub use scope::Scopes;
 pub use seal::SealingKeys;
 pub use tenant::TenantId;
 pub use token::AccessToken;
-pub use validate::{Expectations, TokenValidator, TokenValidatorBuilder, TokenVersion};
+pub use validate::{
+    Discovery, Expectations, IdTokenClaims, IdTokenExpectations, TokenValidator,
+    TokenValidatorBuilder, TokenVersion, ValidatedTokenExt,
+};
 
 /// Deliberate opt-outs of this crate's checks, named so at every call site.
 pub mod insecure {
@@ -85,4 +88,7 @@ fn _assert_impls() {
     send_sync::<ClientCertificate>();
     send_sync::<Cloud>();
     send_sync::<Cached<ClientSecret>>();
+    send_sync::<TokenValidator>();
+    send_sync::<Expectations>();
+    send_sync::<ValidationError>();
 }

@@ -43,27 +43,6 @@ pub trait TenantCredentialProvider: Send + Sync + std::fmt::Debug {
     fn authority_host(&self) -> &url::Url {
         crate::Cloud::Public.authority_host()
     }
-
-    /// Gets a token and validates it against `expect` in one call: the token is returned
-    /// only if its signature, issuer, lifetime, `tid`, `oid`, `aud` and app id check out
-    /// (the SignalR walkthrough's advice for the provider's own side).
-    async fn get_validated_token(
-        &self,
-        tenant: &TenantId,
-        scopes: &[&str],
-        validator: &crate::TokenValidator,
-        expect: &crate::Expectations,
-    ) -> Result<(AccessToken, crate::Claims), Error> {
-        let token = self.get_token(tenant, scopes).await?;
-        let claims = validator
-            .validate(token.secret(), expect)
-            .await
-            .map_err(|e| Error::Validation {
-                tenant: tenant.clone(),
-                source: Box::new(e),
-            })?;
-        Ok((token, claims))
-    }
 }
 
 #[async_trait::async_trait]

@@ -17,7 +17,7 @@ mod echo;
 mod validation;
 
 pub(crate) use echo::echo;
-pub use validation::ValidationError;
+pub use validation::{BearerError, ValidationError, ValidationErrorClass};
 
 /// An error from getting or checking a token.
 ///

@@ -9,12 +9,19 @@ use crate::common::{VAULT, World};
 use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     Clock, Error, Expectations, TenantCredentialProvider, TenantId, TokenValidator, TokenVersion,
-    ValidationError,
+    ValidatedTokenExt, ValidationError,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+
+mod cache;
+mod errors;
+mod fetch;
+mod id_token;
+mod multi_tenant;
+mod site;
 
 fn validator(w: &World) -> TokenValidator {
     TokenValidator::builder(w.entra.cloud())
@@ -381,7 +388,10 @@ async fn audience_object_id_app_and_roles_must_match() {
     let t = w.entra.sign_token(&rs256(), &delegated);
     assert_eq!(
         refused(&w, &t).await,
-        ValidationError::NotAppOnly("user".into())
+        ValidationError::NotAppOnly {
+            claim: "idtyp",
+            found: "user".into()
+        }
     );
 }
 
@@ -454,7 +464,8 @@ proptest! {
 }
 
 #[tokio::test]
-async fn a_failed_key_refetch_keeps_the_old_keys_and_no_keys_at_all_is_keys_unavailable() {
+async fn a_failed_key_refetch_keeps_the_old_keys_and_an_unknown_kid_meanwhile_is_keys_unavailable()
+{
     let w = World::new().await;
     let v = validator(&w);
     let genuine = w.token(&w.customer).await;
@@ -465,13 +476,14 @@ async fn a_failed_key_refetch_keeps_the_old_keys_and_no_keys_at_all_is_keys_unav
     let unknown = w
         .entra
         .sign_token(&json!({"alg": "RS256", "kid": "rotated-in"}), &claims(&w));
+    // Whether that key exists cannot be known while the keys are down: the token is not
+    // blamed (503, not 401).
     let err = v.validate(&unknown, &expect(&w)).await.unwrap_err();
-    assert_eq!(
-        err,
-        ValidationError::UnknownKey {
-            kid: "rotated-in".into()
-        }
+    assert!(
+        matches!(err, ValidationError::KeysUnavailable { .. }),
+        "{err:?}"
     );
+    assert!(!err.is_token_rejected());
     // The keys fetched before the outage still validate tokens signed with them.
     let again = w.entra.sign_token(&rs256(), &claims(&w));
     v.validate(&again, &expect(&w)).await.unwrap();
@@ -483,4 +495,63 @@ async fn a_failed_key_refetch_keeps_the_old_keys_and_no_keys_at_all_is_keys_unav
         matches!(err, ValidationError::KeysUnavailable { .. }),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn delegated_user_tokens_are_refused_by_the_default_app_only_check() {
+    let w = World::new().await;
+    let user_claims = [
+        ("scp", json!("user_impersonation")),
+        ("upn", json!("megan@fabrikam.example")),
+        ("unique_name", json!("megan@fabrikam.example")),
+    ];
+    for (claim, value) in user_claims {
+        // A user's token carries no `idtyp` unless the app asked for it.
+        let mut c = claims(&w);
+        c.as_object_mut().unwrap().remove("idtyp");
+        c[claim] = value;
+        let token = w.entra.sign_token(&rs256(), &c);
+        let err = refused(&w, &token).await;
+        assert!(
+            matches!(err, ValidationError::NotAppOnly { claim: c, .. } if c == claim),
+            "{claim}: {err:?}"
+        );
+        assert_eq!(err.http_status(), 401);
+        // Services that accept delegated tokens say so.
+        validator(&w)
+            .validate(&token, &expect(&w).app_only(false))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_jose_header_that_is_a_json_array_is_refused_even_when_validly_signed() {
+    let w = World::new().await;
+    let header = json!(["RS256", w.entra.current_kid(), null]);
+    let token = w.entra.sign_token(&header, &claims(&w));
+    assert_eq!(
+        refused(&w, &token).await,
+        ValidationError::Malformed("the header is not a JSON object")
+    );
+    assert!(azure_cross_tenant::insecure::decode_unverified(&token).is_err());
+
+    // Padding or the standard alphabet: not base64url, in every reader.
+    let mut c = claims(&w);
+    c["x"] = json!("?????????"); // `???` is `Pz8_` in base64url, `Pz8/` in standard base64
+    let genuine = w.entra.sign_token(&rs256(), &c);
+    let (head, rest) = genuine.split_once('.').unwrap();
+    let (payload, sig) = rest.split_once('.').unwrap();
+    assert!(payload.contains('_'));
+    let standard = format!("{head}.{}.{sig}", payload.replace('_', "/"));
+    let padded = format!("{head}{}.{payload}.{sig}", "=".repeat(4 - head.len() % 4));
+    for bad in [standard, padded] {
+        assert_eq!(
+            refused(&w, &bad).await,
+            ValidationError::Malformed("a part is not unpadded base64url"),
+            "{bad}"
+        );
+        assert!(azure_cross_tenant::insecure::decode_unverified(&bad).is_err());
+    }
+    validator(&w).validate(&genuine, &expect(&w)).await.unwrap();
 }

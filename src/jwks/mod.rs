@@ -1,0 +1,301 @@
+//! Signing keys: OpenID metadata (issuer, `jwks_uri`) and the JWKS it points to, cached
+//! per (tenant or shared document, token version).
+//!
+//! Fetch discipline, because anyone can make a validator fetch by sending an unsigned
+//! token that names an onboarded tenant:
+//! - one fetch in flight per slot; every caller that needs it waits for that one and
+//!   shares its result, success or failure, and no waiter waits longer than one fetch's
+//!   timeout;
+//! - a failed fetch is remembered for a back-off (10 s by default, on the injected
+//!   clock): callers in that window get the failure without a request;
+//! - with keys cached, an unknown `kid` refetches at most once per refetch interval
+//!   (5 min by default) after the last successful fetch;
+//! - a failed fetch keeps the old keys.
+
+mod fetch;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::OnceCell;
+use url::Url;
+
+use crate::clock::SharedClock;
+use crate::error::ValidationError;
+
+pub(crate) use fetch::{Key, KeySet};
+
+/// Where the keys of a token come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source<'a> {
+    /// The tenant's own metadata (`/{tid}/...`).
+    Tenant(&'a str),
+    /// A multi-tenant document (`/organizations/...` or `/common/...`), whose issuer is a
+    /// `{tenantid}` template.
+    Shared(&'static str),
+}
+
+impl Source<'_> {
+    fn segment(&self) -> &str {
+        match self {
+            Self::Tenant(t) => t,
+            Self::Shared(s) => s,
+        }
+    }
+}
+
+/// Timing of fetches; see the module docs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FetchPolicy {
+    pub(crate) refetch_interval: Duration,
+    pub(crate) failure_backoff: Duration,
+    pub(crate) timeout: Duration,
+}
+
+/// A key found for a token, its set, and the generation of the set (which changes each
+/// time the slot's keys are fetched again).
+pub(crate) struct Found {
+    pub(crate) key: Arc<Key>,
+    pub(crate) set: Arc<KeySet>,
+    pub(crate) generation: Generation,
+}
+
+/// Which fetch of a slot's keys a validation relied on.
+#[derive(Clone)]
+pub(crate) struct Generation {
+    slot: Arc<Slot>,
+    at: u64,
+}
+
+impl Generation {
+    /// Whether the slot still holds the keys of that fetch (no refetch since).
+    pub(crate) fn is_current(&self) -> bool {
+        self.slot.generation.load(Ordering::Acquire) == self.at
+    }
+}
+
+/// The keys of one (source, version) and the state of fetching them.
+#[derive(Default)]
+struct Slot {
+    keys: RwLock<Option<Arc<KeySet>>>,
+    generation: AtomicU64,
+    state: Mutex<FetchState>,
+}
+
+#[derive(Default)]
+struct FetchState {
+    last_success: Option<SystemTime>,
+    failure: Option<(SystemTime, String)>,
+    flight: Option<Arc<Flight>>,
+}
+
+/// One fetch, shared by everyone who waits for it: the first waiter runs it, the others
+/// get its result. If the one running it is cancelled, the next waiter takes over.
+type Flight = OnceCell<Result<(), String>>;
+
+/// What a caller does once it has looked at the slot's state.
+enum Next {
+    Wait(Arc<Flight>),
+    Refuse(ValidationError),
+}
+
+/// Keys of every tenant (and shared document) validated so far, for one authority.
+pub(crate) struct JwksCache {
+    fetcher: fetch::Fetcher,
+    clock: SharedClock,
+    policy: FetchPolicy,
+    slots: RwLock<HashMap<(String, bool), Arc<Slot>>>,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksCache")
+            .field("authority", &self.fetcher.authority.as_str())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwksCache {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        authority: Url,
+        clock: SharedClock,
+        policy: FetchPolicy,
+    ) -> Self {
+        Self {
+            fetcher: fetch::Fetcher { http, authority },
+            clock,
+            policy,
+            slots: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The key `kid` of `source` for v1 or v2 tokens, fetching metadata and keys when
+    /// the source is new or the `kid` unknown (within the limits of the module docs).
+    pub(crate) async fn key(
+        &self,
+        source: Source<'_>,
+        v2: bool,
+        kid: &str,
+    ) -> Result<Found, ValidationError> {
+        let slot = self.slot(source.segment(), v2);
+        if let Some(found) = lookup(&slot, kid) {
+            return Ok(found);
+        }
+        let flight = match self.next_step(&slot, source, kid) {
+            Next::Wait(flight) => flight,
+            Next::Refuse(err) => return Err(err),
+        };
+        let outcome = self.wait_for(&slot, &flight, source, v2).await;
+        if let Some(found) = lookup(&slot, kid) {
+            return Ok(found);
+        }
+        Err(match outcome {
+            Ok(()) => unknown_key(kid),
+            Err(reason) => unavailable(source, reason),
+        })
+    }
+
+    fn slot(&self, segment: &str, v2: bool) -> Arc<Slot> {
+        let key = (segment.to_owned(), v2);
+        if let Some(slot) = self
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return slot.clone();
+        }
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        slots.entry(key).or_default().clone()
+    }
+
+    /// Joins the fetch in flight, starts one, or refuses without a request (keys fetched
+    /// recently, or a failure within the back-off).
+    fn next_step(&self, slot: &Slot, source: Source<'_>, kid: &str) -> Next {
+        let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(flight) = &state.flight {
+            return Next::Wait(flight.clone());
+        }
+        let now = self.clock.now();
+        let within =
+            |at: SystemTime, window: Duration| now.duration_since(at).unwrap_or_default() < window;
+        let have_keys = slot
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if have_keys
+            && state
+                .last_success
+                .is_some_and(|at| within(at, self.policy.refetch_interval))
+        {
+            return Next::Refuse(unknown_key(kid));
+        }
+        if let Some((at, reason)) = &state.failure
+            && within(*at, self.policy.failure_backoff)
+        {
+            return Next::Refuse(unavailable(
+                source,
+                format!(
+                    "{reason} (not retried within {:?} of a failure)",
+                    self.policy.failure_backoff
+                ),
+            ));
+        }
+        let flight = Arc::new(Flight::new());
+        state.flight = Some(flight.clone());
+        Next::Wait(flight)
+    }
+
+    /// Waits for `flight` (running it if no one else is), at most one fetch's timeout.
+    async fn wait_for(
+        &self,
+        slot: &Slot,
+        flight: &Flight,
+        source: Source<'_>,
+        v2: bool,
+    ) -> Result<(), String> {
+        let run = flight.get_or_init(|| self.run_fetch(slot, source, v2));
+        // A little over the fetch's own timeout, so the fetch records its failure (and
+        // its back-off) before a waiter gives up on it.
+        let budget = self.policy.timeout + Duration::from_millis(500);
+        match tokio::time::timeout(budget, run).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                self.policy.timeout.as_millis()
+            )),
+        }
+    }
+
+    /// The fetch itself, then its outcome recorded in the slot for everyone.
+    async fn run_fetch(&self, slot: &Slot, source: Source<'_>, v2: bool) -> Result<(), String> {
+        let shared = matches!(source, Source::Shared(_));
+        let fetch = self.fetcher.fetch(source.segment(), v2, shared);
+        let result = match tokio::time::timeout(self.policy.timeout, fetch).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                self.policy.timeout.as_millis()
+            )),
+        };
+        let now = self.clock.now();
+        let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.flight = None;
+        match result {
+            Ok(set) => {
+                tracing::debug!(
+                    source = source.segment(),
+                    v2,
+                    keys = set.keys.len(),
+                    "fetched signing keys"
+                );
+                // The generation moves under the same lock as the keys, so a reader never
+                // pairs new keys with the old generation's number.
+                let mut keys = slot.keys.write().unwrap_or_else(|p| p.into_inner());
+                *keys = Some(Arc::new(set));
+                slot.generation.fetch_add(1, Ordering::AcqRel);
+                drop(keys);
+                state.last_success = Some(now);
+                state.failure = None;
+                Ok(())
+            }
+            Err(reason) => {
+                tracing::warn!(source = source.segment(), v2, reason = %reason, "could not fetch signing keys; keeping the old ones");
+                state.failure = Some((now, reason.clone()));
+                Err(reason)
+            }
+        }
+    }
+}
+
+fn lookup(slot: &Arc<Slot>, kid: &str) -> Option<Found> {
+    let keys = slot.keys.read().unwrap_or_else(|p| p.into_inner());
+    let set = keys.as_ref()?;
+    let key = set.keys.get(kid)?.clone();
+    Some(Found {
+        key,
+        set: set.clone(),
+        generation: Generation {
+            slot: slot.clone(),
+            at: slot.generation.load(Ordering::Acquire),
+        },
+    })
+}
+
+fn unknown_key(kid: &str) -> ValidationError {
+    ValidationError::UnknownKey {
+        kid: crate::error::echo(kid),
+    }
+}
+
+fn unavailable(source: Source<'_>, reason: String) -> ValidationError {
+    ValidationError::KeysUnavailable {
+        tenant: source.segment().to_owned(),
+        reason,
+    }
+}

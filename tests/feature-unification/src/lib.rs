@@ -1,0 +1,1 @@
+//! Nothing here: the check lives in `tests/`.
