@@ -1,9 +1,10 @@
-//! Serves MockEntra standalone, so tests in any language can use it.
+//! MockEntra standalone, the short way: the `mock-entra` binary's demo scenario in process.
 //!
-//! Run: `cargo run --example mock_entra -- --port 8400`
+//! Prefer the binary, which has every flag (https, scenario files, public URL...):
+//! `cargo run --features mock-server --bin mock-entra -- --tls --ca-file ca.pem`.
+//! This example stays for `cargo run --example mock_entra -- --port 8400`.
 //!
-//! Prints one JSON document describing what it set up (authority host, tenants, app,
-//! secrets, service principal ids), then serves until interrupted.
+//! It prints the same single ready line of JSON, then serves until interrupted.
 
 use std::net::TcpListener;
 
@@ -11,63 +12,27 @@ use azure_cross_tenant::testing::MockEntra;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port = parse_port(std::env::args().skip(1))?;
-    let mut builder = MockEntra::builder();
-    if let Some(port) = port {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-        builder = builder.listener(listener);
-    }
-    let entra = builder.start().await;
-    let home = entra.add_tenant("provider.example");
-    let consented = entra.add_tenant("fabrikam.example");
-    let not_consented = entra.add_tenant("northwind.example");
-    let app = entra.register_app(&home, "saas-backend");
-    let secret = entra.add_secret(&app);
-    let expired = entra.add_expired_secret(&app);
-    let sp = entra.consent(&consented, &app);
-    entra.grant_role(&consented, &app, "https://vault.azure.net", "Secrets.Read");
-
-    let authority = entra.uri().to_string();
-
-    let setup = serde_json::json!({
-        "authority_host": authority,
-        "tenants": {
-            "home": { "id": home.as_str(), "domain": "provider.example" },
-            "consented": { "id": consented.as_str(), "domain": "fabrikam.example", "service_principal_object_id": sp },
-            "not_consented": { "id": not_consented.as_str(), "domain": "northwind.example" },
-        },
-        "app": {
-            "client_id": app.client_id(),
-            "secret": secret,
-            "expired_secret": expired,
-        },
-        "token_endpoint": format!("{authority}{}/oauth2/v2.0/token", consented.as_str()),
-        "scope_example": "https://vault.azure.net/.default",
-    });
-    println!("{}", serde_json::to_string_pretty(&setup)?);
-    eprintln!("serving; press Ctrl-C to stop");
-    tokio::signal::ctrl_c().await?;
-    Ok(())
-}
-
-fn parse_port(mut args: impl Iterator<Item = String>) -> Result<Option<u16>, String> {
-    let mut port = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => {
-                let v = args.next().ok_or("--port needs a value")?;
-                port = Some(
-                    v.parse()
-                        .map_err(|_| format!("--port {v:?} is not a port number"))?,
-                );
-            }
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?}; usage: mock_entra [--port N]"
-                ));
-            }
+    let mut builder = MockEntra::builder().scenario(serde_json::from_str(include_str!(
+        "../src/bin/demo-scenario.json"
+    ))?);
+    let mut args = std::env::args().skip(1);
+    match (args.next().as_deref(), args.next()) {
+        (None, _) => {}
+        (Some("--port"), Some(port)) => {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("--port {port:?} is not a port"))?;
+            builder = builder.listener(TcpListener::bind(("127.0.0.1", port))?);
+        }
+        _ => {
+            return Err(
+                "usage: mock_entra [--port N] (the mock-entra binary has every flag)".into(),
+            );
         }
     }
-    Ok(port)
+    let entra = builder.start().await;
+    println!("{}", entra.ready_info());
+    eprintln!("serving at {}; press Ctrl-C to stop", entra.uri());
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }

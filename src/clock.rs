@@ -48,6 +48,35 @@ impl Sleeper for TokioSleeper {
     }
 }
 
+/// A point on tokio's monotonic timer that bounds a whole wait (an attempt, an assertion
+/// fetch). Deadlines are not read from the injected [`Clock`]: a stopped test clock must
+/// not stop them, and tokio's paused time moves them in tests without waiting.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline(tokio::time::Instant);
+
+impl Deadline {
+    /// `within` from now; a duration too long for the timer means "practically never".
+    #[allow(clippy::disallowed_methods)] // the one OK usage: deadlines are set here only
+    pub(crate) fn after(within: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        let far = Duration::from_secs(30 * 365 * 86_400);
+        Self(now.checked_add(within.min(far)).unwrap_or(now))
+    }
+
+    /// What is left until the deadline (zero once it has passed).
+    #[allow(clippy::disallowed_methods)] // the one OK usage: deadlines are read here only
+    pub(crate) fn remaining(&self) -> Duration {
+        self.0
+            .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// `future`'s output if it completes before the deadline, else `None` (and `future`
+    /// is dropped).
+    pub(crate) async fn run<F: Future>(&self, future: F) -> Option<F::Output> {
+        tokio::time::timeout_at(self.0, future).await.ok()
+    }
+}
+
 pub(crate) type SharedClock = Arc<dyn Clock>;
 pub(crate) type SharedSleeper = Arc<dyn Sleeper>;
 

@@ -1,8 +1,15 @@
-//! What every outbound request shares: the HTTP client without redirects, capped body
-//! reads and bounded header values.
+//! What every outbound request shares: the HTTP client without redirects, sending without
+//! ever following one, capped body reads and bounded header values.
 //!
 //! Token, assertion, metadata and key requests all go through here, so a rule about
 //! what may leave the process or how much may come back is written once.
+//!
+//! A caller may hand us any `reqwest::Client`, including one that follows redirects (the
+//! default of `reqwest::Client::new()`). So the rule "nothing follows a redirect" cannot
+//! live in the client: [`send_no_redirect`] enforces it per request. A form carrying a
+//! credential goes as a one-shot body ([`one_shot_form`]) that reqwest cannot replay,
+//! so a 307 or 308 cannot carry it elsewhere; and any 3xx answer, or an answer that came
+//! from another URL than the one asked, is refused before its body is read.
 
 use std::time::Duration;
 
@@ -119,5 +126,48 @@ pub(crate) fn describe_non_json(body: &[u8]) -> String {
         "the body is empty".into()
     } else {
         "the body is not JSON".into()
+    }
+}
+
+/// `form` as an `application/x-www-form-urlencoded` body that can be sent once only:
+/// reqwest replays only bodies it can clone, so even a client that follows redirects
+/// cannot send this one on to a 307 or 308 target. Its length is known, so it still goes
+/// with a `Content-Length`. Every form that carries a secret or an assertion goes so.
+pub(crate) fn one_shot_form(
+    request: reqwest::RequestBuilder,
+    form: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    request
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(reqwest::Body::wrap(encoded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_one_shot_form_cannot_be_cloned_for_a_replay() {
+        let client = reqwest::Client::new();
+        let request = one_shot_form(
+            client.post("http://127.0.0.1:9/token"),
+            &[
+                ("client_secret", "s&=?"),
+                ("scope", "https://vault.azure.net/.default"),
+            ],
+        )
+        .build()
+        .unwrap();
+        assert!(request.try_clone().is_none(), "reqwest could replay it");
+        assert_eq!(
+            request.headers()[reqwest::header::CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
     }
 }

@@ -157,6 +157,17 @@ pub(crate) fn peek_claims(token: &str) -> Option<Claims> {
     decode_unverified(token).ok()
 }
 
+/// The claims of a token that has a JWT's shape (three dot-separated parts), decoded
+/// strictly; `Ok(None)` for any other shape (an opaque or encrypted token). A token that
+/// looks like a JWT but does not decode is an error, so a check on its claims cannot be
+/// skipped by mangling it.
+pub(crate) fn claims_if_jwt(token: &str) -> Result<Option<Claims>, ValidationError> {
+    if token.split('.').count() != 3 {
+        return Ok(None);
+    }
+    decode_unverified(token).map(Some)
+}
+
 /// The RSA signature schemes this crate signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RsaAlg {

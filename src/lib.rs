@@ -10,7 +10,7 @@ mod cache;
 mod clock;
 mod cloud;
 mod consent;
-pub mod credential;
+mod credential;
 mod error;
 mod http;
 mod jwks;
@@ -41,18 +41,14 @@ pub use consent::{
     AdminConsentCallback, ConfirmedTenant, ConsentError, ConsentTenant, UnconfirmedTenant,
     admin_consent_url, admin_consent_url_v2,
 };
-pub use credential::certificate::{
-    AssertionAlgorithm, ClientCertificate, ClientCertificateBuilder,
+pub use credential::{
+    Assertion, AssertionAlgorithm, AssertionSource, ClientCertificate, ClientSecret,
+    CredentialBuilder, FederatedAssertion, FnSource, TokenFile, assertion_fn,
 };
-pub use credential::federated::{
-    Assertion, AssertionSource, FederatedAssertion, FederatedAssertionBuilder,
-};
-pub use credential::secret::{ClientSecret, ClientSecretBuilder};
-pub use credential::sources::{FnSource, TokenFile, WorkloadIdentity, assertion_fn};
 #[cfg(feature = "azure-core")]
-pub use credential::sources::{ManagedIdentity, TokenCredentialSource};
+pub use credential::{ManagedIdentity, TokenCredentialSource};
 pub use error::{BearerError, ValidationError, ValidationErrorClass};
-pub use error::{EntraError, Error, FederationField, TransportKind};
+pub use error::{EntraError, Error, FederationField, Mismatch, TransportKind};
 pub use jwt::Claims;
 #[cfg(feature = "redis")]
 pub use l2::RedisStore;
@@ -91,4 +87,7 @@ fn _assert_impls() {
     send_sync::<TokenValidator>();
     send_sync::<Expectations>();
     send_sync::<ValidationError>();
+    send_sync::<CredentialBuilder<ClientSecret>>();
+    send_sync::<CredentialBuilder<ClientCertificate>>();
+    send_sync::<CredentialBuilder<FederatedAssertion>>();
 }

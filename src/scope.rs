@@ -58,7 +58,7 @@ pub(crate) fn normalized<S: AsRef<str>>(scopes: &[S]) -> Result<&str, Error> {
     };
     let invalid = |reason: String| Error::InvalidScope {
         scopes: joined(),
-        reason,
+        reason: reason.into_boxed_str(),
     };
     let mut it = scopes.iter().map(AsRef::as_ref);
     let first = it.next().ok_or_else(|| {

@@ -1,10 +1,7 @@
 //! [`TenantId`]: the customer tenant a token is asked from, parsed once and normalized.
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
-
-use crate::error::{Error, echo};
 
 /// The longest DNS name a tenant domain can have (RFC 1035).
 const MAX_DOMAIN_LEN: usize = 253;
@@ -54,9 +51,27 @@ pub(crate) fn is_guid(s: &str) -> bool {
         })
 }
 
-fn invalid(input: &str, reason: &'static str) -> Error {
-    Error::InvalidTenant {
-        input: echo(input),
+/// Why a string is not a tenant. Kept here so this module depends on nothing; the crate's
+/// [`Error`](crate::Error) turns it into `InvalidTenant` (with the input cut for messages),
+/// and `TenantId`'s `FromStr` gives that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TenantError {
+    /// The rejected input, whole; whoever prints it cuts it.
+    pub(crate) input: String,
+    /// Why it was rejected and what to pass instead.
+    pub(crate) reason: &'static str,
+}
+
+impl fmt::Display for TenantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: String = self.input.chars().take(64).collect();
+        write!(f, "invalid tenant id {shown:?}: {}", self.reason)
+    }
+}
+
+fn invalid(input: &str, reason: &'static str) -> TenantError {
+    TenantError {
+        input: input.to_owned(),
         reason,
     }
 }
@@ -71,10 +86,9 @@ fn is_valid_label(label: &str) -> bool {
         && !label.ends_with('-')
 }
 
-impl FromStr for TenantId {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self, Error> {
+impl TenantId {
+    /// Parses and normalizes a tenant; `FromStr` (in the error module) wraps this.
+    pub(crate) fn parse(s: &str) -> Result<Self, TenantError> {
         if s.is_empty() {
             return Err(invalid(
                 s,
@@ -113,20 +127,6 @@ impl FromStr for TenantId {
     }
 }
 
-impl TryFrom<&str> for TenantId {
-    type Error = Error;
-    fn try_from(s: &str) -> Result<Self, Error> {
-        s.parse()
-    }
-}
-
-impl TryFrom<String> for TenantId {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self, Error> {
-        s.parse()
-    }
-}
-
 impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -154,7 +154,7 @@ impl serde::Serialize for TenantId {
 impl<'de> serde::Deserialize<'de> for TenantId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        Self::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -370,20 +370,20 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             None => token.with_issued_on(self.inner.options.clock.now()),
         };
         if token.tenant() != &key.tenant {
-            return Err(Error::UnexpectedToken {
-                tenant: key.tenant.clone(),
-                claim: "tenant",
-                expected: key.tenant.to_string(),
-                found: token.tenant().to_string(),
-            });
+            return Err(Error::unexpected_claim(
+                &key.tenant,
+                "tenant",
+                key.tenant.as_str(),
+                token.tenant().as_str(),
+            ));
         }
         if token.scopes() != &key.scopes {
-            return Err(Error::UnexpectedToken {
-                tenant: key.tenant.clone(),
-                claim: "scope",
-                expected: key.scopes.to_string(),
-                found: token.scopes().to_string(),
-            });
+            return Err(Error::unexpected_claim(
+                &key.tenant,
+                "scope",
+                key.scopes.as_str(),
+                token.scopes().as_str(),
+            ));
         }
         Ok(token)
     }

@@ -2,146 +2,39 @@
 //! provider (workload identity federation), typically a user-assigned managed identity of
 //! the app's home tenant. No secret or certificate exists anywhere.
 //!
-//! One assertion serves every customer tenant: it is fetched once (single flight) and
-//! reused until shortly before it expires, unless its source says it must be re-read for
-//! each exchange (a rotated token file).
+//! One assertion serves every customer tenant: it is fetched once at a time and reused
+//! until shortly before it expires, unless its source says it must be re-read for each
+//! exchange (a rotated token file).
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use url::Url;
 
-use crate::authority::{AuthSource, ClientAuth, TokenClient};
-use crate::clock::SharedClock;
-use crate::credential::{CommonOptions, common_builder_methods};
+use super::assertion::AssertionSource;
+use super::builder::{CredentialBuilder, Kind};
+use super::shared_assertion::SharedAssertion;
+use super::sources::TokenFile;
+use crate::authority::{AuthSource, TokenClient};
 use crate::error::Error;
 use crate::provider::TenantCredentialProvider;
 use crate::tenant::TenantId;
-use crate::token::{AccessToken, Secret};
+use crate::token::AccessToken;
 
-/// An assertion is not reused within this margin of its expiry: Entra must still find it
-/// valid when the request arrives (AADSTS700024 otherwise).
-const REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
-
-/// A token from another identity provider, presented as the app's `client_assertion`.
-///
-/// `Debug` shows `<redacted>` for the token.
-#[derive(Clone)]
-pub struct Assertion {
-    token: Secret,
-    expires_on: Option<SystemTime>,
-}
-
-impl Assertion {
-    /// An assertion expiring at `expires_on` (if known).
-    pub fn new(token: impl Into<String>, expires_on: Option<SystemTime>) -> Self {
-        Self {
-            token: Secret::new(token.into()),
-            expires_on,
-        }
-    }
-
-    /// An assertion from a JWT, its expiry read from the `exp` claim (unverified: Entra
-    /// verifies it).
-    pub fn from_jwt(token: impl Into<String>) -> Self {
-        let token = token.into();
-        let expires_on = crate::jwt::peek_claims(&token)
-            .and_then(|c| c.exp)
-            .and_then(|exp| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(exp)));
-        Self::new(token, expires_on)
-    }
-
-    /// When the assertion expires, if known.
-    pub fn expires_on(&self) -> Option<SystemTime> {
-        self.expires_on
-    }
-
-    pub(crate) fn secret(&self) -> &Secret {
-        &self.token
-    }
-}
-
-impl fmt::Debug for Assertion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Assertion")
-            .field("token", &"<redacted>")
-            .field("expires_on", &self.expires_on)
-            .finish()
-    }
-}
-
-/// Where federated assertions come from: a managed identity, a token file, a closure...
-///
-/// ```
-/// use azure_cross_tenant::{Assertion, AssertionSource, Error};
-///
-/// #[derive(Debug)]
-/// struct GitHubOidc;
-///
-/// #[async_trait::async_trait]
-/// impl AssertionSource for GitHubOidc {
-///     async fn assertion(&self) -> Result<Assertion, Error> {
-///         // Ask the IdP for a token whose audience is the cloud's token-exchange audience.
-///         Ok(Assertion::from_jwt("eyJ..."))
-///     }
-/// }
-/// ```
-#[async_trait::async_trait]
-pub trait AssertionSource: Send + Sync + fmt::Debug {
-    /// A current assertion.
-    async fn assertion(&self) -> Result<Assertion, Error>;
-
-    /// Whether one assertion may be reused for several exchanges until near its expiry
-    /// (default true). A source whose token can be replaced under it at any time (a
-    /// kubelet-rotated file) returns false, so it is read for every exchange.
-    fn reusable(&self) -> bool {
-        true
-    }
-}
-
-/// Reuses one assertion across tenants, fetching a new one when it nears expiry or Entra
-/// said it expired. The tokio mutex makes concurrent fetches one.
-struct SharedAssertion {
-    source: Arc<dyn AssertionSource>,
-    current: tokio::sync::Mutex<Option<Assertion>>,
-    clock: SharedClock,
-}
-
-impl fmt::Debug for SharedAssertion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedAssertion")
-            .field("source", &self.source)
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait::async_trait]
-impl AuthSource for SharedAssertion {
-    async fn auth(&self, _endpoint: &Url, fresh: bool) -> Result<ClientAuth, Error> {
-        if !self.source.reusable() {
-            let a = self.source.assertion().await?;
-            return Ok(ClientAuth::Assertion(a.secret().clone()));
-        }
-        let mut current = self.current.lock().await;
-        let now = self.clock.now();
-        let usable = |a: &Assertion| a.expires_on().is_none_or(|exp| now + REUSE_MARGIN < exp);
-        match current.as_ref() {
-            Some(a) if !fresh && usable(a) => Ok(ClientAuth::Assertion(a.secret().clone())),
-            _ => {
-                tracing::debug!(source = ?self.source, fresh, "fetching a federated assertion");
-                let a = self.source.assertion().await?;
-                let auth = ClientAuth::Assertion(a.secret().clone());
-                *current = Some(a);
-                Ok(auth)
-            }
-        }
-    }
-}
+/// Default timeout of one assertion fetch. A managed identity endpoint answers in
+/// milliseconds; one that hangs must not hold every tenant for long.
+const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A multitenant app authenticating with a federated assertion (workload identity
 /// federation): the assertion from an [`AssertionSource`] is exchanged for an app token
 /// in each customer tenant.
+///
+/// Every assertion fetch is bounded by its own timeout
+/// ([`assertion_timeout`](CredentialBuilder::assertion_timeout)), and only one runs at a
+/// time: tenants that need an assertion while one is being fetched wait for that fetch,
+/// each no longer than its own attempt's [`timeout`](CredentialBuilder::timeout). A silent
+/// identity endpoint therefore costs each call at most its timeout, never a queue.
 ///
 /// ```no_run
 /// use azure_cross_tenant::{Assertion, FederatedAssertion, TenantCredentialProvider, TenantId};
@@ -161,6 +54,15 @@ pub struct FederatedAssertion {
     assertion: SharedAssertion,
 }
 
+impl FederatedAssertion {
+    /// The token client and the app's client authentication, for grants other than
+    /// client credentials (the onboarding redeems an admin's sign-in code with them,
+    /// through [`TokenClient::send_grant`](crate::authority::TokenClient::send_grant)).
+    pub(crate) fn token_client(&self) -> (&TokenClient, &dyn AuthSource) {
+        (&self.client, &self.assertion)
+    }
+}
+
 impl fmt::Debug for FederatedAssertion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FederatedAssertion")
@@ -169,24 +71,49 @@ impl fmt::Debug for FederatedAssertion {
                 "authority_host",
                 &self.client.cloud.authority_host().as_str(),
             )
-            .field("source", &self.assertion.source)
+            .field("assertion", &self.assertion)
             .finish()
     }
 }
 
+/// What only a federated credential's builder holds.
+pub struct FederatedParts {
+    source: SourceSpec,
+    // Only a managed identity source asks for an audience.
+    #[cfg_attr(not(feature = "azure-core"), allow(dead_code))]
+    audience: Option<String>,
+    assertion_timeout: Duration,
+}
+
+impl fmt::Debug for FederatedParts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FederatedParts")
+            .field("source", &self.source)
+            .field("audience", &self.audience)
+            .field("assertion_timeout", &self.assertion_timeout)
+            .finish()
+    }
+}
+
+impl Kind for FederatedAssertion {
+    type Parts = FederatedParts;
+}
+
+#[derive(Debug)]
+enum SourceSpec {
+    Ready(Arc<dyn AssertionSource>),
+    #[cfg(feature = "azure-core")]
+    ManagedIdentity(super::sources::ManagedIdentity),
+}
+
 impl FederatedAssertion {
     /// Starts building a credential for `client_id` whose assertions come from `source`.
-    #[allow(clippy::new_ret_no_self)] // the DESIGN.md contract: new(..) -> builder
+    #[allow(clippy::new_ret_no_self)] // the API contract: new(..) -> builder
     pub fn new(
         client_id: impl Into<String>,
         source: impl AssertionSource + 'static,
-    ) -> FederatedAssertionBuilder {
-        FederatedAssertionBuilder {
-            client_id: client_id.into(),
-            source: SourceSpec::Ready(Arc::new(source)),
-            audience: None,
-            common: CommonOptions::default(),
-        }
+    ) -> CredentialBuilder<Self> {
+        Self::builder(client_id, SourceSpec::Ready(Arc::new(source)))
     }
 
     /// The secretless SaaS pattern: a user-assigned managed identity of the app's home
@@ -197,87 +124,109 @@ impl FederatedAssertion {
     /// identity's object (principal) id, audience = the token-exchange audience.
     ///
     /// Built on `azure_identity::ManagedIdentityCredential` (IMDS, App Service, with their
-    /// retry rules). Feature `azure-core`.
+    /// retry rules), over a connection of its own that never uses a proxy (the identity
+    /// endpoint is on the host; `HTTP_PROXY` must not see its requests or the App Service
+    /// identity header) and never follows a redirect. Feature `azure-core`.
     #[cfg(feature = "azure-core")]
     pub fn managed_identity(
         client_id: impl Into<String>,
-        identity: crate::credential::sources::ManagedIdentity,
-    ) -> FederatedAssertionBuilder {
-        FederatedAssertionBuilder {
-            client_id: client_id.into(),
-            source: SourceSpec::ManagedIdentity(identity),
-            audience: None,
-            common: CommonOptions::default(),
+        identity: super::sources::ManagedIdentity,
+    ) -> CredentialBuilder<Self> {
+        Self::builder(client_id, SourceSpec::ManagedIdentity(identity))
+    }
+
+    /// AKS workload identity, configured from the environment its webhook injects:
+    /// `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE` (re-read for every exchange) and,
+    /// if set, `AZURE_AUTHORITY_HOST`. `AZURE_TENANT_ID` names the app's home tenant and is
+    /// not needed: each call names its customer tenant.
+    ///
+    /// ```no_run
+    /// use azure_cross_tenant::{Cached, FederatedAssertion};
+    ///
+    /// let provider = Cached::new(FederatedAssertion::workload_identity_from_env()?.build()?);
+    /// # Ok::<(), azure_cross_tenant::Error>(())
+    /// ```
+    pub fn workload_identity_from_env() -> Result<CredentialBuilder<Self>, Error> {
+        let var = |name: &str| {
+            std::env::var(name).map_err(|_| {
+                Error::InvalidConfiguration(format!(
+                    "{name} is not set; is the workload identity webhook enabled for this pod?"
+                ))
+            })
+        };
+        let client_id = var("AZURE_CLIENT_ID")?;
+        let file = var("AZURE_FEDERATED_TOKEN_FILE")?;
+        let mut builder = Self::new(client_id, TokenFile::new(file));
+        if let Ok(host) = std::env::var("AZURE_AUTHORITY_HOST") {
+            let url = Url::parse(&host).map_err(|e| {
+                Error::InvalidConfiguration(format!("AZURE_AUTHORITY_HOST is not a URL: {e}"))
+            })?;
+            builder = builder.authority_host(url);
         }
+        Ok(builder)
+    }
+
+    fn builder(client_id: impl Into<String>, source: SourceSpec) -> CredentialBuilder<Self> {
+        CredentialBuilder::new(
+            client_id,
+            FederatedParts {
+                source,
+                audience: None,
+                assertion_timeout: DEFAULT_ASSERTION_TIMEOUT,
+            },
+        )
     }
 
     /// The assertion's source.
     pub fn source(&self) -> &dyn AssertionSource {
-        &*self.assertion.source
+        self.assertion.source()
     }
 }
 
-#[derive(Debug)]
-enum SourceSpec {
-    Ready(Arc<dyn AssertionSource>),
-    #[cfg(feature = "azure-core")]
-    ManagedIdentity(crate::credential::sources::ManagedIdentity),
-}
-
-/// Builds a [`FederatedAssertion`].
-#[must_use = "a builder does nothing until `build()` (or `start()`)"]
-pub struct FederatedAssertionBuilder {
-    client_id: String,
-    source: SourceSpec,
-    audience: Option<String>,
-    common: CommonOptions,
-}
-
-impl fmt::Debug for FederatedAssertionBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FederatedAssertionBuilder")
-            .field("client_id", &self.client_id)
-            .field("source", &self.source)
-            .field("audience", &self.audience)
-            .finish_non_exhaustive()
-    }
-}
-
-impl FederatedAssertionBuilder {
-    common_builder_methods!();
-
+/// The settings only a [`FederatedAssertion`] has.
+impl CredentialBuilder<FederatedAssertion> {
     /// The audience a managed identity token is asked for, overriding the cloud's
-    /// token-exchange audience (e.g. `api://AzureADTokenExchangeUSNat`).
+    /// token-exchange audience (e.g. `api://AzureADTokenExchangeUSNat`). Defaults to the
+    /// cloud's.
     pub fn token_exchange_audience(mut self, audience: impl Into<String>) -> Self {
-        self.audience = Some(audience.into());
+        self.parts.audience = Some(audience.into());
+        self
+    }
+
+    /// How long one assertion fetch may take before it is given up (a managed identity
+    /// endpoint that accepts the connection and never answers, a custom source that
+    /// hangs). It bounds the fetch itself; each call's wait for it is bounded by the
+    /// [`timeout`](Self::timeout) too, and a call that gives up leaves the fetch running
+    /// for the others. Defaults to 5 s.
+    pub fn assertion_timeout(mut self, timeout: Duration) -> Self {
+        self.parts.assertion_timeout = timeout;
         self
     }
 
     /// Checks the configuration and builds the credential. Nothing is sent yet.
     pub fn build(self) -> Result<FederatedAssertion, Error> {
-        let client = self.common.build(&self.client_id)?;
-        let clock = client.clock.clone();
-        let audience = self
-            .audience
-            .unwrap_or_else(|| client.cloud.token_exchange_audience().to_owned());
+        let (client, parts) = self.into_client()?;
+        if parts.assertion_timeout.is_zero() {
+            return Err(Error::InvalidConfiguration(
+                "the assertion timeout is zero; use at least a second".into(),
+            ));
+        }
         #[cfg_attr(
             not(feature = "azure-core"),
             allow(clippy::infallible_destructuring_match)
         )]
-        let source: Arc<dyn AssertionSource> = match self.source {
-            SourceSpec::Ready(s) => s,
+        let source: Arc<dyn AssertionSource> = match parts.source {
+            SourceSpec::Ready(source) => source,
             #[cfg(feature = "azure-core")]
-            SourceSpec::ManagedIdentity(identity) => Arc::new(identity.into_source(&audience)?),
+            SourceSpec::ManagedIdentity(identity) => {
+                let audience = parts
+                    .audience
+                    .unwrap_or_else(|| client.cloud.token_exchange_audience().to_owned());
+                Arc::new(identity.into_source(&audience)?)
+            }
         };
-        let _ = audience;
-        Ok(FederatedAssertion {
-            client,
-            assertion: SharedAssertion {
-                source,
-                current: tokio::sync::Mutex::new(None),
-                clock,
-            },
-        })
+        let assertion = SharedAssertion::new(source, client.clock.clone(), parts.assertion_timeout);
+        Ok(FederatedAssertion { client, assertion })
     }
 }
 
@@ -288,7 +237,8 @@ impl TenantCredentialProvider for FederatedAssertion {
     }
 
     async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
-        self.client.request(tenant, scopes, &self.assertion).await
+        let (client, auth) = self.token_client();
+        client.request(tenant, scopes, auth).await
     }
 
     fn authority_host(&self) -> &Url {

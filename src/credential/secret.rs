@@ -4,8 +4,8 @@ use std::fmt;
 
 use url::Url;
 
+use super::builder::{CredentialBuilder, Kind};
 use crate::authority::{AuthSource, ClientAuth, TokenClient};
-use crate::credential::{CommonOptions, common_builder_methods};
 use crate::error::Error;
 use crate::provider::TenantCredentialProvider;
 use crate::tenant::TenantId;
@@ -17,8 +17,9 @@ const MAX_SECRET_LEN: usize = 1024;
 /// A multitenant app authenticating with a client secret.
 ///
 /// Each [`get_token`](TenantCredentialProvider::get_token) sends one client-credentials
-/// request to `{authority}/{tenant}/oauth2/v2.0/token`. The secret never appears in
-/// `Debug`, errors or logs.
+/// request to `{authority}/{tenant}/oauth2/v2.0/token`; wrap it in
+/// [`Cached`](crate::Cached) to reuse tokens. The secret never appears in `Debug`, errors
+/// or logs, and never follows a redirect.
 ///
 /// ```no_run
 /// use azure_cross_tenant::{ClientSecret, TenantCredentialProvider, TenantId};
@@ -36,16 +37,29 @@ pub struct ClientSecret {
     secret: Secret,
 }
 
+/// What only a client secret credential's builder holds: the secret.
+#[derive(Debug)]
+pub struct SecretParts(Secret);
+
+impl Kind for ClientSecret {
+    type Parts = SecretParts;
+}
+
 impl ClientSecret {
     /// Starts building a credential for `client_id` (the app's Application ID, a GUID)
     /// with `secret` (the secret's *value*, not its id).
-    #[allow(clippy::new_ret_no_self)] // the DESIGN.md contract: new(..) -> builder
-    pub fn new(client_id: impl Into<String>, secret: impl Into<String>) -> ClientSecretBuilder {
-        ClientSecretBuilder {
-            client_id: client_id.into(),
-            secret: Secret::new(secret.into()),
-            common: CommonOptions::default(),
-        }
+    #[allow(clippy::new_ret_no_self)] // the API contract: new(..) -> builder
+    pub fn new(client_id: impl Into<String>, secret: impl Into<String>) -> CredentialBuilder<Self> {
+        CredentialBuilder::new(client_id, SecretParts(Secret::new(secret.into())))
+    }
+}
+
+impl ClientSecret {
+    /// The token client and the app's client authentication, for grants other than
+    /// client credentials (the onboarding redeems an admin's sign-in code with them,
+    /// through [`TokenClient::send_grant`](crate::authority::TokenClient::send_grant)).
+    pub(crate) fn token_client(&self) -> (&TokenClient, &dyn AuthSource) {
+        (&self.client, &self.secret)
     }
 }
 
@@ -62,31 +76,13 @@ impl fmt::Debug for ClientSecret {
     }
 }
 
-/// Builds a [`ClientSecret`]; see [`ClientSecret::new`].
-#[must_use = "a builder does nothing until `build()` (or `start()`)"]
-pub struct ClientSecretBuilder {
-    client_id: String,
-    secret: Secret,
-    common: CommonOptions,
-}
-
-impl fmt::Debug for ClientSecretBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientSecretBuilder")
-            .field("client_id", &self.client_id)
-            .field("secret", &self.secret)
-            .field("common", &self.common)
-            .finish()
-    }
-}
-
-impl ClientSecretBuilder {
-    common_builder_methods!();
-
+/// The settings only a [`ClientSecret`] has: none beyond the secret given to
+/// [`ClientSecret::new`].
+impl CredentialBuilder<ClientSecret> {
     /// Checks the configuration (client id is a GUID, secret is present, authority is
     /// https or loopback) and builds the credential. Nothing is sent yet.
     pub fn build(self) -> Result<ClientSecret, Error> {
-        let secret = self.secret.expose();
+        let secret = self.parts.0.expose();
         if secret.is_empty() {
             return Err(Error::InvalidConfiguration(
                 "the client secret is empty; set the secret's value from the app registration"
@@ -99,10 +95,8 @@ impl ClientSecretBuilder {
                     .into(),
             ));
         }
-        Ok(ClientSecret {
-            client: self.common.build(&self.client_id)?,
-            secret: self.secret,
-        })
+        let (client, SecretParts(secret)) = self.into_client()?;
+        Ok(ClientSecret { client, secret })
     }
 }
 
@@ -120,7 +114,8 @@ impl TenantCredentialProvider for ClientSecret {
     }
 
     async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
-        self.client.request(tenant, scopes, &self.secret).await
+        let (client, auth) = self.token_client();
+        client.request(tenant, scopes, auth).await
     }
 
     fn authority_host(&self) -> &Url {

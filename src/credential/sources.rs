@@ -4,10 +4,9 @@
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::credential::federated::{
-    Assertion, AssertionSource, FederatedAssertion, FederatedAssertionBuilder,
-};
+use super::assertion::{Assertion, AssertionSource};
 use crate::error::Error;
 
 /// Longest assertion file read; a service-account token is a few KiB.
@@ -15,6 +14,17 @@ const MAX_FILE: u64 = 64 * 1024;
 
 /// Reads the assertion from a file for every exchange (kubelet rotates it; a stale one
 /// gives AADSTS700024).
+///
+/// ```
+/// use azure_cross_tenant::{FederatedAssertion, TokenFile};
+///
+/// let credential = FederatedAssertion::new(
+///     "11111111-2222-3333-4444-555555555555",
+///     TokenFile::new("/var/run/secrets/azure/tokens/azure-identity-token"),
+/// )
+/// .build()?;
+/// # Ok::<(), azure_cross_tenant::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct TokenFile {
     path: PathBuf,
@@ -30,24 +40,22 @@ impl TokenFile {
 #[async_trait::async_trait]
 impl AssertionSource for TokenFile {
     async fn assertion(&self) -> Result<Assertion, Error> {
-        let unreadable = |why: String| {
-            Error::AssertionUnavailable(format!(
-                "federated token file {}: {why}",
-                self.path.display()
-            ))
+        let unreadable = |why: &str, source: Option<std::io::Error>| Error::AssertionUnavailable {
+            reason: format!("federated token file {}: {why}", self.path.display()),
+            source: source.map(|e| Arc::new(e) as _),
         };
         let meta = tokio::fs::metadata(&self.path)
             .await
-            .map_err(|e| unreadable(e.to_string()))?;
+            .map_err(|e| unreadable("cannot be read", Some(e)))?;
         if meta.len() > MAX_FILE {
-            return Err(unreadable(format!("larger than {MAX_FILE} bytes")));
+            return Err(unreadable(&format!("larger than {MAX_FILE} bytes"), None));
         }
         let text = tokio::fs::read_to_string(&self.path)
             .await
-            .map_err(|e| unreadable(e.to_string()))?;
+            .map_err(|e| unreadable("cannot be read", Some(e)))?;
         let token = text.trim();
         if token.is_empty() {
-            return Err(unreadable("empty".into()));
+            return Err(unreadable("empty", None));
         }
         Ok(Assertion::from_jwt(token))
     }
@@ -57,37 +65,8 @@ impl AssertionSource for TokenFile {
     }
 }
 
-/// AKS workload identity, configured from the environment the webhook injects.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct WorkloadIdentity;
-
-impl WorkloadIdentity {
-    /// A [`FederatedAssertion`] builder from `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE`
-    /// and (optional) `AZURE_AUTHORITY_HOST`. `AZURE_TENANT_ID` names the app's home
-    /// tenant and is not needed: each call names its customer tenant.
-    pub fn from_env() -> Result<FederatedAssertionBuilder, Error> {
-        let var = |name: &str| {
-            std::env::var(name).map_err(|_| {
-                Error::InvalidConfiguration(format!(
-                    "{name} is not set; is the workload identity webhook enabled for this pod?"
-                ))
-            })
-        };
-        let client_id = var("AZURE_CLIENT_ID")?;
-        let file = var("AZURE_FEDERATED_TOKEN_FILE")?;
-        let mut builder = FederatedAssertion::new(client_id, TokenFile::new(file));
-        if let Ok(host) = std::env::var("AZURE_AUTHORITY_HOST") {
-            let url = url::Url::parse(&host).map_err(|e| {
-                Error::InvalidConfiguration(format!("AZURE_AUTHORITY_HOST is not a URL: {e}"))
-            })?;
-            builder = builder.authority_host(url);
-        }
-        Ok(builder)
-    }
-}
-
-/// A source calling a closure (any other IdP: GitHub OIDC, another cloud...).
+/// A source calling a closure (any other IdP: GitHub OIDC, another cloud...); made by
+/// [`assertion_fn`].
 pub struct FnSource<F> {
     f: F,
 }
@@ -99,6 +78,17 @@ impl<F> fmt::Debug for FnSource<F> {
 }
 
 /// An [`AssertionSource`] from a closure returning a future.
+///
+/// ```
+/// use azure_cross_tenant::{Assertion, FederatedAssertion, assertion_fn};
+///
+/// let source = assertion_fn(|| async {
+///     // e.g. read the CI system's OIDC token
+///     Ok(Assertion::from_jwt("eyJ..."))
+/// });
+/// let credential = FederatedAssertion::new("11111111-2222-3333-4444-555555555555", source).build()?;
+/// # Ok::<(), azure_cross_tenant::Error>(())
+/// ```
 pub fn assertion_fn<F, Fut>(f: F) -> FnSource<F>
 where
     F: Fn() -> Fut + Send + Sync,
@@ -119,19 +109,37 @@ where
 }
 
 #[cfg(feature = "azure-core")]
-pub use azure::{ManagedIdentity, TokenCredentialSource};
+pub use managed::{ManagedIdentity, TokenCredentialSource};
 
 #[cfg(feature = "azure-core")]
-mod azure {
-    use std::sync::Arc;
+mod managed {
     use std::time::{Duration, SystemTime};
 
     use azure_core::credentials::TokenCredential;
+    use azure_core::http::{ClientOptions, Transport};
 
     use super::*;
 
+    /// Connect timeout of the managed identity transport: the endpoint is on the host.
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
     /// Any `azure_core` `TokenCredential` as an assertion source: asks it for
     /// `{audience}/.default` (the token-exchange audience). Feature `azure-core`.
+    ///
+    /// Its requests go over the credential's own transport: for a managed identity, prefer
+    /// [`FederatedAssertion::managed_identity`](crate::FederatedAssertion::managed_identity),
+    /// whose transport never uses a proxy nor follows a redirect.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use azure_cross_tenant::{FederatedAssertion, TokenCredentialSource};
+    /// use azure_identity::ManagedIdentityCredential;
+    ///
+    /// let credential = ManagedIdentityCredential::new(None)?;
+    /// let source = TokenCredentialSource::new(credential, "api://AzureADTokenExchange");
+    /// let federated = FederatedAssertion::new("11111111-2222-3333-4444-555555555555", source).build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[derive(Clone)]
     pub struct TokenCredentialSource {
         credential: Arc<dyn TokenCredential>,
@@ -163,7 +171,9 @@ mod azure {
                 .credential
                 .get_token(&[self.scope.as_str()], None)
                 .await
-                .map_err(|e| Error::ManagedIdentityUnavailable(format!("{e}")))?;
+                .map_err(|e| Error::ManagedIdentityUnavailable {
+                    source: Arc::new(e),
+                })?;
             let expires_on = u64::try_from(token.expires_on.unix_timestamp())
                 .ok()
                 .and_then(|s| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(s)));
@@ -173,6 +183,15 @@ mod azure {
 
     /// Which user-assigned managed identity provides the assertion. Only a user-assigned
     /// identity in the app's home tenant can back a federated credential (AADSTS700236).
+    ///
+    /// ```
+    /// use azure_cross_tenant::ManagedIdentity;
+    ///
+    /// let identity = ManagedIdentity::UserAssigned {
+    ///     client_id: "22222222-3333-4444-5555-666666666666".into(),
+    /// };
+    /// # let _ = identity;
+    /// ```
     #[derive(Debug, Clone, PartialEq, Eq)]
     #[non_exhaustive]
     pub enum ManagedIdentity {
@@ -207,11 +226,35 @@ mod azure {
             };
             let options = ManagedIdentityCredentialOptions {
                 user_assigned_id: Some(id),
-                ..Default::default()
+                client_options: ClientOptions {
+                    transport: Some(direct_transport()?),
+                    ..Default::default()
+                },
             };
-            let credential = ManagedIdentityCredential::new(Some(options))
-                .map_err(|e| Error::ManagedIdentityUnavailable(format!("{e}")))?;
+            let credential = ManagedIdentityCredential::new(Some(options)).map_err(|e| {
+                Error::ManagedIdentityUnavailable {
+                    source: Arc::new(e),
+                }
+            })?;
             Ok(TokenCredentialSource::new(credential, audience))
         }
+    }
+
+    /// The transport of managed identity requests: straight to the endpoint, never
+    /// through a proxy (IMDS and App Service's endpoint are on the host, and a proxy
+    /// would see the App Service identity header and the token in clear text), and
+    /// never following a redirect.
+    fn direct_transport() -> Result<Transport, Error> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| {
+                Error::InvalidConfiguration(format!(
+                    "could not build the managed identity HTTP client: {e}"
+                ))
+            })?;
+        Ok(Transport::new(Arc::new(client)))
     }
 }

@@ -7,16 +7,21 @@
 //! support asks for (AADSTS code, trace id, correlation id). No error ever holds a
 //! secret, an assertion or a token.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::tenant::TenantId;
 
+mod detail;
 mod echo;
+mod entra;
+mod tenant;
 mod validation;
 
+pub use detail::{FederationField, Mismatch, TransportKind};
 pub(crate) use echo::echo;
+pub use entra::EntraError;
+pub(crate) use entra::is_transient_code;
 pub use validation::{BearerError, ValidationError, ValidationErrorClass};
 
 /// An error from getting or checking a token.
@@ -46,7 +51,7 @@ pub enum Error {
         /// The rejected scopes, space-separated (cut to 64 characters).
         scopes: String,
         /// Why they were rejected and what to pass instead.
-        reason: String,
+        reason: Box<str>,
     },
 
     /// The credential or cache was configured wrongly (bad client id, plain-http authority,
@@ -114,16 +119,38 @@ pub enum Error {
     AssertionRejected(Box<EntraError>),
 
     /// No managed identity endpoint answered (not on Azure, identity not assigned to this
-    /// resource, wrong client id) or it refused the token.
+    /// resource, wrong client id) or it refused the token. The endpoint's answer is the
+    /// [`source`](std::error::Error::source).
     #[error(
-        "the managed identity gave no assertion: {0}; check that the user-assigned identity is assigned to this resource and its id is right"
+        "the managed identity gave no assertion: check that the user-assigned identity is assigned to this resource, that its id is right and that this runs on Azure (see the cause)"
     )]
-    ManagedIdentityUnavailable(String),
+    ManagedIdentityUnavailable {
+        /// What the managed identity endpoint (or `azure_identity`) said.
+        #[source]
+        source: Cause,
+    },
 
     /// The federated assertion could not be read (token file missing or empty, custom
     /// source failed).
-    #[error("no federated assertion: {0}")]
-    AssertionUnavailable(String),
+    #[error("no federated assertion: {reason}")]
+    AssertionUnavailable {
+        /// What went wrong and where (a file path, a source's own words).
+        reason: String,
+        /// The underlying failure, if there was one.
+        #[source]
+        source: Option<Cause>,
+    },
+
+    /// The assertion source gave no assertion in time: the managed identity endpoint or a
+    /// custom source hung. The fetch runs on, bounded by its own timeout, for the calls
+    /// after this one; other tenants are not held up by it.
+    #[error(
+        "the federated assertion source gave no assertion within {} ms: check the managed identity endpoint (IMDS, App Service) or the custom source; other tenants are not held up", .after.as_millis()
+    )]
+    AssertionTimedOut {
+        /// How long this call waited.
+        after: Duration,
+    },
 
     /// The tenant does not exist in this cloud (AADSTS90002, 900023): wrong id, wrong cloud,
     /// or deleted.
@@ -182,23 +209,38 @@ pub enum Error {
         /// The HTTP status of the answer.
         status: u16,
         /// What was wrong with it.
-        reason: String,
+        reason: Box<str>,
+    },
+
+    /// The token endpoint answered with a redirect, or its answer came from another URL
+    /// than the one asked. A token endpoint never redirects: the authority host, or
+    /// something in between, is wrong. The redirect was not followed with the request's
+    /// credential, whatever HTTP client was configured.
+    #[error(
+        "the token endpoint of tenant {tenant} redirected to {to}; it was refused and no credential was sent there: check the authority host and any proxy in between"
+    )]
+    Redirected {
+        /// The tenant asked.
+        tenant: TenantId,
+        /// Where it pointed: scheme, host and port only.
+        to: Box<str>,
     },
 
     /// A token was issued, but not for what was asked: its `claim` names another tenant or
-    /// client. It was discarded and not cached. Report it: it means a mix-up upstream.
+    /// client, is missing, or the token looks like a JWT and does not decode. It was
+    /// discarded and not cached. Report it: it means a mix-up upstream.
     #[error(
-        "a token asked from tenant {tenant} carries {claim}={found:?}, expected {expected:?}; it was discarded"
+        "a token asked from tenant {tenant} {}; it was discarded and not cached: report it, it means a mix-up upstream",
+        .mismatch.describe(.claim)
     )]
     UnexpectedToken {
         /// The tenant asked.
         tenant: TenantId,
-        /// The claim that did not match (`tid`, `appid`, `azp`).
+        /// The claim that did not match (`tid`, `appid`, `azp`), or `token` when the
+        /// token has a JWT's three parts that do not decode.
         claim: &'static str,
-        /// What it should have been.
-        expected: String,
-        /// What it was.
-        found: String,
+        /// How it differed.
+        mismatch: Box<Mismatch>,
     },
 
     /// A token was obtained but failed validation against the caller's
@@ -227,6 +269,9 @@ pub enum Error {
     Internal(&'static str),
 }
 
+/// A foreign error kept as the cause of ours; an `Arc` so [`Error`] stays `Clone`.
+pub(crate) type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
 fn retry_after_text(d: &Option<Duration>) -> String {
     match d {
         Some(d) => format!(
@@ -237,126 +282,21 @@ fn retry_after_text(d: &Option<Duration>) -> String {
     }
 }
 
-/// Which claim of a federated assertion did not match a federated identity credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FederationField {
-    /// `iss` (AADSTS700211).
-    Issuer,
-    /// `aud` (AADSTS700212).
-    Audience,
-    /// `sub` (AADSTS700213).
-    Subject,
-}
-
-impl fmt::Display for FederationField {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Issuer => "issuer",
-            Self::Audience => "audience",
-            Self::Subject => "subject",
-        })
-    }
-}
-
-/// How a request failed to reach Entra.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TransportKind {
-    /// The connection could not be made.
-    Connect,
-    /// The request or its answer took too long.
-    Timeout,
-    /// Anything else on the wire.
-    Other,
-}
-
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Connect => "connection failed",
-            Self::Timeout => "timed out",
-            Self::Other => "transport error",
-        })
-    }
-}
-
-/// What Entra said when it refused a token, plus the request's context.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct EntraError {
-    /// The tenant asked.
-    pub tenant: TenantId,
-    /// The app's client id.
-    pub client_id: String,
-    /// HTTP status.
-    pub status: u16,
-    /// The OAuth `error` (e.g. `invalid_client`).
-    pub error: String,
-    /// `error_codes`: the AADSTS numbers.
-    pub codes: Vec<u32>,
-    /// The first line of `error_description` (the AADSTS message), cut to 512 characters.
-    pub description: String,
-    /// Entra's trace id (for support tickets).
-    pub trace_id: Option<String>,
-    /// The correlation id (the `client-request-id` this crate sent).
-    pub correlation_id: Option<String>,
-    /// Entra's timestamp.
-    pub timestamp: Option<String>,
-}
-
-impl EntraError {
-    /// An error with only the request's context (for answers without Entra's JSON, e.g. a
-    /// bare 429 from a proxy).
-    pub(crate) fn bare(tenant: TenantId, client_id: &str, status: u16) -> Self {
-        Self {
-            tenant,
-            client_id: client_id.to_owned(),
-            status,
-            error: String::new(),
-            codes: Vec::new(),
-            description: String::new(),
-            trace_id: None,
-            correlation_id: None,
-            timestamp: None,
-        }
-    }
-
-    /// The primary AADSTS code, if Entra gave one.
-    pub fn code(&self) -> Option<u32> {
-        self.codes.first().copied()
-    }
-
-    /// What the operator does about this code.
-    pub fn advice(&self) -> &'static str {
-        advice(self.code().unwrap_or(0), self.status)
-    }
-
-    fn summary(&self) -> String {
-        match (self.error.is_empty(), self.description.is_empty()) {
-            (false, false) => format!("{}: {}", self.error, self.description),
-            (false, true) => self.error.clone(),
-            (true, false) => self.description.clone(),
-            (true, true) => format!("HTTP {}", self.status),
-        }
-    }
-
-    /// ` [AADSTS…, trace id …, correlation id …]`, or empty when there is nothing to say.
-    fn context(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(code) = self.code() {
-            parts.push(format!("AADSTS{code}"));
-        }
-        if let Some(t) = &self.trace_id {
-            parts.push(format!("trace id {t}"));
-        }
-        if let Some(c) = &self.correlation_id {
-            parts.push(format!("correlation id {c}"));
-        }
-        if parts.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", parts.join(", "))
+impl Error {
+    /// A token whose `claim` says `found` where `expected` was asked for.
+    pub(crate) fn unexpected_claim(
+        tenant: &TenantId,
+        claim: &'static str,
+        expected: &str,
+        found: &str,
+    ) -> Self {
+        Self::UnexpectedToken {
+            tenant: tenant.clone(),
+            claim,
+            mismatch: Box::new(Mismatch::Other {
+                expected: expected.to_owned(),
+                found: echo(found),
+            }),
         }
     }
 }
@@ -426,11 +366,34 @@ impl Error {
             Self::Throttled { .. }
             | Self::Transport { .. }
             | Self::FederationPending(_)
-            | Self::ManagedIdentityUnavailable(_) => true,
+            | Self::ManagedIdentityUnavailable { .. }
+            | Self::AssertionTimedOut { .. } => true,
             Self::AssertionExpired(_) => true,
             Self::Authority(e) => e.status >= 500 || e.code().is_some_and(is_transient_code),
             Self::MalformedResponse { status, .. } => *status >= 500,
             _ => false,
+        }
+    }
+
+    /// The error for an [`AssertionSource`](crate::AssertionSource) that could not produce
+    /// an assertion: `reason` says what and where, in words for the operator, `source` is
+    /// the underlying failure.
+    ///
+    /// ```
+    /// use azure_cross_tenant::Error;
+    ///
+    /// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+    /// let err = Error::assertion_unavailable("OIDC token file /run/oidc/token", io);
+    /// assert!(err.to_string().contains("/run/oidc/token"));
+    /// assert!(std::error::Error::source(&err).is_some());
+    /// ```
+    pub fn assertion_unavailable(
+        reason: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::AssertionUnavailable {
+            reason: reason.into(),
+            source: Some(Arc::from(source.into())),
         }
     }
 
@@ -443,55 +406,6 @@ impl Error {
             tenant,
             source: Arc::from(source.into()),
         }
-    }
-}
-
-/// Entra codes that mean "try again": ENTRA.md's transient list.
-pub(crate) fn is_transient_code(code: u32) -> bool {
-    matches!(code, 50033 | 90006 | 90024 | 90033 | 90090 | 50087)
-}
-
-fn advice(code: u32, status: u16) -> &'static str {
-    match code {
-        700016 | 7000229 => {
-            "the customer admin must grant consent at the admin consent URL; check the tenant id"
-        }
-        650052 => "the customer admin must enable the resource for the app or grant consent to it",
-        500011 => {
-            "the resource is not provisioned in the tenant; check the scope, or ask the customer to subscribe to the resource"
-        }
-        90002 | 900023 => "fix the tenant id or the cloud; offboard the tenant if it was deleted",
-        7000215 => "use the client secret's value (not its id), or rotate it",
-        7000222 => "rotate the client secret",
-        7000218 => {
-            "the request carried no client credential; configure a secret, certificate or federated assertion"
-        }
-        700027 => "upload the certificate to the app registration",
-        700024 => "fix the clock; re-read the federated token file",
-        70021 => {
-            "wait a few minutes for a new federated identity credential to replicate, then check it"
-        }
-        700211..=700213 => {
-            "set the federated identity credential to the exact issuer, audience and subject Entra names"
-        }
-        70025 => "add a federated identity credential to the app",
-        700236 => "use a user-assigned managed identity in the app's home tenant",
-        700227 => {
-            "ask the managed identity for the token-exchange audience (api://AzureADTokenExchange)"
-        }
-        700222 | 700226 => "use a user-assigned managed identity token as the assertion",
-        7000112 | 70001 => "the customer admin must re-enable the enterprise application",
-        53003 => {
-            "the customer admin must review the conditional access policy or allow the provider's egress IPs"
-        }
-        9001023 => "use the customer's tenant id, not common/organizations/consumers",
-        70011 | 700022 => "request exactly one `{resource}/.default` scope per token",
-        50196 => "the same request is sent too often: cache tokens",
-        90055 => "back off and honour Retry-After",
-        c if is_transient_code(c) => "a transient Entra failure; retry later",
-        _ if status == 429 => "back off and honour Retry-After",
-        _ if status >= 500 => "Entra is unavailable; retry later",
-        _ => "see Entra's message and the error code reference",
     }
 }
 
@@ -508,10 +422,10 @@ mod tests {
 
     #[test]
     fn error_stays_small() {
-        // Errors travel in every `Result` on the hot path; keep them well below clippy's
-        // `result_large_err` threshold (128 bytes).
+        // Errors travel in every `Result` on the hot path (a cache hit returns
+        // `Result<AccessToken, Error>`): large payloads are boxed to keep this small.
         assert!(
-            std::mem::size_of::<Error>() <= 80,
+            std::mem::size_of::<Error>() <= 48,
             "{}",
             std::mem::size_of::<Error>()
         );

@@ -1,12 +1,25 @@
-//! The mock's signing keys: RS256 JWTs and Entra-shaped JWKS.
+//! The mock's signing keys, shaped like Entra's: RSA 2048, each with a self-signed
+//! certificate (`CN=accounts.accesscontrol.windows.net`, five years) published in `x5c`,
+//! and `kid` = `x5t` = the base64url SHA-1 of that certificate.
+//!
+//! RSA key generation costs about a tenth of a second, and tests start hundreds of mocks,
+//! so keys come from a process-wide pool: a mock takes keys no live mock holds and gives
+//! them back when it is dropped. Two live mocks never share a key.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::digest;
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Map, Value, json};
 
-/// One RSA key with its `kid`.
+use crate::clock::{Clock, SystemClock};
+
+/// One RSA key with its certificate and `kid`.
 pub(crate) struct SigningKey {
     pub(crate) kid: String,
     pair: KeyPair,
@@ -14,6 +27,8 @@ pub(crate) struct SigningKey {
     e: String,
     n_raw: Vec<u8>,
     e_raw: Vec<u8>,
+    /// Standard base64 of the certificate DER, as `x5c` carries it.
+    x5c: String,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -24,29 +39,47 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+/// Keys no live mock holds.
+static POOL: Mutex<Vec<Arc<SigningKey>>> = Mutex::new(Vec::new());
+
+/// A key from the pool, or a new one when the pool is empty.
+pub(crate) fn take() -> Arc<SigningKey> {
+    let pooled = POOL.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    pooled.unwrap_or_else(|| Arc::new(SigningKey::generate()))
+}
+
+/// Gives keys back to the pool (a mock is gone).
+pub(crate) fn give_back(keys: impl IntoIterator<Item = Arc<SigningKey>>) {
+    POOL.lock().unwrap_or_else(|p| p.into_inner()).extend(keys);
+}
+
 impl SigningKey {
-    pub(crate) fn generate() -> Self {
+    fn generate() -> Self {
         // Key generation only fails if the system RNG does; a test cannot go on without it.
         let pair = KeyPair::generate(KeySize::Rsa2048).expect("RSA key generation failed");
         let public = pair.public_key();
         let n_raw = public.modulus().big_endian_without_leading_zero().to_vec();
         let e_raw = public.exponent().big_endian_without_leading_zero().to_vec();
-        let n = URL_SAFE_NO_PAD.encode(&n_raw);
-        let e = URL_SAFE_NO_PAD.encode(&e_raw);
-        let kid = URL_SAFE_NO_PAD.encode(&uuid::Uuid::new_v4().as_bytes()[..12]);
+        let der = self_signed_certificate(&pair);
+        let kid = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &der));
         Self {
             kid,
+            n: URL_SAFE_NO_PAD.encode(&n_raw),
+            e: URL_SAFE_NO_PAD.encode(&e_raw),
             pair,
-            n,
-            e,
             n_raw,
             e_raw,
+            x5c: STANDARD.encode(&der),
         }
     }
 
-    /// A compact RS256 JWS of `claims` with this key's `kid`.
-    pub(crate) fn sign(&self, claims: &Value) -> String {
-        let header = json!({"typ": "JWT", "alg": "RS256", "kid": self.kid});
+    /// A compact RS256 JWS of `claims`: header `kid`, plus `x5t` (same value) for v1 tokens.
+    pub(crate) fn sign(&self, claims: &Value, with_x5t: bool) -> String {
+        let mut header = json!({"typ": "JWT", "alg": "RS256"});
+        if with_x5t {
+            header["x5t"] = json!(self.kid);
+        }
+        header["kid"] = json!(self.kid);
         self.sign_with_header(&header, claims)
     }
 
@@ -61,16 +94,90 @@ impl SigningKey {
         crate::jwt::verify_rs256(&self.n_raw, &self.e_raw, message, signature)
     }
 
-    /// The key as Entra publishes it: `kty`, `use`, `kid`, `n`, `e`, `issuer`, and no `alg`.
-    pub(crate) fn jwk(&self, issuer: &str) -> Value {
-        json!({
-            "kty": "RSA",
-            "use": "sig",
-            "kid": self.kid,
-            "x5t": self.kid,
-            "n": self.n,
-            "e": self.e,
-            "issuer": issuer,
-        })
+    /// The key as Entra publishes it: `kty`, `use`, `kid`, `x5t`, `n`, `e`, `x5c`, the
+    /// `issuer` when given (v2 key sets), and no `alg`.
+    pub(crate) fn jwk(&self, issuer: Option<&str>) -> Value {
+        let mut key = Map::new();
+        key.insert("kty".into(), json!("RSA"));
+        key.insert("use".into(), json!("sig"));
+        key.insert("kid".into(), json!(self.kid));
+        key.insert("x5t".into(), json!(self.kid));
+        key.insert("n".into(), json!(self.n));
+        key.insert("e".into(), json!(self.e));
+        key.insert("x5c".into(), json!([self.x5c]));
+        if let Some(issuer) = issuer {
+            key.insert("issuer".into(), json!(issuer));
+        }
+        Value::Object(key)
     }
+}
+
+/// A self-signed certificate for `pair`, like the ones Entra puts in `x5c`.
+fn self_signed_certificate(pair: &KeyPair) -> Vec<u8> {
+    let pkcs8 = pair
+        .as_der()
+        .expect("a generated RSA key serializes as PKCS#8");
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .expect("rcgen reads an RSA PKCS#8 key");
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "accounts.accesscontrol.windows.net",
+    );
+    let now = SystemClock.now();
+    set_validity(
+        &mut params,
+        now - Duration::from_secs(86_400),
+        now + Duration::from_secs(5 * 365 * 86_400),
+    );
+    params
+        .self_signed(&key)
+        .expect("rcgen signs a certificate with an RSA key")
+        .der()
+        .to_vec()
+}
+
+/// A certificate valid from the day of `from` to the day of `to` (midnight UTC).
+pub(crate) fn set_validity(
+    params: &mut rcgen::CertificateParams,
+    from: SystemTime,
+    to: SystemTime,
+) {
+    let day = |t: SystemTime| {
+        let (y, m, d) = super::clock::civil_date(t);
+        rcgen::date_time_ymd(y, m, d)
+    };
+    params.not_before = day(from);
+    params.not_after = day(to);
+}
+
+/// A new RSA 2048 client certificate for an app (self-signed, `CN={name}`, two years):
+/// `(certificate PEM, PKCS#8 private key PEM)`.
+pub(crate) fn client_certificate(name: &str) -> (String, String) {
+    let pair = KeyPair::generate(KeySize::Rsa2048).expect("RSA key generation failed");
+    let pkcs8 = pair
+        .as_der()
+        .expect("a generated RSA key serializes as PKCS#8");
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .expect("rcgen reads an RSA PKCS#8 key");
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let now = SystemClock.now();
+    set_validity(
+        &mut params,
+        now - Duration::from_secs(86_400),
+        now + Duration::from_secs(2 * 365 * 86_400),
+    );
+    let cert = params
+        .self_signed(&key)
+        .expect("rcgen signs a certificate with an RSA key");
+    (cert.pem(), key.serialize_pem())
 }

@@ -14,11 +14,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
-struct TestCert {
-    key_pem: String,
+pub struct TestCert {
+    pub key_pem: String,
     pkcs1_pem: String,
     pkcs8_der: Vec<u8>,
-    cert_pem: String,
+    pub cert_pem: String,
     cert_der: Vec<u8>,
 }
 
@@ -35,7 +35,7 @@ fn pem(label: &str, der: &[u8]) -> String {
     )
 }
 
-fn make_cert(valid: Option<(i32, i32)>) -> TestCert {
+pub fn make_cert(valid: Option<(i32, i32)>) -> TestCert {
     let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
     let pkcs8: aws_lc_rs::encoding::Pkcs8V1Der = key.as_der().unwrap();
     let pkcs8_der = pkcs8.as_ref().to_vec();
@@ -58,7 +58,10 @@ fn make_cert(valid: Option<(i32, i32)>) -> TestCert {
     }
 }
 
-fn credential(w: &World, cert: &TestCert) -> azure_cross_tenant::ClientCertificateBuilder {
+fn credential(
+    w: &World,
+    cert: &TestCert,
+) -> azure_cross_tenant::CredentialBuilder<ClientCertificate> {
     ClientCertificate::from_pem(w.app.client_id(), &cert.cert_pem, &cert.key_pem)
         .authority_host(w.entra.uri())
         .clock(Arc::new(w.clock.clone()))
@@ -89,6 +92,7 @@ async fn both_header_forms_and_both_key_encodings_get_tokens() {
         .unwrap();
 }
 
+#[cfg(feature = "pkcs12")]
 #[tokio::test]
 async fn pkcs12_files_work_and_a_wrong_password_is_a_clear_error() {
     let w = World::new().await;

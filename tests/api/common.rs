@@ -67,3 +67,29 @@ impl World {
             .expect("valid configuration")
     }
 }
+
+/// Runs the ignored test `name` of `module` (pass `module_path!()`) in a child process of
+/// this binary with `env`, and asserts it passed: for tests that need process-wide state
+/// (environment variables, a global tracing subscriber) while other tests run in parallel.
+pub async fn run_child(module: &str, name: &str, env: &[(&str, &str)]) {
+    // Test names in this binary are module paths without the crate name.
+    let module = module.split_once("::").map_or("", |(_, m)| m);
+    let name = format!("{module}::{name}");
+    let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &name, "--ignored", "--nocapture"])
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    // Bounded, so a child that hangs fails the test instead of stalling the suite.
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child)
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not finish within 60 s"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}

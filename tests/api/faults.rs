@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::common::{VAULT, World};
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
-    ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantCredentialProvider, TransportKind,
+    Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantCredentialProvider,
+    TransportKind,
 };
 
 #[tokio::test]
@@ -41,11 +42,12 @@ async fn persistent_5xx_gives_up_after_the_bounded_retries_with_a_retryable_erro
         .authority_host(w.entra.uri())
         .clock(Arc::new(w.clock.clone()))
         .sleeper(Arc::new(w.clock.clone()))
-        .retry(RetryPolicy {
-            max_retries: 3,
-            initial_delay: Duration::from_millis(500),
-            max_total: Duration::from_secs(30),
-        })
+        .retry(
+            RetryPolicy::default()
+                .max_retries(3)
+                .initial_delay(Duration::from_millis(500))
+                .max_total(Duration::from_secs(30)),
+        )
         .build()
         .unwrap();
     let before = w.clock.sleeps().len();
@@ -208,6 +210,98 @@ async fn a_token_issued_for_another_tenant_or_app_is_discarded() {
             "the token is not echoed"
         );
     }
+}
+
+/// A token from the token endpoint that looks like a JWT but is not one this crate can
+/// read strictly, or carries no `tid`, cannot be checked, so it is refused and not cached.
+#[tokio::test]
+async fn a_jwt_shaped_token_that_does_not_decode_or_names_no_tenant_is_refused_and_not_cached() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let w = World::new().await;
+    let b64url = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let good_claims = serde_json::json!({
+        "tid": w.customer.as_str(), "appid": w.app.client_id(),
+        "aud": "https://vault.azure.net", "note": "~~~???>>>",
+    });
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256"});
+    let standard = format!(
+        "{}.{}.c2ln",
+        STANDARD.encode(header.to_string()),
+        STANDARD.encode(good_claims.to_string())
+    );
+    assert!(standard.contains(['+', '/', '=']), "{standard}");
+    let cases = [
+        (
+            "header is a JSON array",
+            format!(
+                "{}.{}.c2ln",
+                b64url(&serde_json::json!(["RS256", "kid", null])),
+                b64url(&good_claims)
+            ),
+            "token",
+        ),
+        ("standard base64, not base64url", standard, "token"),
+        (
+            "payload is not an object",
+            format!(
+                "{}.{}.c2ln",
+                b64url(&header),
+                b64url(&serde_json::json!([1]))
+            ),
+            "token",
+        ),
+        (
+            "no tid",
+            w.entra.sign_token(
+                &header,
+                &serde_json::json!({"appid": w.app.client_id(), "aud": "https://vault.azure.net"}),
+            ),
+            "tid",
+        ),
+    ];
+    for (case, token, claim) in cases {
+        let body =
+            serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token});
+        w.entra.inject_fault(
+            &w.customer,
+            MockFault::Body {
+                status: 200,
+                body: body.to_string().into_bytes(),
+            },
+            1,
+        );
+        let cached = Cached::new(w.credential());
+        let err = cached.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+        match &err {
+            Error::UnexpectedToken { claim: c, .. } => assert_eq!(*c, claim, "{case}"),
+            other => panic!("{case}: expected UnexpectedToken, got {other:?}"),
+        }
+        assert!(
+            !err.to_string().contains(&token),
+            "{case}: the token is not echoed"
+        );
+        // Nothing was cached: the next call asks Entra again and gets a real token.
+        let token = cached.get_token(&w.customer, &[VAULT]).await.unwrap();
+        assert!(w.entra.signed_by_mock(token.secret()), "{case}");
+        assert_eq!(cached.stats().misses, 2, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn an_opaque_token_is_still_accepted() {
+    let w = World::new().await;
+    let body = serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "opaque-token-Zm9v"});
+    w.entra.inject_fault(
+        &w.customer,
+        MockFault::Body {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        },
+        1,
+    );
+    let token = w.token(&w.customer).await;
+    assert_eq!(token.secret(), "opaque-token-Zm9v");
 }
 
 #[tokio::test]

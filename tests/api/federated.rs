@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{VAULT, World};
+use crate::common::{VAULT, World, run_child};
+use crate::loopback::Loopback;
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::testing::{MockEntra, MockManagedIdentity};
 use azure_cross_tenant::{
-    Assertion, Cached, Error, FederatedAssertion, FederationField, ManagedIdentity,
+    Assertion, Cached, Error, FederatedAssertion, FederationField, ManagedIdentity, RetryPolicy,
     TenantCredentialProvider, TenantId, TokenCredentialSource, TokenFile, assertion_fn,
 };
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
@@ -263,7 +264,7 @@ async fn a_rotated_token_file_is_picked_up_on_the_next_exchange() {
     let cred = federated(&w, TokenFile::new(&path));
 
     let err = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
-    assert!(matches!(err, Error::AssertionUnavailable(_)), "{err:?}");
+    assert!(matches!(err, Error::AssertionUnavailable { .. }), "{err:?}");
 
     std::fs::write(&path, w.entra.managed_identity_token(&mi, EXCHANGE)).unwrap();
     cred.get_token(&w.customer, &[VAULT]).await.unwrap();
@@ -300,7 +301,7 @@ async fn an_unknown_identity_is_managed_identity_unavailable_and_nothing_reaches
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::ManagedIdentityUnavailable(_)),
+        matches!(err, Error::ManagedIdentityUnavailable { .. }),
         "{err:?}"
     );
     assert_eq!(w.entra.token_requests(), 0);
@@ -315,6 +316,7 @@ async fn managed_identity_builder_works_through_app_service_environment() {
     let mi = w.entra.add_managed_identity(&w.home, "id");
     w.entra.trust_managed_identity(&w.app, &mi);
     run_child(
+        module_path!(),
         "child_app_service_flow",
         &[
             ("IDENTITY_ENDPOINT", w.entra.app_service_endpoint().as_str()),
@@ -368,7 +370,7 @@ async fn the_secretless_flow_works_through_the_azure_core_adapter() {
     assert_eq!(claims.oid.as_deref(), Some(w.sp_object_id.as_str()));
 }
 
-/// `WorkloadIdentity::from_env()` reads the variables the AKS webhook injects; those are
+/// `FederatedAssertion::workload_identity_from_env()` reads the variables the AKS webhook injects; those are
 /// process-wide, so this runs in a child process (this test binary again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_identity_from_env_reads_the_injected_variables() {
@@ -378,6 +380,7 @@ async fn workload_identity_from_env_reads_the_injected_variables() {
     let file = std::env::temp_dir().join(format!("act-wi-{}", uuid::Uuid::new_v4()));
     std::fs::write(&file, w.entra.managed_identity_token(&mi, EXCHANGE)).unwrap();
     run_child(
+        module_path!(),
         "child_workload_identity_flow",
         &[
             ("AZURE_CLIENT_ID", w.app.client_id()),
@@ -395,7 +398,7 @@ async fn workload_identity_from_env_reads_the_injected_variables() {
 #[tokio::test]
 #[ignore = "run by workload_identity_from_env_reads_the_injected_variables in its own process"]
 async fn child_workload_identity_flow() {
-    let cred = azure_cross_tenant::WorkloadIdentity::from_env()
+    let cred = FederatedAssertion::workload_identity_from_env()
         .unwrap()
         .build()
         .unwrap();
@@ -450,23 +453,337 @@ async fn the_mock_imds_answers_scripted_failures_and_checks_its_header() {
     assert_eq!(w.entra.managed_identity_requests(), 5);
 }
 
-/// Runs the ignored test `name` of this binary in a child process with `env` (for
-/// process-wide environment variables), and asserts it passed.
-async fn run_child(name: &str, env: &[(&str, &str)]) {
-    // Test names in this binary are module paths without the crate name.
-    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-    let name = format!("{module}::{name}");
-    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &name, "--ignored", "--nocapture"])
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+/// The tenants and app of the tests that need no mock: nothing is ever sent for them.
+const APP: &str = "11111111-2222-3333-4444-555555555555";
+
+fn tenant(name: &str) -> TenantId {
+    name.parse().unwrap()
+}
+
+/// Virtual time since `start`; under tokio's paused clock it moves only when the runtime
+/// waits on a timer, so deadlines are checked without waiting for them.
+#[allow(clippy::disallowed_methods)] // paused tokio time, in a test: no real time is read
+fn since(start: tokio::time::Instant) -> Duration {
+    tokio::time::Instant::now() - start
+}
+
+#[allow(clippy::disallowed_methods)] // paused tokio time, in a test: no real time is read
+fn virtual_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
+#[allow(clippy::disallowed_methods)] // paused tokio time, in a test: this sleep takes no time
+async fn virtual_sleep(d: Duration) {
+    tokio::time::sleep(d).await
+}
+
+/// An assertion source that never answers (a hung identity endpoint, a stuck custom
+/// source) costs each call its own timeout, no more: a call for another tenant waits on
+/// the same fetch, not behind it, and the fetch is given up after its own timeout.
+#[tokio::test(start_paused = true)]
+async fn a_silent_assertion_source_costs_each_tenant_its_timeout_and_queues_no_one() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let source = assertion_fn(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::future::pending::<Result<Assertion, Error>>()
+    });
+    let cred = Arc::new(
+        FederatedAssertion::new(APP, source)
+            .authority_host("http://127.0.0.1:9/".parse().unwrap())
+            .timeout(Duration::from_secs(1))
+            .assertion_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap(),
     );
-    assert!(stdout.contains("1 passed"), "{stdout}");
+    let call = |name: &'static str| {
+        let cred = cred.clone();
+        tokio::spawn(async move {
+            let started = virtual_now();
+            let result = cred.get_token(&tenant(name), &[VAULT]).await;
+            (result, since(started))
+        })
+    };
+    // Bounded: without deadlines these calls would never return.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let a = call("contoso.example");
+        virtual_sleep(Duration::from_millis(500)).await;
+        let b = call("fabrikam.example");
+        for (name, handle) in [("A", a), ("B", b)] {
+            let (result, took) = handle.await.unwrap();
+            let err = result.unwrap_err();
+            assert!(
+                matches!(err, Error::AssertionTimedOut { after } if after == Duration::from_secs(1)),
+                "{name}: {err:?}"
+            );
+            assert!(err.is_retryable());
+            assert!(
+                took >= Duration::from_secs(1) && took < Duration::from_millis(1100),
+                "{name} waited its own timeout, not longer: {took:?}"
+            );
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "B waited on A's fetch");
+
+        // Once the fetch has been given up (3 s), the next call starts a new one.
+        virtual_sleep(Duration::from_secs(2)).await;
+        let (result, _) = call("northwind.example").await.unwrap();
+        assert!(matches!(result, Err(Error::AssertionTimedOut { .. })), "{result:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    })
+    .await
+    .expect("every call returned within its timeout");
+}
+
+/// A call that gives up on a slow fetch does not cancel it: the fetch finishes for the
+/// calls after it, which get its assertion without asking the source again.
+#[tokio::test(start_paused = true)]
+async fn a_call_that_gives_up_leaves_the_assertion_fetch_running_for_the_next() {
+    let authority = Loopback::answering(
+        401,
+        &[],
+        r#"{"error":"invalid_client","error_codes":[700027],"error_description":"AADSTS700027: bad"}"#,
+    )
+    .await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let source = assertion_fn(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            virtual_sleep(Duration::from_secs(2)).await;
+            Ok(Assertion::new("slow.but.good", None))
+        }
+    });
+    let cred = FederatedAssertion::new(APP, source)
+        .authority_host(authority.url())
+        .timeout(Duration::from_secs(1))
+        .assertion_timeout(Duration::from_secs(5))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = cred
+        .get_token(&tenant("contoso.example"), &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AssertionTimedOut { .. }), "{err:?}");
+    virtual_sleep(Duration::from_millis(1500)).await;
+
+    // Real time from here: the token request goes over loopback.
+    tokio::time::resume();
+    let err = cred
+        .get_token(&tenant("fabrikam.example"), &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidClientAssertion(_)), "{err:?}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the first fetch's assertion was kept"
+    );
+    let requests = authority.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0].contains("client_assertion=slow.but.good"),
+        "{}",
+        requests[0]
+    );
+}
+
+/// A source that panics poisons nothing: that call fails with a typed error, and the next
+/// call fetches again.
+#[tokio::test]
+async fn a_panicking_assertion_source_fails_one_call_and_the_next_fetches_again() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let source = assertion_fn(move || {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            assert!(
+                n > 0,
+                "the first fetch panics (this message is expected in the output)"
+            );
+            Ok(Assertion::new("second.fetch.assertion", None))
+        }
+    });
+    let cred = FederatedAssertion::new(APP, source)
+        .authority_host("http://127.0.0.1:9/".parse().unwrap())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = cred
+        .get_token(&tenant("contoso.example"), &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AssertionUnavailable { .. }), "{err:?}");
+    // The assertion comes this time; nothing listens at the authority, so the token
+    // request itself fails to connect.
+    let err = cred
+        .get_token(&tenant("contoso.example"), &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// `FederatedAssertion::managed_identity` against an App Service identity endpoint that
+/// accepts the connection and never answers: each call fails within its timeouts, with a
+/// typed error, instead of azure_core's minute-long reads and retries. Runs in a child
+/// process (the endpoint is found through process-wide environment variables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_identity_endpoint_that_never_answers_costs_a_call_its_assertion_timeout() {
+    let silent = Loopback::silent().await;
+    let endpoint = silent.url().join("msi/token").unwrap();
+    run_child(
+        module_path!(),
+        "child_silent_identity_endpoint",
+        &[
+            ("IDENTITY_ENDPOINT", endpoint.as_str()),
+            ("IDENTITY_HEADER", "identity-header-value"),
+        ],
+    )
+    .await;
+    assert!(silent.connections() >= 1, "the identity endpoint was asked");
+    assert!(
+        silent.requests().iter().any(|r| r.contains("/msi/token")),
+        "{:?}",
+        silent.requests()
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by a_managed_identity_endpoint_that_never_answers_costs_a_call_its_assertion_timeout in its own process"]
+#[allow(clippy::disallowed_methods)] // measures a real network wait, bounded below a second
+async fn child_silent_identity_endpoint() {
+    let cred = FederatedAssertion::managed_identity(
+        APP,
+        ManagedIdentity::UserAssigned {
+            client_id: "22222222-3333-4444-5555-666666666666".into(),
+        },
+    )
+    .authority_host("http://127.0.0.1:9/".parse().unwrap())
+    .assertion_timeout(Duration::from_millis(300))
+    .timeout(Duration::from_secs(2))
+    .build()
+    .unwrap();
+    let (contoso, fabrikam) = (tenant("contoso.example"), tenant("fabrikam.example"));
+    let started = std::time::Instant::now();
+    let (a, b) = tokio::join!(
+        cred.get_token(&contoso, &[VAULT]),
+        cred.get_token(&fabrikam, &[VAULT]),
+    );
+    for result in [a, b] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, Error::AssertionTimedOut { after } if after == Duration::from_millis(300)),
+            "{err:?}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// The proxy settings a child process gets: every variable reqwest reads, pointing at
+/// `proxy`, with no exceptions.
+fn proxy_env(proxy: &str) -> Vec<(&'static str, String)> {
+    [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ]
+    .into_iter()
+    .map(|k| (k, proxy.to_owned()))
+    .chain([("NO_PROXY", String::new()), ("no_proxy", String::new())])
+    .collect()
+}
+
+/// Managed identity requests go straight to the identity endpoint, never to a proxy from
+/// the environment: a proxy would see the App Service identity header and the identity's
+/// token in clear text. Both sources, App Service and IMDS, each in a child process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_identity_requests_never_go_through_a_proxy() {
+    let w = World::new().await;
+    let mi = w.entra.add_managed_identity(&w.home, "id");
+    let proxy = Loopback::answering(502, &[], "{}").await;
+    let proxied = proxy_env(proxy.url().as_str());
+    let mut env: Vec<(&str, &str)> = proxied.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("ACT_MI_CLIENT_ID", &mi.client_id));
+
+    let endpoint = w.entra.app_service_endpoint();
+    let header = w.entra.identity_header();
+    let mut app_service = env.clone();
+    app_service.extend([
+        ("IDENTITY_ENDPOINT", endpoint.as_str()),
+        ("IDENTITY_HEADER", &header),
+    ]);
+    run_child(
+        module_path!(),
+        "child_app_service_assertion_without_proxy",
+        &app_service,
+    )
+    .await;
+    assert_eq!(
+        w.entra.managed_identity_requests(),
+        1,
+        "the identity endpoint was asked directly"
+    );
+
+    run_child(module_path!(), "child_imds_without_proxy", &env).await;
+    assert_eq!(
+        proxy.connections(),
+        0,
+        "the proxy saw: {:?}",
+        proxy.requests()
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by managed_identity_requests_never_go_through_a_proxy in its own process"]
+async fn child_app_service_assertion_without_proxy() {
+    let cred = FederatedAssertion::managed_identity(
+        APP,
+        ManagedIdentity::UserAssigned {
+            client_id: std::env::var("ACT_MI_CLIENT_ID").unwrap(),
+        },
+    )
+    .build()
+    .unwrap();
+    let assertion = tokio::time::timeout(Duration::from_secs(10), cred.source().assertion())
+        .await
+        .expect("the identity endpoint answered within 10 s")
+        .unwrap();
+    let claims = decode_unverified(assertion.secret()).unwrap();
+    assert_eq!(claims.aud, vec![EXCHANGE]);
+}
+
+#[tokio::test]
+#[ignore = "run by managed_identity_requests_never_go_through_a_proxy in its own process"]
+async fn child_imds_without_proxy() {
+    let cred = FederatedAssertion::managed_identity(
+        APP,
+        ManagedIdentity::UserAssigned {
+            client_id: std::env::var("ACT_MI_CLIENT_ID").unwrap(),
+        },
+    )
+    .authority_host("http://127.0.0.1:9/".parse().unwrap())
+    .assertion_timeout(Duration::from_millis(500))
+    .timeout(Duration::from_secs(2))
+    .build()
+    .unwrap();
+    // No IMDS here: the direct request fails or times out. What matters is where it went.
+    let err = cred
+        .get_token(&tenant("contoso.example"), &[VAULT])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::AssertionTimedOut { .. } | Error::ManagedIdentityUnavailable { .. }
+        ),
+        "{err:?}"
+    );
 }

@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod common;
+mod loopback;
 
 mod azure_sdk;
 mod cache;
@@ -15,8 +16,15 @@ mod federated;
 mod input;
 #[cfg(feature = "redis")]
 mod l2;
+#[cfg(feature = "mock-server")]
+mod mock_binary;
 mod mock_lifecycle;
+mod mock_metadata;
+mod mock_server;
+mod mock_signin;
+mod mock_wire;
 mod onboarding;
 mod redaction;
+mod redirects;
 mod secret;
 mod validate;

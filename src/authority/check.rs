@@ -1,0 +1,82 @@
+//! The check after every acquisition: trust no bookkeeping alone. A JWT naming another
+//! tenant or app, one without a `tid`, or one that looks like a JWT and does not decode,
+//! is an error and never reaches a cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Mismatch, ValidationError};
+use crate::tenant::TenantId;
+use crate::token::AccessToken;
+
+/// What tokens said so far: a domain tenant's GUID, learnt from its first token, so a
+/// later token claiming another GUID for the same domain is caught.
+#[derive(Debug, Default)]
+pub(super) struct IssuedTokenCheck {
+    /// A std lock: never held across an await.
+    learned_tids: Mutex<HashMap<TenantId, Arc<str>>>,
+}
+
+impl IssuedTokenCheck {
+    /// `token` if it is for `tenant` and `client_id` as far as its claims tell. Opaque
+    /// (non-JWT) tokens cannot be read and pass.
+    pub(super) fn check(
+        &self,
+        tenant: &TenantId,
+        client_id: &str,
+        token: AccessToken,
+    ) -> Result<AccessToken, Error> {
+        let claims = match crate::jwt::claims_if_jwt(token.secret()) {
+            Ok(Some(claims)) => claims,
+            Ok(None) => return Ok(token),
+            Err(e) => {
+                let why = match e {
+                    ValidationError::Malformed(why) => why,
+                    _ => "its parts are not base64url JSON objects",
+                };
+                return Err(Error::UnexpectedToken {
+                    tenant: tenant.clone(),
+                    claim: "token",
+                    mismatch: Box::new(Mismatch::Undecodable(why)),
+                });
+            }
+        };
+        let Some(tid) = claims.tid.as_deref() else {
+            return Err(Error::UnexpectedToken {
+                tenant: tenant.clone(),
+                claim: "tid",
+                mismatch: Box::new(Mismatch::Missing),
+            });
+        };
+        self.check_tid(tenant, tid)?;
+        for (name, value) in [("appid", &claims.appid), ("azp", &claims.azp)] {
+            if let Some(v) = value.as_deref()
+                && !v.eq_ignore_ascii_case(client_id)
+            {
+                return Err(Error::unexpected_claim(tenant, name, client_id, v));
+            }
+        }
+        Ok(token)
+    }
+
+    /// `tid` must be the tenant asked; for a domain, the GUID its first token carried.
+    fn check_tid(&self, tenant: &TenantId, tid: &str) -> Result<(), Error> {
+        if tenant.is_guid() {
+            if !tid.eq_ignore_ascii_case(tenant.as_str()) {
+                return Err(Error::unexpected_claim(tenant, "tid", tenant.as_str(), tid));
+            }
+            return Ok(());
+        }
+        let mut learned = self.learned_tids.lock().unwrap_or_else(|p| p.into_inner());
+        match learned.get(tenant) {
+            Some(known) if !known.eq_ignore_ascii_case(tid) => {
+                Err(Error::unexpected_claim(tenant, "tid", known, tid))
+            }
+            Some(_) => Ok(()),
+            None => {
+                learned.insert(tenant.clone(), Arc::from(tid.to_ascii_lowercase()));
+                Ok(())
+            }
+        }
+    }
+}
