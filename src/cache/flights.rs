@@ -10,9 +10,17 @@ use super::entry::Entry;
 use super::key::Key;
 use crate::error::Error;
 
+/// What a flight ends with: the entry, and whether it was already in the cache when the
+/// flight began (another flight filled it meanwhile) rather than fetched by this one.
+#[derive(Clone)]
+pub(super) struct Served {
+    pub(super) entry: Arc<Entry>,
+    pub(super) reused: bool,
+}
+
 /// One token request shared by every caller that missed the same key meanwhile.
 pub(super) struct Flight {
-    pub(super) result: tokio::sync::OnceCell<Result<Arc<Entry>, Error>>,
+    pub(super) result: tokio::sync::OnceCell<Result<Served, Error>>,
     /// Set by invalidation: the result still goes to the callers that were waiting, but
     /// it is not inserted. Read while holding the key's compute lock (see `install`), so
     /// a revocation either comes before the check or removes what was inserted.
@@ -58,6 +66,8 @@ impl Flights {
             .clone()
     }
 
+    /// Called by the flight itself once it has a result (a flight whose driver panicked
+    /// or was cancelled stays, and the next caller drives it again).
     pub(super) fn leave(&self, key: &Key, hash: u64, flight: &Arc<Flight>) {
         let mut shard = self.shard(hash);
         if shard.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
@@ -65,11 +75,36 @@ impl Flights {
         }
     }
 
+    /// Leaves the flight and runs `install` under the same lock a caller takes to join,
+    /// so nobody can join this flight once its entry is in the cache: a caller that saw
+    /// the entry (and perhaps invalidated it) then missed starts a new flight instead of
+    /// taking this one's result.
+    pub(super) fn finish(
+        &self,
+        key: &Key,
+        hash: u64,
+        flight: &Arc<Flight>,
+        install: impl FnOnce(),
+    ) {
+        let mut shard = self.shard(hash);
+        if shard.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            shard.remove(key);
+        }
+        install();
+    }
+
     /// Revokes the flight for `key`, if any; later callers start a new one.
     pub(super) fn revoke(&self, key: &Key, hash: u64) {
         if let Some(flight) = self.shard(hash).remove(key) {
             flight.revoked.store(true, Ordering::Release);
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| s.lock().unwrap_or_else(|p| p.into_inner()).is_empty())
     }
 
     /// Revokes every flight whose key matches, returning their keys.
@@ -88,20 +123,5 @@ impl Flights {
             });
         }
         revoked
-    }
-}
-
-/// Leaves the flight when the caller is done with it, also when its future is dropped or
-/// the provider panicked, so the next caller never joins a flight nobody drives.
-pub(super) struct Joined<'a> {
-    pub(super) flights: &'a Flights,
-    pub(super) key: &'a Key,
-    pub(super) hash: u64,
-    pub(super) flight: Arc<Flight>,
-}
-
-impl Drop for Joined<'_> {
-    fn drop(&mut self) {
-        self.flights.leave(self.key, self.hash, &self.flight);
     }
 }

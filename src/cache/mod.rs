@@ -7,8 +7,8 @@
 //!   write only the reading thread's own epoch slot, so hits on different cores share no
 //!   written cache line, and a hit neither allocates nor awaits;
 //! - the **store** (`moka::sync::Cache`) bounds the entry count and decides what to evict
-//!   and when entries expire. It hears about one hit in 64 per thread (a sampled read),
-//!   enough to learn which keys are popular. Whatever it evicts or expires leaves the
+//!   and when entries expire. It hears about one hit in 64 per thread (a sampled read,
+//!   queued and handed over on the slow paths), enough to learn which keys are popular. Whatever it evicts or expires leaves the
 //!   index through its eviction listener, only while the index still holds that very
 //!   entry (a newer token for the key stays).
 //!
@@ -30,12 +30,14 @@ mod options;
 mod refresh;
 mod shared;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::hash::BuildHasher as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::SystemTime;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 
 use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
@@ -49,11 +51,15 @@ use crate::tenant::TenantId;
 use crate::token::AccessToken;
 
 use entry::{Entry, EntryExpiry};
-use flights::{Flight, Flights, Joined};
+use flights::{Flight, Flights, Served};
 use key::{Key, KeyHasher, KeyRef, ScopeInterner};
 pub use options::CacheOptions;
 pub use stats::CacheStats;
 use stats::Counters;
+
+/// Sampled hits waiting for the store: enough to rank the keys in use between two
+/// insertions; more are dropped, as the store itself drops reads when busy.
+const SAMPLED_READS: usize = 1024;
 
 /// The read index: live entries by key.
 type Index = papaya::HashMap<Key, Arc<Entry>, KeyHasher>;
@@ -65,6 +71,9 @@ struct Inner<P> {
     provider: P,
     tokens: moka::sync::Cache<Key, Arc<Entry>, KeyHasher>,
     flights: Flights,
+    /// Sampled hits on their way to the store's policy (see `feed_store`).
+    reads: SyncSender<Key>,
+    sampled_reads: Mutex<Receiver<Key>>,
     scopes: ScopeInterner,
     hasher: KeyHasher,
     refreshes_running: AtomicUsize,
@@ -176,6 +185,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             ))
             .build_with_hasher(KeyHasher::default());
         let l2 = options.shared.clone().map(L2::new);
+        let (reads, sampled_reads) = std::sync::mpsc::sync_channel(SAMPLED_READS);
         Self {
             inner: Arc::new(Inner {
                 index,
@@ -184,6 +194,8 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 provider,
                 tokens,
                 flights: Flights::new(),
+                reads,
+                sampled_reads: Mutex::new(sampled_reads),
                 scopes: ScopeInterner::new(),
                 hasher: KeyHasher::default(),
                 refreshes_running: AtomicUsize::new(0),
@@ -262,14 +274,16 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let now = inner.options.clock.now();
         let probe = KeyRef { tenant, scope };
         let guard = inner.index.guard();
-        let entry = inner.index.get(&probe, &guard)?;
+        let (key, entry) = inner.index.get_key_value(&probe, &guard)?;
         if !entry.usable(now) {
             return None;
         }
         inner.counters.hits.add();
         if stats::sampled() {
-            // Tell the bounded store this key is in use (its policy never sees index hits).
-            let _ = inner.tokens.get(&probe);
+            // Tell the bounded store this key is in use (its policy never sees index
+            // hits), through a bounded queue the slow paths drain: reading the store here
+            // would run its maintenance, which allocates, on a hit. A full queue drops it.
+            let _ = inner.reads.try_send(key.clone());
         }
         if inner.options.refresh && entry.try_begin_refresh(now) {
             self.spawn_refresh(tenant, scope, entry.clone());
@@ -277,11 +291,9 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         Some(entry.token.clone())
     }
 
-    /// The live entry for `key` in the index, if usable at `now`.
-    fn usable_entry(&self, key: &Key, now: SystemTime) -> Option<Arc<Entry>> {
-        let guard = self.inner.index.guard();
-        let entry = self.inner.index.get(key, &guard)?;
-        entry.usable(now).then(|| entry.clone())
+    /// The entry the index holds for `key`, usable or not.
+    fn current_entry(&self, key: &Key) -> Option<Arc<Entry>> {
+        self.inner.index.pin().get(key).cloned()
     }
 
     async fn miss(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
@@ -292,63 +304,130 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             scopes: inner.scopes.get(scope),
         };
         let hash = inner.hasher.hash_one(&key);
-        let joined = Joined {
-            flight: inner.flights.join(&key, hash),
-            flights: &inner.flights,
-            key: &key,
-            hash,
+        // A flight that found the entry already filled hands that entry to whoever
+        // joined it. A caller that joined after invalidating that very entry (a 401
+        // report racing a flight that had just looked) must not get it back: such a
+        // result counts only while the cache still holds it, else the caller asks again.
+        // Each round makes progress, so the bound is only reached under a storm of
+        // invalidations of this one key.
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let flight = inner.flights.join(&key, hash);
+            let result = flight
+                .result
+                .get_or_init(|| async {
+                    let result = self.fly(&key, hash, &flight).await;
+                    // Leave as soon as there is a result: a caller arriving later must
+                    // look at the cache again, not take this result, which may already
+                    // be older than what the cache holds (or an error since retried).
+                    inner.flights.leave(&key, hash, &flight);
+                    result
+                })
+                .await
+                .clone();
+            match result {
+                Ok(served) if served.reused && !self.holds(&key, &served.entry) && rounds < 8 => {}
+                result => return result.map(|served| served.entry.token.clone()),
+            }
+        }
+    }
+
+    /// Reports the sampled hits queued since the last call to the store, so its policy
+    /// knows which keys are popular before it next chooses what to evict. Runs on the
+    /// slow paths only (before an insertion, in refreshes, in `stats`).
+    fn feed_store(&self) {
+        let Ok(reads) = self.inner.sampled_reads.try_lock() else {
+            return; // another thread is feeding it
         };
-        let flight = &joined.flight;
-        let result = flight
-            .result
-            .get_or_init(|| async {
-                let now = inner.options.clock.now();
-                // Filled while we were joining? Then this flight has nothing to fetch.
-                if let Some(entry) = self.usable_entry(&key, now) {
-                    return Ok(entry);
-                }
-                let l2_key = self.shared_key(&key);
-                if let Some(entry) = self
-                    .shared_before_fetch(&key, l2_key.as_ref(), hash, now)
-                    .await
-                {
-                    self.install(&key, &entry, flight);
-                    return Ok(entry);
-                }
-                inner.counters.misses.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(tenant = %tenant, scope, "token cache miss");
-                let fetched = self.fetch(&key).await;
-                self.shared_after_fetch(l2_key.as_ref(), &fetched).await;
-                match fetched {
-                    Ok(token) => {
-                        let entry = Arc::new(Entry::new(
-                            token,
-                            inner.options.clock.now(),
-                            &inner.options,
-                            self.spread(hash),
-                        ));
-                        self.install(&key, &entry, flight);
-                        Ok(entry)
-                    }
-                    Err(e) => {
-                        inner.counters.errors.fetch_add(1, Ordering::Relaxed);
-                        Err(e)
-                    }
-                }
-            })
+        while let Ok(key) = reads.try_recv() {
+            let _ = self.inner.tokens.get(&key);
+        }
+    }
+
+    /// Whether the index still holds `entry` for `key`.
+    fn holds(&self, key: &Key, entry: &Arc<Entry>) -> bool {
+        let guard = self.inner.index.guard();
+        self.inner
+            .index
+            .get(key, &guard)
+            .is_some_and(|held| Arc::ptr_eq(held, entry))
+    }
+
+    /// The work of one flight: the cache again, the shared cache, then the provider.
+    async fn fly(&self, key: &Key, hash: u64, flight: &Arc<Flight>) -> Result<Served, Error> {
+        let inner = &self.inner;
+        let now = inner.options.clock.now();
+        let observed = self.current_entry(key);
+        // Filled while we were joining? Then this flight has nothing to fetch.
+        if let Some(entry) = observed.as_ref().filter(|e| e.usable(now)) {
+            return Ok(Served {
+                entry: entry.clone(),
+                reused: true,
+            });
+        }
+        let l2_key = self.shared_key(key);
+        if let Some(entry) = self
+            .shared_before_fetch(key, l2_key.as_ref(), hash, now)
             .await
-            .clone();
-        drop(joined);
-        result.map(|entry| entry.token.clone())
+        {
+            inner.flights.finish(key, hash, flight, || {
+                self.install(key, &entry, flight, observed.as_ref())
+            });
+            return Ok(Served {
+                entry,
+                reused: false,
+            });
+        }
+        inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(tenant = %key.tenant, scope = %key.scopes, "token cache miss");
+        let fetched = self.fetch(key).await;
+        self.shared_after_fetch(l2_key.as_ref(), &fetched).await;
+        match fetched {
+            Ok(token) => {
+                let entry = Arc::new(Entry::new(
+                    token,
+                    inner.options.clock.now(),
+                    &inner.options,
+                    self.spread(hash),
+                ));
+                inner.flights.finish(key, hash, flight, || {
+                    self.install(key, &entry, flight, observed.as_ref())
+                });
+                Ok(Served {
+                    entry,
+                    reused: false,
+                })
+            }
+            Err(e) => {
+                inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 
     /// Inserts a flight's entry in the store and the index, unless the flight was revoked
-    /// (an invalidation of its key started after it did).
-    fn install(&self, key: &Key, entry: &Arc<Entry>, flight: &Flight) {
+    /// (an invalidation of its key started after it did) or the key's entry changed since
+    /// the flight began (a background refresh of the old entry finished first: its token
+    /// may be newer, and the cache must never go back to an older one).
+    fn install(
+        &self,
+        key: &Key,
+        entry: &Arc<Entry>,
+        flight: &Flight,
+        observed: Option<&Arc<Entry>>,
+    ) {
+        self.feed_store();
         let index = &self.inner.index;
         self.inner.tokens.entry(key.clone()).and_compute_with(|_| {
             if flight.revoked() {
                 return Op::Nop;
+            }
+            let guard = index.guard();
+            match (index.get(key, &guard), observed) {
+                (None, _) => {}
+                (Some(now), Some(then)) if Arc::ptr_eq(now, then) => {}
+                _ => return Op::Nop,
             }
             index.pin().insert(key.clone(), entry.clone());
             Op::Put(entry.clone())
@@ -392,6 +471,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
     pub fn stats(&self) -> CacheStats {
         let inner = &self.inner;
         // Applies pending evictions and expiries, so `entries` is within the bound.
+        self.feed_store();
         inner.tokens.run_pending_tasks();
         let c = &inner.counters;
         let mut stats = CacheStats {

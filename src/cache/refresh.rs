@@ -61,6 +61,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
 
     async fn refresh(&self, key: Key, old: Arc<Entry>) {
         let inner = &self.inner;
+        self.feed_store();
         tracing::debug!(tenant = %key.tenant, scope = %key.scopes, "refreshing token in the background");
         // Another replica may have refreshed it already.
         let l2_key = self.shared_key(&key);
