@@ -16,7 +16,8 @@ use crate::token::AccessToken;
 
 impl<P: TenantCredentialProvider + 'static> Cached<P> {
     /// Drops the cached token for (`tenant`, `scopes`) and revokes any request in flight
-    /// for it: the next call asks the provider. Invalid scopes are ignored.
+    /// for it: the next call asks the provider. Invalid scopes are ignored. With a shared
+    /// cache, its L2 value is deleted before this returns.
     ///
     /// After a resource answered 401, prefer
     /// [`invalidate_if_current`](Self::invalidate_if_current): it does not throw away a
@@ -30,16 +31,18 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             scopes: self.inner.scopes.get(scope),
         };
         let hash = self.inner.hasher.hash_one(&key);
+        // L2 first: a flight that starts after this cannot read the old token back.
+        self.shared_forget(&key).await;
         // Revoke first, then remove under the key's lock: a flight either checked before
         // the revocation (and its entry is removed here) or sees it and inserts nothing.
         self.inner.flights.revoke(&key, hash);
         self.remove(&key);
-        self.forget_in_l2(vec![key]);
     }
 
     /// Drops the cached token for (`tenant`, `scopes`) only if it is still `token`: what a
     /// caller does when a resource refused `token` (401). However many callers report the
-    /// same token, it is dropped once and fetched again once; a newer token is kept.
+    /// same token, it is dropped once and fetched again once; a newer token is kept. With
+    /// a shared cache, the L2 value goes too, only while it is still `token`.
     ///
     /// ```
     /// # use azure_cross_tenant::{AccessToken, Cached, TenantCredentialProvider, TenantId};
@@ -70,8 +73,9 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             tenant: tenant.clone(),
             scopes: self.inner.scopes.get(scope),
         };
+        // L2 drops it only while it holds that token, whatever this replica's memory holds.
+        self.shared_forget_if(&key, token).await;
         let index = &self.inner.index;
-        let mut dropped = false;
         self.inner
             .tokens
             .entry(key.clone())
@@ -84,20 +88,25 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                     return Op::Nop;
                 }
                 index.remove(&key, &guard);
-                dropped = true;
                 match current {
                     Some(_) => Op::Remove,
                     None => Op::Nop,
                 }
             });
-        if dropped {
-            self.forget_in_l2(vec![key]);
-        }
     }
 
     /// Drops every cached token of `tenant` and revokes its requests in flight
     /// (offboarding, consent revoked).
+    ///
+    /// With a shared cache, the tenant's tombstone is written to L2 first: from then on no
+    /// replica's L2 read returns a token of this tenant fetched before now, including
+    /// keys this replica never held and a token still being fetched. Other replicas'
+    /// memory is out of reach: they keep serving a token they hold until they refresh it
+    /// or it expires (call this on every replica when that matters).
     pub async fn invalidate_tenant(&self, tenant: &TenantId) {
+        // The tenant's tombstone first: every replica's L2 reads miss what was fetched
+        // before now, including keys this replica never held.
+        self.shared_forget_tenant(tenant).await;
         let mut keys = self.inner.flights.revoke_where(|k| &k.tenant == tenant);
         {
             let guard = self.inner.index.guard();
@@ -112,11 +121,13 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         for key in &keys {
             self.remove(key);
         }
-        self.forget_in_l2(keys);
     }
 
-    /// Drops every cached token and revokes every request in flight.
+    /// Drops every cached token and revokes every request in flight. With a shared cache,
+    /// the global tombstone is written to L2 first (see
+    /// [`invalidate_tenant`](Self::invalidate_tenant) for what it reaches).
     pub async fn invalidate_all(&self) {
+        self.shared_forget_all().await;
         let mut keys = self.inner.flights.revoke_where(|_| true);
         {
             let guard = self.inner.index.guard();

@@ -1,10 +1,10 @@
 //! The glue between [`Cached`] and the shared (L2) cache: where a miss or a refresh looks
 //! in L2, takes or waits on a cross-replica lease, stores what it fetched, and what
-//! invalidation deletes there.
+//! invalidation writes there.
 
 use std::hash::BuildHasher as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use super::Cached;
@@ -12,59 +12,66 @@ use super::entry::Entry;
 use super::key::Key;
 use super::stats::CacheStats;
 use crate::error::Error;
-use crate::l2::{L2Counters, L2Key};
+use crate::l2::{L2Counters, L2Key, Lease};
 use crate::provider::TenantCredentialProvider;
+use crate::tenant::TenantId;
 use crate::token::AccessToken;
 
+/// How often a replica waiting on another's lease looks for its token in L2.
+const LEASE_POLL: Duration = Duration::from_millis(20);
+
+/// One miss's or refresh's place in L2: the entry's names, the lease this replica holds
+/// (released after the fetch), and when its token request started (the stamp of what it
+/// stores, compared with tombstones by every reader).
+pub(super) struct SharedSlot {
+    key: L2Key,
+    lease: Mutex<Option<String>>,
+    fetch_started: Mutex<Option<SystemTime>>,
+}
+
+impl SharedSlot {
+    fn set_fetch_started(&self, at: SystemTime) {
+        *self.fetch_started.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+    }
+
+    fn fetch_started(&self) -> Option<SystemTime> {
+        *self.fetch_started.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_lease(&self) -> Option<String> {
+        self.lease.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 impl<P: TenantCredentialProvider + 'static> Cached<P> {
-    /// Deletes keys from the shared cache in the background (best effort: a runtime is
-    /// needed; entries left behind expire with their tokens).
-    pub(super) fn forget_in_l2(&self, keys: Vec<Key>) {
-        if self.inner.l2.is_none() || keys.is_empty() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let this = self.clone();
-        runtime.spawn(async move {
-            if let Some(l2) = &this.inner.l2 {
-                for key in keys {
-                    l2.delete(&this.l2_key(&key), this.inner.options.clock.now())
-                        .await;
-                }
-            }
-        });
+    /// (authority, client id): the app every key of this cache belongs to.
+    fn app(&self) -> (&str, &str) {
+        let provider = &self.inner.provider;
+        (provider.authority_host().as_str(), provider.client_id())
     }
 
-    /// `key`'s names in L2, when there is an L2.
-    pub(super) fn shared_key(&self, key: &Key) -> Option<L2Key> {
-        self.inner.l2.as_ref().map(|_| self.l2_key(key))
+    /// `key`'s place in L2, when there is an L2.
+    pub(super) fn shared_key(&self, key: &Key) -> Option<SharedSlot> {
+        let l2 = self.inner.l2.as_ref()?;
+        Some(SharedSlot {
+            key: l2.key(self.app(), &key.tenant, &key.scopes),
+            lease: Mutex::new(None),
+            fetch_started: Mutex::new(None),
+        })
     }
 
-    fn l2_key(&self, key: &Key) -> L2Key {
-        let ns = self
-            .inner
-            .l2
-            .as_ref()
-            .map_or("act", |l2| l2.config.namespace.as_str());
-        L2Key::new(
-            ns,
-            self.inner.provider.authority_host().as_str(),
-            self.inner.provider.client_id(),
-            &key.tenant,
-            &key.scopes,
-        )
-    }
-
-    /// A usable token for `key` from the shared cache, as an entry.
-    async fn entry_from_l2(&self, key: &Key, l2_key: &L2Key, hash: u64) -> Option<Arc<Entry>> {
+    /// A token for `key` from the shared cache, as an entry, if it has at least the
+    /// expiry margin of its whole lifetime left (the same test as an L1 hit).
+    async fn entry_from_l2(&self, key: &Key, slot: &SharedSlot, hash: u64) -> Option<Arc<Entry>> {
         let inner = &self.inner;
         let l2 = inner.l2.as_ref()?;
         let now = inner.options.clock.now();
-        let token = l2.get(l2_key, &key.tenant, &key.scopes, now, now).await?;
-        let entry = Entry::new(token, now, &inner.options, self.spread(hash));
-        entry.usable(now).then(|| Arc::new(entry))
+        let (options, spread) = (&inner.options, self.spread(hash));
+        let usable = |t: &AccessToken| Entry::new(t.clone(), now, options, spread).usable(now);
+        let token = l2
+            .get(&slot.key, (&key.tenant, &key.scopes), now, usable)
+            .await?;
+        Some(Arc::new(Entry::new(token, now, options, spread)))
     }
 
     /// On a miss, before asking the provider: a token from L2, or one another replica
@@ -72,52 +79,76 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
     pub(super) async fn shared_before_fetch(
         &self,
         key: &Key,
-        l2_key: Option<&L2Key>,
+        slot: Option<&SharedSlot>,
         hash: u64,
         now: SystemTime,
     ) -> Option<Arc<Entry>> {
-        let (l2, l2_key) = (self.inner.l2.as_ref()?, l2_key?);
-        if let Some(entry) = self.entry_from_l2(key, l2_key, hash).await {
+        let (l2, slot) = (self.inner.l2.as_ref()?, slot?);
+        if let Some(entry) = self.entry_from_l2(key, slot, hash).await {
             return Some(entry);
         }
-        let wait = l2.config.lease_wait?;
-        if l2.lease(l2_key, now).await {
-            // The previous holder may have stored the token and released the lease
-            // between our lookup and our lease: look once more.
-            if let Some(entry) = self.entry_from_l2(key, l2_key, hash).await {
-                l2.release(l2_key, now).await;
-                return Some(entry);
-            }
-        } else {
-            // Another replica holds the lease: wait for its token in L2.
-            // TODO(#12, #16): wait on the injected clock and sleeper.
-            #[allow(clippy::disallowed_methods)]
-            let deadline = tokio::time::Instant::now() + wait;
-            #[allow(clippy::disallowed_methods)]
-            while tokio::time::Instant::now() < deadline {
-                #[allow(clippy::disallowed_methods)]
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if let Some(entry) = self.entry_from_l2(key, l2_key, hash).await {
+        match l2.lease(&slot.key, now).await {
+            Lease::Held(holder) => {
+                *slot.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(holder);
+                // The previous holder may have stored the token and released the lease
+                // between our lookup and our lease: look once more.
+                if let Some(entry) = self.entry_from_l2(key, slot, hash).await {
+                    if let Some(holder) = slot.take_lease() {
+                        l2.release(&slot.key, &holder, now).await;
+                    }
                     return Some(entry);
                 }
+            }
+            Lease::Busy => {
+                if let Some(entry) = self.wait_for_peer(key, slot, hash).await {
+                    return Some(entry);
+                }
+            }
+            Lease::Unavailable => {}
+        }
+        slot.set_fetch_started(self.inner.options.clock.now());
+        None
+    }
+
+    /// Another replica holds the lease: look for its token in L2 every [`LEASE_POLL`],
+    /// until `lease_wait` has passed on the cache's clock or been slept through, so the
+    /// wait is bounded whatever the clock and sleeper do. The lease is the other
+    /// replica's: this one never releases it.
+    async fn wait_for_peer(&self, key: &Key, slot: &SharedSlot, hash: u64) -> Option<Arc<Entry>> {
+        let l2 = self.inner.l2.as_ref()?;
+        let wait = l2.config.lease_wait?;
+        let clock = &self.inner.options.clock;
+        let deadline = clock.now() + wait;
+        let polls = wait.as_millis().div_ceil(LEASE_POLL.as_millis()).max(1);
+        for _ in 0..polls {
+            l2.config.sleeper.sleep(LEASE_POLL).await;
+            if let Some(entry) = self.entry_from_l2(key, slot, hash).await {
+                return Some(entry);
+            }
+            if clock.now() >= deadline {
+                break;
             }
         }
         None
     }
 
     /// On a miss, after asking the provider: store the token for the other replicas and
-    /// give up the lease.
+    /// give up the lease if this replica holds it.
     pub(super) async fn shared_after_fetch(
         &self,
-        l2_key: Option<&L2Key>,
+        slot: Option<&SharedSlot>,
         fetched: &Result<AccessToken, Error>,
     ) {
-        if let (Some(l2), Some(l2_key)) = (&self.inner.l2, l2_key) {
-            let now = self.inner.options.clock.now();
-            if let Ok(token) = fetched {
-                l2.put(l2_key, token, now).await;
-            }
-            l2.release(l2_key, now).await;
+        let (Some(l2), Some(slot)) = (&self.inner.l2, slot) else {
+            return;
+        };
+        let now = self.inner.options.clock.now();
+        if let Ok(token) = fetched {
+            l2.put(&slot.key, token, slot.fetch_started().unwrap_or(now), now)
+                .await;
+        }
+        if let Some(holder) = slot.take_lease() {
+            l2.release(&slot.key, &holder, now).await;
         }
     }
 
@@ -125,23 +156,66 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
     pub(super) async fn shared_newer(
         &self,
         key: &Key,
-        l2_key: Option<&L2Key>,
+        slot: Option<&SharedSlot>,
         old: &Entry,
     ) -> Option<Arc<Entry>> {
-        let l2_key = l2_key?;
-        self.entry_from_l2(key, l2_key, self.inner.hasher.hash_one(key))
+        let slot = slot?;
+        let newer = self
+            .entry_from_l2(key, slot, self.inner.hasher.hash_one(key))
             .await
-            .filter(|e| e.token.expires_on() > old.token.expires_on())
+            .filter(|e| e.token.expires_on() > old.token.expires_on());
+        if newer.is_none() {
+            slot.set_fetch_started(self.inner.options.clock.now());
+        }
+        newer
     }
 
     /// On a refresh: store the fetched token for the other replicas.
     pub(super) async fn shared_put(
         &self,
-        l2_key: Option<&L2Key>,
+        slot: Option<&SharedSlot>,
         fetched: &Result<AccessToken, Error>,
     ) {
-        if let (Ok(token), Some(l2), Some(k)) = (fetched, &self.inner.l2, l2_key) {
-            l2.put(k, token, self.inner.options.clock.now()).await;
+        if let (Ok(token), Some(l2), Some(slot)) = (fetched, &self.inner.l2, slot) {
+            let now = self.inner.options.clock.now();
+            l2.put(&slot.key, token, slot.fetch_started().unwrap_or(now), now)
+                .await;
+        }
+    }
+
+    /// Invalidation of one entry: its L2 value is deleted before this returns.
+    pub(super) async fn shared_forget(&self, key: &Key) {
+        if let Some(l2) = &self.inner.l2 {
+            let names = l2.key(self.app(), &key.tenant, &key.scopes);
+            l2.forget(&names, self.inner.options.clock.now()).await;
+        }
+    }
+
+    /// Invalidation of one entry while it still holds `token`: the L2 value goes only if
+    /// it is that token (a newer one stored by another replica stays).
+    pub(super) async fn shared_forget_if(&self, key: &Key, token: &AccessToken) {
+        if let Some(l2) = &self.inner.l2 {
+            let names = l2.key(self.app(), &key.tenant, &key.scopes);
+            let now = self.inner.options.clock.now();
+            l2.forget_if(&names, (&key.tenant, &key.scopes), token, now)
+                .await;
+        }
+    }
+
+    /// Invalidation of a tenant: its tombstone makes every value fetched before now a
+    /// miss for every replica's L2 reads (one write, whatever the replica knows).
+    pub(super) async fn shared_forget_tenant(&self, tenant: &TenantId) {
+        if let Some(l2) = &self.inner.l2 {
+            let names = l2.tenant_tombstones(self.app(), tenant);
+            l2.tombstone(&names, self.inner.options.clock.now()).await;
+        }
+    }
+
+    /// Invalidation of everything: the global tombstone.
+    pub(super) async fn shared_forget_all(&self) {
+        if let Some(l2) = &self.inner.l2 {
+            let names = l2.global_tombstone();
+            l2.tombstone(&names, self.inner.options.clock.now()).await;
         }
     }
 
