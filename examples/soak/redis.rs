@@ -15,7 +15,9 @@ fn free_port() -> u16 {
 }
 
 async fn pause(ms: u64) {
-    TokioSleeper::default().sleep(Duration::from_millis(ms)).await;
+    TokioSleeper::default()
+        .sleep(Duration::from_millis(ms))
+        .await;
 }
 
 /// One `redis-server`.

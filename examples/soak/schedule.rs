@@ -48,14 +48,17 @@ pub async fn run(w: World<'_>, total: Duration) {
     let mut elapsed = Duration::ZERO;
     for (i, (at, _)) in PHASES.iter().enumerate() {
         let start = total.mul_f64(*at);
-        TokioSleeper::default().sleep(start.saturating_sub(elapsed)).await;
+        TokioSleeper::default()
+            .sleep(start.saturating_sub(elapsed))
+            .await;
         elapsed = elapsed.max(start);
         w.tally.phase.store(i, Ordering::Relaxed);
         match i {
             1 | 8 => {
                 for t in of_kind(w.tenants, Kind::Throttled) {
                     let retry_after = Some(Duration::from_secs(10));
-                    w.entra.inject_fault(t, MockFault::Throttle { retry_after }, 3);
+                    w.entra
+                        .inject_fault(t, MockFault::Throttle { retry_after }, 3);
                 }
             }
             2 => {
@@ -92,5 +95,7 @@ pub async fn run(w: World<'_>, total: Duration) {
             _ => {}
         }
     }
-    TokioSleeper::default().sleep(total.saturating_sub(elapsed)).await;
+    TokioSleeper::default()
+        .sleep(total.saturating_sub(elapsed))
+        .await;
 }

@@ -79,7 +79,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Normal, Kind::Throttled, Kind::ServerErrors, Kind::Revoked];
+    pub const ALL: [Kind; 4] = [
+        Kind::Normal,
+        Kind::Throttled,
+        Kind::ServerErrors,
+        Kind::Revoked,
+    ];
 
     /// 1% throttled, 1% 5xx, 0.5% consent revoked and re-granted.
     pub fn of(tenant: usize) -> Self {
@@ -160,7 +165,10 @@ impl Tally {
 
     pub fn unexpected(&self, what: String) {
         self.unexpected_errors.fetch_add(1, Ordering::Relaxed);
-        let mut first = self.first_unexpected.lock().unwrap_or_else(|p| p.into_inner());
+        let mut first = self
+            .first_unexpected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if first.is_none() {
             *first = Some(what);
         }
