@@ -15,7 +15,9 @@
 // A binary: `pub` here means "shared between its modules".
 #![allow(unreachable_pub)]
 
+mod caller;
 mod redis;
+mod report;
 mod run;
 mod schedule;
 mod tally;
