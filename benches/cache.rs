@@ -1,6 +1,11 @@
 //! `Cached<ClientSecret>` against `azure_identity::ClientSecretCredential` doing the same
-//! work in the same run, against the same MockEntra. Report ratios (ours / theirs), not
-//! absolute times: see the README's "Benchmarks".
+//! work in the same run, against the same MockEntra; and a 30,000-entry cache hit in a
+//! random order beside a plain `HashMap` and moka alone doing the same lookups. Report
+//! ratios (ours / theirs), not absolute times: see the README's "Benchmarks".
+//!
+//! Hits are timed per thread: 1 or 2 OS threads, each driving one task on its own
+//! current-thread runtime, started together; the time per iteration is the aggregate
+//! cost per hit (wall time / all hits).
 //!
 //! Run: `cargo bench --bench cache --all-features`
 
@@ -10,13 +15,15 @@ mod support;
 
 use support::Minted;
 
+use std::collections::HashMap;
+use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::testing::{MockApp, MockEntra};
-use azure_cross_tenant::{CacheOptions, Cached, ClientSecret, TenantCredentialProvider, TenantId};
+use azure_cross_tenant::{AccessToken, CacheOptions, Cached, ClientSecret, Scopes, TenantId};
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
@@ -87,55 +94,240 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+const STORAGE: &str = "https://storage.azure.com/.default";
+const SERVICEBUS: &str = "https://servicebus.azure.net/.default";
+
+/// Runs `hit(thread, i)` `iters` times in all, split over `threads` OS threads that start
+/// together, each inside its own current-thread runtime (a task per thread), and returns
+/// the wall time: divided by `iters` by criterion, that is the aggregate cost per hit.
+fn parallel<'a, F>(runtimes: &[tokio::runtime::Runtime], iters: u64, hit: F) -> Duration
+where
+    F: Fn(usize, u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> + Sync,
+{
+    let threads = runtimes.len();
+    let per = iters.div_ceil(threads as u64);
+    let start = std::sync::Barrier::new(threads + 1);
+    let done = std::sync::Barrier::new(threads + 1);
+    std::thread::scope(|scope| {
+        for (t, rt) in runtimes.iter().enumerate() {
+            let (hit, start, done) = (&hit, &start, &done);
+            scope.spawn(move || {
+                start.wait();
+                rt.block_on(hit(t, per));
+                done.wait();
+            });
+        }
+        start.wait();
+        // A benchmark measures real time; nothing here decides expiry.
+        #[allow(clippy::disallowed_methods)]
+        let began = std::time::Instant::now();
+        done.wait();
+        began.elapsed()
+    })
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A precomputed random walk over `n` keys (xorshift), so the sequence costs nothing.
+fn random_walk(n: usize) -> Vec<u32> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..1 << 16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as u32
+        })
+        .collect()
+}
+
 fn warm_hit(c: &mut Criterion) {
     let rt = runtime();
-    let w = rt.block_on(World::new(1));
-    let tenant = w.tenants[0].clone();
+    let w = rt.block_on(World::new(2));
+    let (a, b) = (w.tenants[0].clone(), w.tenants[1].clone());
     let ours = w.ours();
-    let theirs = w.theirs(&tenant);
+    let (theirs_a, theirs_b) = (w.theirs(&a), w.theirs(&b));
     rt.block_on(async {
-        ours.get_token(&tenant, &[VAULT]).await.unwrap();
-        theirs.get_token(&[VAULT], None).await.unwrap();
-    });
-
-    let mut g = c.benchmark_group("warm_hit");
-    g.bench_function("ours", |b| {
-        b.to_async(&rt)
-            .iter(|| async { ours.get_token(&tenant, &[VAULT]).await.unwrap() })
-    });
-    g.bench_function("azure_identity", |b| {
-        b.to_async(&rt)
-            .iter(|| async { theirs.get_token(&[VAULT], None).await.unwrap() })
-    });
-
-    // The same hit while the cache holds 10,000 tenants x 3 scopes.
-    let scopes = [
-        VAULT,
-        "https://storage.azure.com/.default",
-        "https://servicebus.azure.net/.default",
-    ];
-    let one = Cached::new(Minted);
-    let full = Cached::with_options(Minted, CacheOptions::default().max_entries(40_000));
-    let probe: TenantId = "probe.example".parse().unwrap();
-    rt.block_on(async {
-        one.get_token(&probe, &[VAULT]).await.unwrap();
-        for i in 0..10_000 {
-            let t: TenantId = format!("tenant{i}.example").parse().unwrap();
-            for s in scopes {
-                full.get_token(&t, &[s]).await.unwrap();
-            }
+        for t in [&a, &b] {
+            ours.get_token(t, &[VAULT]).await.unwrap();
         }
-        full.get_token(&probe, &[VAULT]).await.unwrap();
+        theirs_a.get_token(&[VAULT], None).await.unwrap();
+        theirs_b.get_token(&[VAULT], None).await.unwrap();
     });
-    assert!(full.stats().entries > 30_000);
-    g.bench_function("ours_1_entry", |b| {
-        b.to_async(&rt)
-            .iter(|| async { one.get_token(&probe, &[VAULT]).await.unwrap() })
+    let one = [current_thread()];
+    let two = [current_thread(), current_thread()];
+
+    // References, so each task's `async move` block copies them.
+    let (ours, a, b, theirs_a, theirs_b) = (&ours, &a, &b, &theirs_a, &theirs_b);
+    let mut g = c.benchmark_group("hit");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    g.bench_function("ours_1_task_1_key", |bch| {
+        bch.iter_custom(|n| {
+            parallel(&one, n, |_, per| {
+                Box::pin(async move {
+                    for _ in 0..per {
+                        black_box(ours.get_token(a, &[VAULT]).await.unwrap());
+                    }
+                })
+            })
+        })
     });
-    g.bench_function("ours_30000_entries", |b| {
-        b.to_async(&rt)
-            .iter(|| async { full.get_token(&probe, &[VAULT]).await.unwrap() })
+    g.bench_function("azure_identity_1_task_1_key", |bch| {
+        bch.iter_custom(|n| {
+            parallel(&one, n, |_, per| {
+                Box::pin(async move {
+                    for _ in 0..per {
+                        black_box(theirs_a.get_token(&[VAULT], None).await.unwrap());
+                    }
+                })
+            })
+        })
     });
+    g.bench_function("ours_get_if_fresh_1_task_1_key", |bch| {
+        bch.iter_custom(|n| {
+            parallel(&one, n, |_, per| {
+                Box::pin(async move {
+                    for _ in 0..per {
+                        black_box(ours.get_if_fresh(a, &[VAULT]).unwrap());
+                    }
+                })
+            })
+        })
+    });
+    g.bench_function("ours_2_tasks_same_key", |bch| {
+        bch.iter_custom(|n| {
+            parallel(&two, n, |_, per| {
+                Box::pin(async move {
+                    for _ in 0..per {
+                        black_box(ours.get_token(a, &[VAULT]).await.unwrap());
+                    }
+                })
+            })
+        })
+    });
+    g.bench_function("azure_identity_2_tasks_same_key", |bch| {
+        bch.iter_custom(|n| {
+            parallel(&two, n, |_, per| {
+                Box::pin(async move {
+                    for _ in 0..per {
+                        black_box(theirs_a.get_token(&[VAULT], None).await.unwrap());
+                    }
+                })
+            })
+        })
+    });
+    g.bench_function("ours_2_tasks_2_tenants", |bch| {
+        bch.iter_custom(|n| {
+            parallel(&two, n, |t, per| {
+                let tenant = if t == 0 { a } else { b };
+                Box::pin(async move {
+                    for _ in 0..per {
+                        black_box(ours.get_token(tenant, &[VAULT]).await.unwrap());
+                    }
+                })
+            })
+        })
+    });
+    g.bench_function("azure_identity_2_tasks_2_tenants", |bch| {
+        bch.iter_custom(|n| {
+            parallel(&two, n, |t, per| {
+                let cred = if t == 0 { theirs_a } else { theirs_b };
+                Box::pin(async move {
+                    for _ in 0..per {
+                        black_box(cred.get_token(&[VAULT], None).await.unwrap());
+                    }
+                })
+            })
+        })
+    });
+    g.finish();
+}
+
+/// 10,000 tenants x 3 scopes cached, hit in a precomputed random order, beside the same
+/// lookups in a plain `std::collections::HashMap` (the memory-latency floor of this
+/// machine for these keys) and in moka alone.
+fn fleet_hit(c: &mut Criterion) {
+    let rt = runtime();
+    let scopes = [VAULT, STORAGE, SERVICEBUS];
+    let keys: Vec<(TenantId, &str)> = (0..10_000)
+        .flat_map(|i| {
+            let t: TenantId = format!("{i:08x}-0000-4000-8000-00000000beef")
+                .parse()
+                .unwrap();
+            scopes.map(move |s| (t.clone(), s))
+        })
+        .collect();
+    let ours = Cached::with_options(Minted, CacheOptions::default().max_entries(40_000)).unwrap();
+    let mut plain: HashMap<(TenantId, Scopes), AccessToken> = HashMap::new();
+    let moka: moka::sync::Cache<(TenantId, Scopes), AccessToken> = moka::sync::Cache::new(40_000);
+    rt.block_on(async {
+        for (t, s) in &keys {
+            let token = ours.get_token(t, &[s]).await.unwrap();
+            let key = (t.clone(), Scopes::parse(&[s]).unwrap());
+            plain.insert(key.clone(), token.clone());
+            moka.insert(key, token);
+        }
+    });
+    assert_eq!(ours.stats().entries, 30_000);
+    let owned: Vec<(TenantId, Scopes)> = keys
+        .iter()
+        .map(|(t, s)| (t.clone(), Scopes::parse(&[s]).unwrap()))
+        .collect();
+    let walk = random_walk(keys.len());
+    let at = |t: usize, i: u64| walk[(i as usize + t * 30_011) % walk.len()] as usize;
+    let one = [current_thread()];
+    let two = [current_thread(), current_thread()];
+
+    let mut g = c.benchmark_group("hit_30000_entries_random_keys");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    for (name, runtimes) in [("1_task", &one[..]), ("2_tasks", &two[..])] {
+        g.bench_function(format!("ours_{name}"), |bch| {
+            bch.iter_custom(|n| {
+                parallel(runtimes, n, |t, per| {
+                    let (keys, ours) = (&keys, &ours);
+                    Box::pin(async move {
+                        for i in 0..per {
+                            let (tenant, scope) = &keys[at(t, i)];
+                            black_box(ours.get_token(tenant, &[scope]).await.unwrap());
+                        }
+                    })
+                })
+            })
+        });
+        g.bench_function(format!("control_std_hashmap_{name}"), |bch| {
+            bch.iter_custom(|n| {
+                parallel(runtimes, n, |t, per| {
+                    let (owned, plain) = (&owned, &plain);
+                    Box::pin(async move {
+                        for i in 0..per {
+                            black_box(plain.get(&owned[at(t, i)]).unwrap().clone());
+                        }
+                    })
+                })
+            })
+        });
+        g.bench_function(format!("moka_alone_{name}"), |bch| {
+            bch.iter_custom(|n| {
+                parallel(runtimes, n, |t, per| {
+                    let (owned, moka) = (&owned, &moka);
+                    Box::pin(async move {
+                        for i in 0..per {
+                            black_box(moka.get(&owned[at(t, i)]).unwrap());
+                        }
+                    })
+                })
+            })
+        });
+    }
     g.finish();
 }
 
@@ -246,5 +438,11 @@ fn many_tenants(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, warm_hit, parallel_cold_misses, many_tenants);
+criterion_group!(
+    benches,
+    warm_hit,
+    fleet_hit,
+    parallel_cold_misses,
+    many_tenants
+);
 criterion_main!(benches);

@@ -11,7 +11,7 @@ use support::{Minted, TOKEN_LEN};
 
 use std::alloc::System;
 
-use azure_cross_tenant::{CacheOptions, Cached, TenantCredentialProvider, TenantId};
+use azure_cross_tenant::{CacheOptions, Cached, TenantId};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -35,7 +35,8 @@ fn main() {
     let cache = Cached::with_options(
         Minted,
         CacheOptions::default().max_entries(2 * ENTRIES as u64),
-    );
+    )
+    .unwrap();
     rt.block_on(async {
         for t in &tenants {
             cache

@@ -13,8 +13,7 @@ mod support;
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{
-    Cached, FederatedAssertion, ManagedIdentity, TenantCredentialProvider, TenantId,
-    TokenCredentialSource,
+    Cached, FederatedAssertion, ManagedIdentity, TenantId, TokenCredentialSource,
 };
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use serde_json::json;

@@ -17,8 +17,7 @@ use std::path::PathBuf;
 
 use azure_cross_tenant::{
     Cached, ClientSecret, Clock, Error, InMemoryRegistry, LinkError, OnboardingState, Relink,
-    SystemClock, TenantCredentialProvider, TenantId, TenantRecord, TenantRegistry, decide_link,
-    for_each_active,
+    SystemClock, TenantId, TenantRecord, TenantRegistry, decide_link, for_each_active,
 };
 use support::{MockWorld, env};
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use azure_cross_tenant::testing::MockResource;
-use azure_cross_tenant::{Cached, ClientSecret, TenantCredentialProvider, TenantId};
+use azure_cross_tenant::{Cached, ClientSecret, TenantId};
 use support::{MockWorld, env, show_token};
 use wiremock::ResponseTemplate;
 

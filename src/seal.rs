@@ -1,10 +1,12 @@
 //! Encryption at rest for the shared (L2) cache: AES-256-GCM with rotating key ids, the
-//! cache key as associated data, so a value copied under another key fails to open.
+//! cache key as associated data, so a value copied under another key fails to open; and
+//! the secret that names L2 keys, so key names say nothing about tenants.
 
 use std::fmt;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::{hkdf, hmac};
 
 use crate::error::Error;
 
@@ -22,24 +24,37 @@ const FORMAT_VERSION: u8 = 1;
 /// # Ok::<(), azure_cross_tenant::Error>(())
 /// ```
 pub struct SealingKeys {
-    current: (String, LessSafeKey),
-    previous: Vec<(String, LessSafeKey)>,
+    current: SealKey,
+    previous: Vec<SealKey>,
+}
+
+/// One configured key: the AEAD key that seals and opens, and the HMAC key derived from
+/// it that names L2 entries (a separate key, so names never reuse the sealing key).
+struct SealKey {
+    id: String,
+    aead: LessSafeKey,
+    names: hmac::Key,
 }
 
 impl fmt::Debug for SealingKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SealingKeys")
-            .field("current", &self.current.0)
+            .field("current", &self.current.id)
             .field(
                 "previous",
-                &self.previous.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                &self.previous.iter().map(|k| &k.id).collect::<Vec<_>>(),
             )
             .field("keys", &"<redacted>")
             .finish()
     }
 }
 
-fn key(id: &str, bytes: [u8; 32]) -> Result<(String, LessSafeKey), Error> {
+/// Domain separation for the naming key: HKDF-SHA256 of the sealing key under this salt
+/// and info, so the bytes that encrypt never also key the hash of names.
+const NAMES_SALT: &[u8] = b"azure-cross-tenant/l2";
+const NAMES_INFO: &[u8] = b"key names v1";
+
+fn key(id: &str, bytes: [u8; 32]) -> Result<SealKey, Error> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Error::InvalidConfiguration(
             "a sealing key id must be 1 to 64 printable ASCII characters".into(),
@@ -47,7 +62,16 @@ fn key(id: &str, bytes: [u8; 32]) -> Result<(String, LessSafeKey), Error> {
     }
     let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
         .map_err(|_| Error::Internal("AES-256-GCM key setup failed"))?;
-    Ok((id.to_owned(), LessSafeKey::new(unbound)))
+    let names = hkdf::Salt::new(hkdf::HKDF_SHA256, NAMES_SALT)
+        .extract(&bytes)
+        .expand(&[NAMES_INFO], hmac::HMAC_SHA256)
+        .map_err(|_| Error::Internal("HKDF key derivation failed"))?
+        .into();
+    Ok(SealKey {
+        id: id.to_owned(),
+        aead: LessSafeKey::new(unbound),
+        names,
+    })
 }
 
 impl SealingKeys {
@@ -67,12 +91,20 @@ impl SealingKeys {
 
     /// The id values are sealed under.
     pub fn current_id(&self) -> &str {
-        &self.current.0
+        &self.current.id
+    }
+
+    /// The keys naming L2 entries: the current key's first, then the retired ones', so
+    /// values written before a rotation can still be found during it.
+    pub(crate) fn name_keys(&self) -> impl Iterator<Item = &hmac::Key> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .map(|k| &k.names)
     }
 
     /// `version | id length | id | nonce | ciphertext and tag`, bound to `aad`.
     pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
-        let (id, key) = &self.current;
+        let SealKey { id, aead: key, .. } = &self.current;
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -107,8 +139,8 @@ impl SealingKeys {
         let mut body = rest.get(NONCE_LEN..)?.to_vec();
         let key = std::iter::once(&self.current)
             .chain(&self.previous)
-            .find(|(k, _)| k.as_bytes() == id)
-            .map(|(_, key)| key)?;
+            .find(|k| k.id.as_bytes() == id)
+            .map(|k| &k.aead)?;
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let plain = key.open_in_place(nonce, Aad::from(aad), &mut body).ok()?;
         Some(plain.to_vec())

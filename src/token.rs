@@ -36,6 +36,7 @@ struct Inner {
     secret: Box<str>,
     expires_on: SystemTime,
     refresh_on: Option<SystemTime>,
+    issued_on: Option<SystemTime>,
     tenant: TenantId,
     scopes: Scopes,
 }
@@ -53,6 +54,7 @@ impl AccessToken {
                 secret: secret.into(),
                 expires_on,
                 refresh_on: None,
+                issued_on: None,
                 tenant,
                 scopes,
             }),
@@ -64,6 +66,21 @@ impl AccessToken {
     pub fn with_refresh_on(mut self, refresh_on: SystemTime) -> Self {
         Arc::make_mut(&mut self.inner).refresh_on = Some(refresh_on);
         self
+    }
+
+    /// The same token, stamped with when it was issued (on the clock of whoever received
+    /// it). Caches measure a token's lifetime from it, so a token passed from cache to
+    /// cache (or through a shared cache) keeps the expiry margin of its full lifetime.
+    #[must_use]
+    pub fn with_issued_on(mut self, issued_on: SystemTime) -> Self {
+        Arc::make_mut(&mut self.inner).issued_on = Some(issued_on);
+        self
+    }
+
+    /// When the token was issued, if known. [`Cached`](crate::Cached) stamps tokens that
+    /// lack it with the time it received them.
+    pub fn issued_on(&self) -> Option<SystemTime> {
+        self.inner.issued_on
     }
 
     /// The token's text, for an `Authorization: Bearer` header. Keep it out of logs.
@@ -110,6 +127,7 @@ impl fmt::Debug for AccessToken {
             .field("scopes", &self.inner.scopes)
             .field("expires_on", &self.inner.expires_on)
             .field("refresh_on", &self.inner.refresh_on)
+            .field("issued_on", &self.inner.issued_on)
             .finish()
     }
 }

@@ -135,7 +135,6 @@ trait GetForTest {
 
 impl<P: azure_cross_tenant::TenantCredentialProvider + 'static> GetForTest for Cached<P> {
     async fn get_token_for_test(&self, tenant: &TenantId) -> azure_cross_tenant::AccessToken {
-        use azure_cross_tenant::TenantCredentialProvider;
         self.get_token(tenant, &[VAULT]).await.unwrap()
     }
 }

@@ -33,6 +33,7 @@ fn cached(w: &World) -> Cached<ClientSecret> {
         credential(w),
         CacheOptions::default().clock(Arc::new(w.clock.clone())),
     )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +101,8 @@ async fn misses_on_fifty_different_keys_are_in_flight_together() {
             barrier: tokio::sync::Barrier::new(50),
         },
         CacheOptions::default().clock(Arc::new(w.clock.clone())),
-    );
+    )
+    .unwrap();
     let mut tasks = Vec::new();
     for t in &tenants {
         for s in scopes {
@@ -180,7 +182,8 @@ async fn without_refresh_the_token_is_used_until_expiry_minus_skew_then_fetched_
         CacheOptions::default()
             .refresh(false)
             .clock(Arc::new(w.clock.clone())),
-    );
+    )
+    .unwrap();
     let first = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
     w.clock.advance(Duration::from_secs(3298));
     assert!(
@@ -194,6 +197,41 @@ async fn without_refresh_the_token_is_used_until_expiry_minus_skew_then_fetched_
     w.clock.advance(Duration::from_secs(2));
     let second = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert!(!second.ptr_eq(&first));
+    assert_eq!(w.entra.token_requests(), 2);
+}
+
+/// A token that reaches a cache late (here from another cache; in a fleet, from the
+/// shared cache) is served only until its expiry minus the margin of its whole lifetime,
+/// not three quarters of whatever it has left.
+#[tokio::test]
+async fn a_token_inserted_late_keeps_the_margin_of_its_whole_lifetime() {
+    let w = World::new().await;
+    let options = || {
+        CacheOptions::default()
+            .refresh(false)
+            .clock(Arc::new(w.clock.clone()))
+    };
+    let inner = Cached::with_options(credential(&w), options()).unwrap();
+    let outer = Cached::with_options(inner, options()).unwrap();
+    let first = outer.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(first.issued_on().is_some(), "stamped on receipt");
+
+    // 50 min later the outer cache loses the entry and gets the same token again from
+    // the inner one, with 10 min left.
+    w.clock.advance(Duration::from_secs(3000));
+    outer.invalidate(&w.customer, &[VAULT]).await;
+    let again = outer.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(again.ptr_eq(&first));
+
+    // 5 min 50 s later it has 4 min 10 s left: less than the 5 min margin.
+    w.clock.advance(Duration::from_secs(350));
+    let now = w.clock.now();
+    let served = outer.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(
+        !served.ptr_eq(&first),
+        "a token inside its margin was served"
+    );
+    assert!(served.expires_on() >= now + Duration::from_secs(300));
     assert_eq!(w.entra.token_requests(), 2);
 }
 
@@ -277,7 +315,7 @@ async fn invalidation_drops_one_key_or_one_tenant() {
     }
     assert_eq!(w.entra.token_requests(), 4);
 
-    cache.invalidate(&w.customer, &[VAULT]);
+    cache.invalidate(&w.customer, &[VAULT]).await;
     cache.get_token(&w.customer, &[VAULT]).await.unwrap();
     cache.get_token(&w.customer, &[STORAGE]).await.unwrap();
     assert_eq!(
@@ -286,7 +324,7 @@ async fn invalidation_drops_one_key_or_one_tenant() {
         "only the invalidated key is fetched again"
     );
 
-    cache.invalidate_tenant(&w.customer);
+    cache.invalidate_tenant(&w.customer).await;
     for s in [VAULT, STORAGE] {
         cache.get_token(&w.customer, &[s]).await.unwrap();
         cache.get_token(&other, &[s]).await.unwrap();
@@ -313,7 +351,8 @@ async fn the_cache_stays_under_max_entries_and_stays_correct_after_eviction() {
         CacheOptions::default()
             .max_entries(5)
             .clock(Arc::new(w.clock.clone())),
-    );
+    )
+    .unwrap();
     for round in 0..2 {
         for t in &tenants {
             let token = cache.get_token(t, &[VAULT]).await.unwrap();
@@ -373,4 +412,222 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// Holds each token response (fetched over real HTTP) until the test lets it go, so a
+/// test can act while a request is in flight.
+#[derive(Debug)]
+struct HeldOpen {
+    inner: ClientSecret,
+    fetched: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl TenantCredentialProvider for HeldOpen {
+    fn client_id(&self) -> &str {
+        self.inner.client_id()
+    }
+    async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
+        let token = self.inner.get_token(tenant, scopes).await;
+        self.fetched.notify_one();
+        self.release.acquire().await.unwrap().forget();
+        token
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_request_in_flight_when_invalidate_tenant_returns_is_never_cached() {
+    let w = World::new().await;
+    let cache = Cached::with_options(
+        HeldOpen {
+            inner: credential(&w),
+            fetched: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+        },
+        CacheOptions::default().clock(Arc::new(w.clock.clone())),
+    )
+    .unwrap();
+    let in_flight = {
+        let (cache, tenant) = (cache.clone(), w.customer.clone());
+        tokio::spawn(async move { cache.get_token(&tenant, &[VAULT]).await })
+    };
+    cache.provider().fetched.notified().await;
+    assert_eq!(w.entra.token_requests_for(&w.customer), 1);
+
+    // Offboarding while Entra's answer is on its way back.
+    cache.invalidate_tenant(&w.customer).await;
+    cache.provider().release.add_permits(1);
+    let old = in_flight.await.unwrap().unwrap();
+
+    assert!(cache.get_if_fresh(&w.customer, &[VAULT]).is_none());
+    assert_eq!(cache.stats().entries, 0);
+    cache.provider().release.add_permits(1);
+    let next = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(!next.ptr_eq(&old));
+    assert_eq!(w.entra.token_requests_for(&w.customer), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_invalidated_during_its_flight_starts_a_new_flight_for_later_callers() {
+    let w = World::new().await;
+    let cache = Cached::with_options(
+        HeldOpen {
+            inner: credential(&w),
+            fetched: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+        },
+        CacheOptions::default().clock(Arc::new(w.clock.clone())),
+    )
+    .unwrap();
+    let first = {
+        let (cache, tenant) = (cache.clone(), w.customer.clone());
+        tokio::spawn(async move { cache.get_token(&tenant, &[VAULT]).await })
+    };
+    cache.provider().fetched.notified().await;
+    cache.invalidate(&w.customer, &[VAULT]).await;
+    // A caller after the invalidation does not join the revoked flight.
+    let second = {
+        let (cache, tenant) = (cache.clone(), w.customer.clone());
+        tokio::spawn(async move { cache.get_token(&tenant, &[VAULT]).await })
+    };
+    cache.provider().fetched.notified().await;
+    cache.provider().release.add_permits(2);
+    let (first, second) = (
+        first.await.unwrap().unwrap(),
+        second.await.unwrap().unwrap(),
+    );
+    assert!(!first.ptr_eq(&second));
+    assert_eq!(w.entra.token_requests_for(&w.customer), 2);
+    let cached = cache.get_if_fresh(&w.customer, &[VAULT]).unwrap();
+    assert!(
+        cached.ptr_eq(&second),
+        "only the second flight's token is cached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_401s_for_one_token_cause_one_new_token_request() {
+    let w = World::new().await;
+    let cache = cached(&w);
+    let old = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
+    w.entra.set_latency(Duration::from_millis(50)); // the refetch is in flight while they pile up
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let (cache, tenant, old) = (cache.clone(), w.customer.clone(), old.clone());
+        calls.spawn(async move {
+            cache.invalidate_if_current(&tenant, &[VAULT], &old).await;
+            cache.get_token(&tenant, &[VAULT]).await.unwrap()
+        });
+    }
+    let mut fresh = Vec::new();
+    while let Some(token) = calls.join_next().await {
+        fresh.push(token.unwrap());
+    }
+    assert_eq!(w.entra.token_requests_for(&w.customer), 2);
+    assert!(fresh.iter().all(|t| !t.ptr_eq(&old) && t.ptr_eq(&fresh[0])));
+    // A late report of the old token leaves the new one alone.
+    cache
+        .invalidate_if_current(&w.customer, &[VAULT], &old)
+        .await;
+    assert!(
+        cache
+            .get_if_fresh(&w.customer, &[VAULT])
+            .unwrap()
+            .ptr_eq(&fresh[0])
+    );
+}
+
+#[tokio::test]
+async fn get_if_fresh_answers_from_the_cache_only() {
+    let w = World::new().await;
+    let cache = cached(&w);
+    assert!(cache.get_if_fresh(&w.customer, &[VAULT]).is_none());
+    assert_eq!(w.entra.token_requests(), 0, "get_if_fresh never asks Entra");
+    let token = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(
+        cache
+            .get_if_fresh(&w.customer, &[VAULT])
+            .unwrap()
+            .ptr_eq(&token)
+    );
+    assert!(cache.get_if_fresh(&w.customer, &[VAULT, STORAGE]).is_none());
+    w.clock.advance(Duration::from_secs(3300));
+    assert!(
+        cache.get_if_fresh(&w.customer, &[VAULT]).is_none(),
+        "inside the margin"
+    );
+}
+
+#[tokio::test]
+async fn max_entries_of_zero_is_refused_when_the_cache_is_built() {
+    let w = World::new().await;
+    let err =
+        Cached::with_options(credential(&w), CacheOptions::default().max_entries(0)).unwrap_err();
+    assert!(matches!(err, Error::InvalidConfiguration(_)), "{err:?}");
+    assert!(err.to_string().contains("max_entries"), "{err}");
+}
+
+/// Panics on its second call: the first background refresh.
+#[derive(Debug)]
+struct PanicsOnce {
+    inner: ClientSecret,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TenantCredentialProvider for PanicsOnce {
+    fn client_id(&self) -> &str {
+        self.inner.client_id()
+    }
+    async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert_ne!(call, 1, "the provider panicked (on purpose, in a test)");
+        self.inner.get_token(tenant, scopes).await
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_that_panics_is_counted_out_and_the_key_refreshes_again_later() {
+    let w = World::new().await;
+    w.entra.set_token_lifetime(Duration::from_secs(3));
+    w.entra.set_refresh_in(Some(Duration::from_secs(1)));
+    let cache = Cached::with_options(
+        PanicsOnce {
+            inner: credential(&w),
+            calls: Default::default(),
+        },
+        CacheOptions::default()
+            .refresh_retry(Duration::from_millis(100))
+            .clock(Arc::new(w.clock.clone())),
+    )
+    .unwrap();
+    let first = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
+    w.clock.advance(Duration::from_millis(1500));
+    assert!(
+        cache
+            .get_token(&w.customer, &[VAULT])
+            .await
+            .unwrap()
+            .ptr_eq(&first)
+    );
+    // A deadlock guard, not a timing assertion: without the fix this never returns.
+    tokio::time::timeout(Duration::from_secs(30), cache.wait_for_refreshes())
+        .await
+        .expect("wait_for_refreshes returns after a refresh panicked");
+    assert_eq!(cache.stats().refresh_failures, 1);
+
+    // After the retry wait the key is refreshed again, and this time it works.
+    w.clock.advance(Duration::from_millis(200));
+    assert!(
+        cache
+            .get_token(&w.customer, &[VAULT])
+            .await
+            .unwrap()
+            .ptr_eq(&first)
+    );
+    cache.wait_for_refreshes().await;
+    let after = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(!after.ptr_eq(&first), "the key refreshed after the panic");
+    assert_eq!(cache.stats().refreshes, 2);
 }

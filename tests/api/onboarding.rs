@@ -13,8 +13,8 @@ use azure_cross_tenant::testing::{MockFault, MockRedirect, MockUser};
 use azure_cross_tenant::{
     Cached, ClientSecret, Error, InMemoryRegistry, LinkError, Onboarding, OnboardingError,
     OnboardingState, PendingConsent, PendingSignIn, Relink, ResponseMode, SignInTenant,
-    SignedInAdmin, TenantCredentialProvider, TenantId, TenantRecord, TenantRegistry,
-    TokenValidator, ValidationError, for_each_active,
+    SignedInAdmin, TenantId, TenantRecord, TenantRegistry, TokenValidator, ValidationError,
+    for_each_active,
 };
 
 const SIGNED_IN: &str = "https://saas.example/onboarding/signed-in";

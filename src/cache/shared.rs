@@ -1,0 +1,235 @@
+//! The glue between [`Cached`] and the shared (L2) cache: where a miss or a refresh looks
+//! in L2, takes or waits on a cross-replica lease, stores what it fetched, and what
+//! invalidation writes there.
+
+use std::hash::BuildHasher as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use super::Cached;
+use super::entry::Entry;
+use super::key::Key;
+use super::stats::CacheStats;
+use crate::error::Error;
+use crate::l2::{L2Counters, L2Key, Lease};
+use crate::provider::TenantCredentialProvider;
+use crate::tenant::TenantId;
+use crate::token::AccessToken;
+
+/// How often a replica waiting on another's lease looks for its token in L2.
+const LEASE_POLL: Duration = Duration::from_millis(20);
+
+/// One miss's or refresh's place in L2: the entry's names, the lease this replica holds
+/// (released after the fetch), and when its token request started (the stamp of what it
+/// stores, compared with tombstones by every reader).
+pub(super) struct SharedSlot {
+    key: L2Key,
+    lease: Mutex<Option<String>>,
+    fetch_started: Mutex<Option<SystemTime>>,
+}
+
+impl SharedSlot {
+    fn set_fetch_started(&self, at: SystemTime) {
+        *self.fetch_started.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+    }
+
+    fn fetch_started(&self) -> Option<SystemTime> {
+        *self.fetch_started.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_lease(&self) -> Option<String> {
+        self.lease.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl<P: TenantCredentialProvider + 'static> Cached<P> {
+    /// (authority, client id): the app every key of this cache belongs to.
+    fn app(&self) -> (&str, &str) {
+        let provider = &self.inner.provider;
+        (provider.authority_host().as_str(), provider.client_id())
+    }
+
+    /// `key`'s place in L2, when there is an L2.
+    pub(super) fn shared_key(&self, key: &Key) -> Option<SharedSlot> {
+        let l2 = self.inner.l2.as_ref()?;
+        Some(SharedSlot {
+            key: l2.key(self.app(), &key.tenant, &key.scopes),
+            lease: Mutex::new(None),
+            fetch_started: Mutex::new(None),
+        })
+    }
+
+    /// A token for `key` from the shared cache, as an entry, if it has at least the
+    /// expiry margin of its whole lifetime left (the same test as an L1 hit).
+    async fn entry_from_l2(&self, key: &Key, slot: &SharedSlot, hash: u64) -> Option<Arc<Entry>> {
+        let inner = &self.inner;
+        let l2 = inner.l2.as_ref()?;
+        let now = inner.options.clock.now();
+        let (options, spread) = (&inner.options, self.spread(hash));
+        let usable = |t: &AccessToken| Entry::new(t.clone(), now, options, spread).usable(now);
+        let token = l2
+            .get(&slot.key, (&key.tenant, &key.scopes), now, usable)
+            .await?;
+        Some(Arc::new(Entry::new(token, now, options, spread)))
+    }
+
+    /// On a miss, before asking the provider: a token from L2, or one another replica
+    /// fetched while this one waited on its lease. The caller inserts it in L1.
+    pub(super) async fn shared_before_fetch(
+        &self,
+        key: &Key,
+        slot: Option<&SharedSlot>,
+        hash: u64,
+        now: SystemTime,
+    ) -> Option<Arc<Entry>> {
+        let (l2, slot) = (self.inner.l2.as_ref()?, slot?);
+        if let Some(entry) = self.entry_from_l2(key, slot, hash).await {
+            return Some(entry);
+        }
+        match l2.lease(&slot.key, now).await {
+            Lease::Held(holder) => {
+                *slot.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(holder);
+                // The previous holder may have stored the token and released the lease
+                // between our lookup and our lease: look once more.
+                if let Some(entry) = self.entry_from_l2(key, slot, hash).await {
+                    if let Some(holder) = slot.take_lease() {
+                        l2.release(&slot.key, &holder, now).await;
+                    }
+                    return Some(entry);
+                }
+            }
+            Lease::Busy => {
+                if let Some(entry) = self.wait_for_peer(key, slot, hash).await {
+                    return Some(entry);
+                }
+            }
+            Lease::Unavailable => {}
+        }
+        slot.set_fetch_started(self.inner.options.clock.now());
+        None
+    }
+
+    /// Another replica holds the lease: look for its token in L2 every [`LEASE_POLL`],
+    /// until `lease_wait` has passed on the cache's clock or been slept through, so the
+    /// wait is bounded whatever the clock and sleeper do. The lease is the other
+    /// replica's: this one never releases it.
+    async fn wait_for_peer(&self, key: &Key, slot: &SharedSlot, hash: u64) -> Option<Arc<Entry>> {
+        let l2 = self.inner.l2.as_ref()?;
+        let wait = l2.config.lease_wait?;
+        let clock = &self.inner.options.clock;
+        let deadline = clock.now() + wait;
+        let polls = wait.as_millis().div_ceil(LEASE_POLL.as_millis()).max(1);
+        for _ in 0..polls {
+            l2.config.sleeper.sleep(LEASE_POLL).await;
+            if let Some(entry) = self.entry_from_l2(key, slot, hash).await {
+                return Some(entry);
+            }
+            if clock.now() >= deadline {
+                break;
+            }
+        }
+        None
+    }
+
+    /// On a miss, after asking the provider: store the token for the other replicas and
+    /// give up the lease if this replica holds it.
+    pub(super) async fn shared_after_fetch(
+        &self,
+        slot: Option<&SharedSlot>,
+        fetched: &Result<AccessToken, Error>,
+    ) {
+        let (Some(l2), Some(slot)) = (&self.inner.l2, slot) else {
+            return;
+        };
+        let now = self.inner.options.clock.now();
+        if let Ok(token) = fetched {
+            l2.put(&slot.key, token, slot.fetch_started().unwrap_or(now), now)
+                .await;
+        }
+        if let Some(holder) = slot.take_lease() {
+            l2.release(&slot.key, &holder, now).await;
+        }
+    }
+
+    /// On a refresh: a token in L2 newer than `old` (another replica refreshed already).
+    pub(super) async fn shared_newer(
+        &self,
+        key: &Key,
+        slot: Option<&SharedSlot>,
+        old: &Entry,
+    ) -> Option<Arc<Entry>> {
+        let slot = slot?;
+        let newer = self
+            .entry_from_l2(key, slot, self.inner.hasher.hash_one(key))
+            .await
+            .filter(|e| e.token.expires_on() > old.token.expires_on());
+        if newer.is_none() {
+            slot.set_fetch_started(self.inner.options.clock.now());
+        }
+        newer
+    }
+
+    /// On a refresh: store the fetched token for the other replicas.
+    pub(super) async fn shared_put(
+        &self,
+        slot: Option<&SharedSlot>,
+        fetched: &Result<AccessToken, Error>,
+    ) {
+        if let (Ok(token), Some(l2), Some(slot)) = (fetched, &self.inner.l2, slot) {
+            let now = self.inner.options.clock.now();
+            l2.put(&slot.key, token, slot.fetch_started().unwrap_or(now), now)
+                .await;
+        }
+    }
+
+    /// Invalidation of one entry: its L2 value is deleted before this returns.
+    pub(super) async fn shared_forget(&self, key: &Key) {
+        if let Some(l2) = &self.inner.l2 {
+            let names = l2.key(self.app(), &key.tenant, &key.scopes);
+            l2.forget(&names, self.inner.options.clock.now()).await;
+        }
+    }
+
+    /// Invalidation of one entry while it still holds `token`: the L2 value goes only if
+    /// it is that token (a newer one stored by another replica stays).
+    pub(super) async fn shared_forget_if(&self, key: &Key, token: &AccessToken) {
+        if let Some(l2) = &self.inner.l2 {
+            let names = l2.key(self.app(), &key.tenant, &key.scopes);
+            let now = self.inner.options.clock.now();
+            l2.forget_if(&names, (&key.tenant, &key.scopes), token, now)
+                .await;
+        }
+    }
+
+    /// Invalidation of a tenant: its tombstone makes every value fetched before now a
+    /// miss for every replica's L2 reads (one write, whatever the replica knows).
+    pub(super) async fn shared_forget_tenant(&self, tenant: &TenantId) {
+        if let Some(l2) = &self.inner.l2 {
+            let names = l2.tenant_tombstones(self.app(), tenant);
+            l2.tombstone(&names, self.inner.options.clock.now()).await;
+        }
+    }
+
+    /// Invalidation of everything: the global tombstone.
+    pub(super) async fn shared_forget_all(&self) {
+        if let Some(l2) = &self.inner.l2 {
+            let names = l2.global_tombstone();
+            l2.tombstone(&names, self.inner.options.clock.now()).await;
+        }
+    }
+
+    /// Fills the L2 counters of `stats`.
+    pub(super) fn shared_stats(&self, stats: &mut CacheStats) {
+        let l2_count = |f: fn(&L2Counters) -> &AtomicU64| {
+            self.inner
+                .l2
+                .as_ref()
+                .map_or(0, |l2| f(&l2.counters).load(Ordering::Relaxed))
+        };
+        stats.l2_hits = l2_count(|c| &c.hits);
+        stats.l2_misses = l2_count(|c| &c.misses);
+        stats.l2_errors = l2_count(|c| &c.errors);
+        stats.l2_open_failures = l2_count(|c| &c.open_failures);
+    }
+}

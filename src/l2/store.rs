@@ -1,0 +1,122 @@
+//! What a shared store must do for the L2 cache ([`L2Store`]), and how it says it failed
+//! ([`L2Error`]).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an L2 operation failed. Never reaches callers of `get_token`: it is a miss.
+///
+/// ```
+/// use azure_cross_tenant::L2Error;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+/// let error = L2Error::with_source("cannot connect to cache.internal:6379", io);
+/// assert_eq!(error.to_string(), "shared token cache: cannot connect to cache.internal:6379");
+/// assert!(std::error::Error::source(&error).is_some());
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("shared token cache: {context}")]
+pub struct L2Error {
+    context: Cow<'static, str>,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl L2Error {
+    /// A failure described by `context` alone (what was tried, against what).
+    pub fn new(context: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// A failure described by `context`, caused by `source` (kept, not flattened).
+    pub fn with_source(
+        context: impl Into<Cow<'static, str>>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+}
+
+/// A shared key-value store with expiry (Redis, Memcached, a database...).
+///
+/// Every value is sealed before it reaches the store and every key name is a keyed hash,
+/// so the store needs no trust beyond availability. [`Cached`](crate::Cached) bounds every
+/// call with [`SharedCache::timeout`](crate::SharedCache::timeout); a store needs no
+/// timeouts of its own for commands, but should connect in the background, under its own
+/// deadline, rather than inside a call (a call cancelled by the timeout would otherwise
+/// throw away a half-built connection every time).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use std::time::Duration;
+/// use azure_cross_tenant::{L2Error, L2Store};
+///
+/// /// One process's memory: useless in production (nothing is shared), fine in tests.
+/// #[derive(Debug, Default)]
+/// struct Memory(Mutex<HashMap<String, Vec<u8>>>);
+///
+/// #[async_trait::async_trait]
+/// impl L2Store for Memory {
+///     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, L2Error> {
+///         let map = self.0.lock().unwrap();
+///         Ok(keys.iter().map(|k| map.get(*k).cloned()).collect())
+///     }
+///     async fn put(&self, key: &str, value: &[u8], _ttl: Duration) -> Result<(), L2Error> {
+///         self.0.lock().unwrap().insert(key.into(), value.into());
+///         Ok(())
+///     }
+///     async fn delete(&self, key: &str) -> Result<(), L2Error> {
+///         self.0.lock().unwrap().remove(key);
+///         Ok(())
+///     }
+///     async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, L2Error> {
+///         let mut map = self.0.lock().unwrap();
+///         let holds = map.get(key).is_some_and(|v| v == expected);
+///         if holds {
+///             map.remove(key);
+///         }
+///         Ok(holds)
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait L2Store: Send + Sync + fmt::Debug {
+    /// The values under `keys`, in the same order (Redis `MGET`), in one round trip where
+    /// the store can.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, L2Error>;
+
+    /// Stores `value` under `key` for `ttl`.
+    async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), L2Error>;
+
+    /// Removes `key`.
+    async fn delete(&self, key: &str) -> Result<(), L2Error>;
+
+    /// Removes `key` only if it still holds `expected`, atomically (compare-and-delete):
+    /// true if it did. Leases are released this way, so a replica never frees a lease
+    /// another one took after its own ran out.
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, L2Error>;
+
+    /// Takes a short exclusive lease on `key` for `holder` (Redis `SET NX PX`): true if
+    /// this caller got it. Stores without leases return true, so every replica asks Entra
+    /// itself.
+    async fn try_lease(&self, key: &str, holder: &[u8], ttl: Duration) -> Result<bool, L2Error> {
+        let _ = (key, holder, ttl);
+        Ok(true)
+    }
+
+    /// Whether the store answers, (re)connecting if needed: the circuit breaker's probe
+    /// while the store is considered down. May take longer than one call's timeout
+    /// (it runs in the background), but must end on its own.
+    async fn ping(&self) -> Result<(), L2Error> {
+        self.get_many(&["ping"]).await.map(drop)
+    }
+}

@@ -1,0 +1,141 @@
+//! What an L2 value holds once opened, and tombstone values.
+//!
+//! A value is the token with its lifetime (when it was issued and expires, so a reader
+//! computes the same expiry margin as the replica that fetched it) and its *stamp*: when
+//! the token request that produced it started. A tombstone is the time of an
+//! invalidation; a value stamped at or before its tenant's or the global tombstone was
+//! fetched before that invalidation and is a miss.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::scope::Scopes;
+use crate::seal::SealingKeys;
+use crate::tenant::TenantId;
+use crate::token::AccessToken;
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    /// The token.
+    t: String,
+    /// Expiry, ms since the epoch.
+    e: u64,
+    /// Refresh hint, ms since the epoch.
+    r: Option<u64>,
+    /// Issued, ms since the epoch (the start of the token's lifetime).
+    i: u64,
+    /// When the token request that produced it started, ms since the epoch.
+    s: u64,
+}
+
+pub(crate) fn millis(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn from_millis(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// A token read back from L2, with its stamp.
+pub(crate) struct Stored {
+    pub(crate) token: AccessToken,
+    pub(crate) stamp: u64,
+}
+
+/// `token`, sealed and bound to `aad`, or `None` if sealing failed (then nothing is
+/// stored: a miss later, never an error now).
+pub(crate) fn seal(
+    keys: &SealingKeys,
+    aad: &str,
+    token: &AccessToken,
+    stamp: SystemTime,
+) -> Option<Vec<u8>> {
+    let payload = Payload {
+        t: token.secret().to_owned(),
+        e: millis(token.expires_on()),
+        r: token.refresh_on().map(millis),
+        i: millis(token.issued_on().unwrap_or(stamp)),
+        s: millis(stamp),
+    };
+    let plain = serde_json::to_vec(&payload).ok()?;
+    keys.seal(&plain, aad.as_bytes()).ok()
+}
+
+/// The token sealed in `value` for (`tenant`, `scopes`), or `None` if it does not open
+/// (tampered, moved from another key, malformed, or sealed under a key no longer
+/// configured).
+pub(crate) fn open(
+    keys: &SealingKeys,
+    aad: &str,
+    value: &[u8],
+    tenant: &TenantId,
+    scopes: &Scopes,
+) -> Option<Stored> {
+    let plain = keys.open(value, aad.as_bytes())?;
+    let p: Payload = serde_json::from_slice(&plain).ok()?;
+    let (issued, expires) = (from_millis(p.i), from_millis(p.e));
+    if issued > expires {
+        return None;
+    }
+    let mut token =
+        AccessToken::new(p.t, expires, tenant.clone(), scopes.clone()).with_issued_on(issued);
+    if let Some(r) = p.r {
+        token = token.with_refresh_on(from_millis(r));
+    }
+    Some(Stored { token, stamp: p.s })
+}
+
+/// A tombstone's value: the invalidation time in ms since the epoch, as decimal text.
+pub(crate) fn tombstone(at: SystemTime) -> Vec<u8> {
+    millis(at).to_string().into_bytes()
+}
+
+/// The time in a tombstone value. One that does not parse counts as the latest possible
+/// time: everything under it is a miss (the safe reading of a value nobody should have
+/// written), until it expires or an invalidation overwrites it.
+pub(crate) fn read_tombstone(value: &[u8]) -> u64 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_round_trips_with_its_lifetime_and_stamp() {
+        let keys = SealingKeys::new("k", [3; 32]).unwrap();
+        let tenant: TenantId = "fabrikam.example".parse().unwrap();
+        let scopes = Scopes::parse(&["https://vault.azure.net/.default"]).unwrap();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let token = AccessToken::new(
+            "tok",
+            t0 + Duration::from_secs(3600),
+            tenant.clone(),
+            scopes.clone(),
+        )
+        .with_issued_on(t0)
+        .with_refresh_on(t0 + Duration::from_secs(1800));
+        let sealed = seal(&keys, "aad", &token, t0 - Duration::from_millis(5)).unwrap();
+        let back = open(&keys, "aad", &sealed, &tenant, &scopes).unwrap();
+        assert_eq!(back.token.secret(), "tok");
+        assert_eq!(back.token.issued_on(), Some(t0));
+        assert_eq!(back.token.expires_on(), token.expires_on());
+        assert_eq!(back.token.refresh_on(), token.refresh_on());
+        assert_eq!(back.stamp, millis(t0) - 5);
+        assert!(open(&keys, "other", &sealed, &tenant, &scopes).is_none());
+    }
+
+    #[test]
+    fn tombstones_that_do_not_parse_hide_everything() {
+        assert_eq!(read_tombstone(b"1700000000123"), 1_700_000_000_123);
+        assert_eq!(read_tombstone(b"-1"), u64::MAX);
+        assert_eq!(read_tombstone(&[0xff, 0x00]), u64::MAX);
+    }
+}

@@ -1,0 +1,200 @@
+//! Invalidation reaches L2 before it returns, and through tombstones it reaches every
+//! replica's L2 reads, whatever that replica knows. What it cannot reach is another
+//! replica's memory: that replica keeps its token until it refreshes or it expires.
+
+use std::time::Duration;
+
+use super::servers::{Redis, Relay};
+use super::{Backend, keys, on_both, replica, replica_with};
+use crate::common::{VAULT, World};
+use azure_cross_tenant::{RedisStore, SharedCache};
+
+on_both!(
+    a_tenant_invalidation_reaches_replicas_that_never_saw_the_tenant,
+    invalidate_all_reaches_every_replicas_l2_reads,
+    a_token_fetched_while_its_tenant_was_invalidated_is_not_served_from_l2,
+    a_refused_token_leaves_l2_only_while_l2_still_holds_it,
+);
+on_both!(current_thread: invalidate_removes_the_token_from_l2_before_it_returns);
+
+/// One thread, so nothing runs between `invalidate` returning and the next call unless
+/// `invalidate` itself waited for it: a delete left to a background task would reach
+/// Redis after the next lookup.
+async fn invalidate_removes_the_token_from_l2_before_it_returns(backend: Backend) {
+    let w = World::new().await;
+    let a = replica(&w, &backend);
+    let old = a.get_token(&w.customer, &[VAULT]).await.unwrap();
+    a.invalidate(&w.customer, &[VAULT]).await;
+    let again = a.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_ne!(
+        again.secret(),
+        old.secret(),
+        "the invalidated token came back from L2"
+    );
+    assert_eq!(w.entra.token_requests(), 2);
+}
+
+async fn a_tenant_invalidation_reaches_replicas_that_never_saw_the_tenant(backend: Backend) {
+    let w = World::new().await;
+    let a = replica(&w, &backend);
+    let old = a.get_token(&w.customer, &[VAULT]).await.unwrap();
+    // B never asked for this tenant: it knows none of its keys.
+    let b = replica(&w, &backend);
+    b.invalidate_tenant(&w.customer).await;
+
+    let c = replica(&w, &backend);
+    let fresh = c.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_ne!(
+        fresh.secret(),
+        old.secret(),
+        "C was served the invalidated token from L2"
+    );
+    assert_eq!(w.entra.token_requests(), 2);
+    // What a tombstone cannot do: A's memory keeps its token until refresh or expiry.
+    assert!(
+        a.get_token(&w.customer, &[VAULT])
+            .await
+            .unwrap()
+            .ptr_eq(&old)
+    );
+
+    // Tokens fetched after the invalidation are shared again.
+    w.clock.advance(Duration::from_millis(1));
+    let d = replica(&w, &backend);
+    c.invalidate(&w.customer, &[VAULT]).await;
+    let newest = c.get_token(&w.customer, &[VAULT]).await.unwrap();
+    let read = d.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_eq!(
+        read.secret(),
+        newest.secret(),
+        "values stored after the tombstone are served"
+    );
+}
+
+async fn invalidate_all_reaches_every_replicas_l2_reads(backend: Backend) {
+    let w = World::new().await;
+    let stranger = w.stranger.clone();
+    w.entra.consent(&stranger, &w.app);
+    let a = replica(&w, &backend);
+    let old_customer = a.get_token(&w.customer, &[VAULT]).await.unwrap();
+    let old_stranger = a.get_token(&stranger, &[VAULT]).await.unwrap();
+    let b = replica(&w, &backend);
+    b.invalidate_all().await;
+
+    let c = replica(&w, &backend);
+    let customer = c.get_token(&w.customer, &[VAULT]).await.unwrap();
+    let other = c.get_token(&stranger, &[VAULT]).await.unwrap();
+    assert_ne!(customer.secret(), old_customer.secret());
+    assert_ne!(other.secret(), old_stranger.secret());
+    assert_eq!(w.entra.token_requests(), 4);
+}
+
+/// Offboarding while a replica's token request is in flight: the token it brings back
+/// was asked for before the invalidation, so no other replica gets it from L2.
+async fn a_token_fetched_while_its_tenant_was_invalidated_is_not_served_from_l2(backend: Backend) {
+    let w = World::new().await;
+    w.entra.set_latency(Duration::from_millis(300));
+    let a = replica(&w, &backend);
+    let in_flight = {
+        let (a, customer) = (a.clone(), w.customer.clone());
+        tokio::spawn(async move { a.get_token(&customer, &[VAULT]).await.unwrap() })
+    };
+    for _ in 0..200 {
+        if w.entra.token_requests() == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        // Waiting for A's request to reach the mock: real time, bounded.
+        #[allow(clippy::disallowed_methods)]
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(w.entra.token_requests(), 1, "A's request is in flight");
+    replica(&w, &backend).invalidate_tenant(&w.customer).await;
+    let stale = in_flight.await.unwrap();
+
+    w.entra.set_latency(Duration::ZERO);
+    let c = replica(&w, &backend);
+    let token = c.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_ne!(
+        token.secret(),
+        stale.secret(),
+        "C was served a token asked for before the invalidation"
+    );
+}
+
+/// After a resource refused a token: the replica that saw the 401 drops it from L2, but
+/// a newer token another replica stored meanwhile stays (one refetch, not one per 401).
+async fn a_refused_token_leaves_l2_only_while_l2_still_holds_it(backend: Backend) {
+    let w = World::new().await;
+    let a = replica(&w, &backend);
+    let b = replica(&w, &backend);
+    let first = a.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_eq!(
+        b.get_token(&w.customer, &[VAULT]).await.unwrap().secret(),
+        first.secret()
+    );
+
+    b.invalidate_if_current(&w.customer, &[VAULT], &first).await;
+    let second = b.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_ne!(second.secret(), first.secret());
+    assert_eq!(w.entra.token_requests(), 2);
+
+    // A's 401 for the same old token: A drops its copy, L2 keeps B's newer one.
+    a.invalidate_if_current(&w.customer, &[VAULT], &first).await;
+    let from_l2 = a.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_eq!(from_l2.secret(), second.secret());
+    assert_eq!(
+        w.entra.token_requests(),
+        2,
+        "the newer token in L2 survived"
+    );
+}
+
+/// An invalidation that cannot reach Redis is written when Redis is reachable again, and
+/// the replica that made it stays off L2 until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_l2_missed_is_written_when_l2_is_back() {
+    let Some(redis) = Redis::start() else { return };
+    let relay = Relay::start(redis.port, Duration::ZERO).await;
+    let backend = Backend::Single(redis);
+    let w = World::new().await;
+    let a = replica(&w, &backend);
+    let old = a.get_token(&w.customer, &[VAULT]).await.unwrap();
+    // B reaches Redis only through the relay.
+    let b = replica_with(
+        &w,
+        SharedCache::new(
+            std::sync::Arc::new(RedisStore::new(&relay.url()).unwrap()),
+            keys("k1", 1),
+        )
+        .timeout(Duration::from_millis(500)),
+    );
+    assert_eq!(
+        b.get_token(&w.customer, &[VAULT]).await.unwrap().secret(),
+        old.secret()
+    );
+
+    relay.cut();
+    b.invalidate_tenant(&w.customer).await;
+    // B does not read L2 meanwhile: it would find the token it just invalidated.
+    let from_b = b.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_ne!(from_b.secret(), old.secret());
+
+    relay.restore().await;
+    let mut written = false;
+    for attempt in 0..60 {
+        w.clock.advance(Duration::from_secs(2));
+        let t = w.entra.add_tenant(&format!("nudge{attempt}.example"));
+        w.entra.consent(&t, &w.app);
+        b.get_token(&t, &[VAULT]).await.unwrap();
+        let c = replica(&w, &backend);
+        if c.get_token(&w.customer, &[VAULT]).await.unwrap().secret() != old.secret() {
+            written = true;
+            break;
+        }
+        // Waiting for B's background probe over real sockets: bounded.
+        #[allow(clippy::disallowed_methods)]
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(written, "the tombstone never reached Redis");
+}

@@ -1,0 +1,185 @@
+//! Redis trouble: slow connection setup, a restart, a cluster master lost mid-test.
+//! Tokens keep coming from L1 and Entra throughout; L2 is back within one probe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::servers::{Cluster, Redis, Relay};
+use super::{Backend, keys, replica, replica_with};
+use crate::common::{VAULT, World};
+use azure_cross_tenant::{Cached, ClientSecret, RedisStore, SharedCache, TenantId};
+
+/// Real time, for what a real server or socket takes (bounded by the callers' loops).
+#[allow(clippy::disallowed_methods)]
+async fn pause(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+fn consented(w: &World, name: &str) -> TenantId {
+    let t = w.entra.add_tenant(name);
+    w.entra.consent(&t, &w.app);
+    t
+}
+
+/// Whether `reader` gets `tenant`'s token without asking Entra (so from L2).
+async fn served_from_l2(w: &World, reader: &Cached<ClientSecret>, tenant: &TenantId) -> bool {
+    let before = w.entra.token_requests();
+    reader.get_token(tenant, &[VAULT]).await.unwrap();
+    w.entra.token_requests() == before
+}
+
+/// Until it returns true or about `budget_ms` of real time has passed: `write` stores a
+/// token for a new tenant through the replica under test, and a fresh reader must find
+/// it in L2.
+async fn l2_works_within(
+    w: &World,
+    budget_ms: u64,
+    writer: &Cached<ClientSecret>,
+    reader: &Cached<ClientSecret>,
+) -> bool {
+    for attempt in 0..budget_ms / 50 {
+        let t = consented(w, &format!("probe{attempt}.example"));
+        writer.get_token(&t, &[VAULT]).await.unwrap();
+        if served_from_l2(w, reader, &t).await {
+            return true;
+        }
+        pause(50).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2_connects_when_connection_setup_is_slower_than_the_call_timeout() {
+    let Some(redis) = Redis::start() else { return };
+    let backend = Backend::Single(redis);
+    let Backend::Single(server) = &backend else {
+        unreachable!()
+    };
+    let slow = Relay::start(server.port, Duration::from_millis(80)).await;
+    let w = World::new().await;
+    // Every call has 50 ms; building the connection takes at least 80.
+    let a = replica_with(
+        &w,
+        SharedCache::new(
+            Arc::new(RedisStore::new(&slow.url()).unwrap()),
+            keys("k1", 1),
+        )
+        .timeout(Duration::from_millis(50)),
+    );
+    let direct = replica(&w, &backend);
+    assert!(
+        l2_works_within(&w, 3_000, &a, &direct).await,
+        "the replica behind the slow connection never stored a token in L2"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_costs_one_probe_interval_not_two_cooldowns() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let w = World::new().await;
+    let probe_every = Duration::from_secs(2);
+    let url = redis.url();
+    let store = || Arc::new(RedisStore::new(&url).unwrap());
+    let a = replica_with(
+        &w,
+        SharedCache::new(store(), keys("k1", 1))
+            .timeout(Duration::from_millis(500))
+            .circuit_breaker(2, probe_every),
+    );
+    a.get_token(&w.customer, &[VAULT]).await.unwrap();
+
+    redis.stop();
+    // L1 still answers; cold keys go to Entra; nothing fails; the breaker opens.
+    a.get_token(&w.customer, &[VAULT]).await.unwrap();
+    for i in 0..3 {
+        a.get_token(&consented(&w, &format!("cold{i}.example")), &[VAULT])
+            .await
+            .unwrap();
+    }
+    assert!(a.stats().l2_errors >= 2, "{:?}", a.stats());
+    // A real outage outlasts the client's own reconnect attempts.
+    pause(1500).await;
+
+    // Redis is back (empty). One probe interval later on A's clock, a probe in the
+    // background reconnects and pings; A uses L2 again with no further clock movement.
+    assert!(redis.restart());
+    w.clock.advance(probe_every);
+    let reader = replica_with(
+        &w,
+        SharedCache::new(store(), keys("k1", 1)).timeout(Duration::from_millis(500)),
+    );
+    assert!(
+        l2_works_within(&w, 3_000, &a, &reader).await,
+        "L2 was not back one probe interval after Redis"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let mut backend = Backend::Cluster(cluster);
+    let w = World::new().await;
+    let a = replica_with(&w, super::shared(&backend, keys("k1", 1)));
+    // Thirty tenants: their keys spread over the three masters.
+    let tenants: Vec<TenantId> = (0..30)
+        .map(|i| consented(&w, &format!("c{i}.example")))
+        .collect();
+    for t in &tenants {
+        a.get_token(t, &[VAULT]).await.unwrap();
+    }
+
+    let Backend::Cluster(cluster) = &mut backend else {
+        unreachable!()
+    };
+    cluster.nodes[1].stop();
+    // Every caller still gets the right token: from L1, from the masters still up, or
+    // from Entra.
+    let b = replica(&w, &backend);
+    for t in &tenants {
+        let from_a = a.get_token(t, &[VAULT]).await.unwrap();
+        let from_b = b.get_token(t, &[VAULT]).await.unwrap();
+        for token in [from_a, from_b] {
+            let tid = azure_cross_tenant::insecure::decode_unverified(token.secret())
+                .unwrap()
+                .tid;
+            assert_eq!(tid.as_deref(), Some(t.as_str()));
+        }
+    }
+    eprintln!("one master down: {:?}", b.stats());
+
+    // The master comes back with its slots; within a probe interval (on the clock) and a
+    // bounded real wait for the cluster to settle, every slot serves again.
+    let Backend::Cluster(cluster) = &mut backend else {
+        unreachable!()
+    };
+    assert!(cluster.nodes[1].restart());
+    cluster.wait_until_ok();
+    let mut recovered = false;
+    for round in 0..40 {
+        w.clock.advance(Duration::from_secs(2));
+        let fresh: Vec<TenantId> = (0..30)
+            .map(|i| consented(&w, &format!("r{round}-{i}.example")))
+            .collect();
+        for t in &fresh {
+            a.get_token(t, &[VAULT]).await.unwrap();
+        }
+        let reader = replica(&w, &backend);
+        let mut all = true;
+        for t in &fresh {
+            all &= served_from_l2(&w, &reader, t).await;
+        }
+        if all {
+            recovered = true;
+            break;
+        }
+        pause(100).await;
+    }
+    assert!(
+        recovered,
+        "L2 did not serve every slot again after the master returned"
+    );
+}
