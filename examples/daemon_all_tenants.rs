@@ -6,12 +6,18 @@
 //! which revoked consent).
 //! Real Azure: set `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` and `REGISTRY_FILE` (a JSON
 //! array of tenant records: `{"tenant": "...", "display_name": "...", "state": "active"}`).
+//!
+//! The registry here is a JSON file, rewritten atomically on each change: enough for an
+//! example or a handful of tenants. A real service implements `TenantRegistry` on its
+//! own database, next to its customer accounts (`link` in one transaction).
 
 mod support;
 
+use std::path::PathBuf;
+
 use azure_cross_tenant::{
-    Cached, ClientSecret, Clock, Error, InMemoryRegistry, JsonFileRegistry, OnboardingState,
-    SystemClock, TenantRecord, TenantRegistry, for_each_active,
+    Cached, ClientSecret, Clock, Error, InMemoryRegistry, LinkError, OnboardingState, Relink,
+    SystemClock, TenantId, TenantRecord, TenantRegistry, decide_link, for_each_active,
 };
 use support::{MockWorld, env};
 
@@ -20,6 +26,7 @@ const SCOPE: &str = "https://vault.azure.net/.default";
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _mock;
+    let mut scratch_file = None;
     let (provider, registry): (_, Box<dyn TenantRegistry>) =
         if let (Some(id), Some(secret), Some(file)) = (
             env("AZURE_CLIENT_ID"),
@@ -30,7 +37,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (provider, Box::new(JsonFileRegistry::open(file).await?))
         } else {
             let world = MockWorld::start().await;
-            let registry = InMemoryRegistry::new();
+            let path = std::env::temp_dir()
+                .join(format!("daemon-all-tenants-{}.json", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let registry = JsonFileRegistry::open(&path).await?;
+            scratch_file = Some(path);
             for (i, name) in ["Fabrikam", "Contoso", "Northwind", "Tailspin", "Woodgrove"]
                 .iter()
                 .enumerate()
@@ -47,9 +58,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if *name == "Tailspin" {
                     world.entra.revoke_consent(&tenant, &world.app); // its admin removed the app
                 }
-                registry
-                    .upsert(TenantRecord::new(tenant, *name, OnboardingState::Active))
-                    .await?;
+                let account = format!("account-{}", name.to_lowercase());
+                let record = TenantRecord::new(tenant, *name, OnboardingState::Active);
+                registry.link(&account, record, Relink::Refuse).await?;
             }
             let provider = Cached::new(
                 ClientSecret::new(world.app.client_id(), &world.secret)
@@ -107,5 +118,110 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         results.len(),
         needs_consent.len()
     );
+    if let Some(path) = scratch_file {
+        // The marks survive a restart: read the file back.
+        let reopened = JsonFileRegistry::open(&path).await?;
+        let revoked = reopened
+            .list()
+            .await?
+            .iter()
+            .filter(|r| r.state == OnboardingState::Revoked)
+            .count();
+        assert_eq!(
+            revoked,
+            needs_consent.len(),
+            "the registry file keeps the marks"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
     Ok(())
+}
+
+/// A registry in a JSON file (an array of [`TenantRecord`]), rewritten atomically (temp
+/// file, then rename) on every change.
+#[derive(Debug)]
+struct JsonFileRegistry {
+    path: PathBuf,
+    memory: InMemoryRegistry,
+    /// One writer at a time: a link's check and write, and each rewrite, never interleave.
+    write: tokio::sync::Mutex<()>,
+}
+
+impl JsonFileRegistry {
+    /// Opens `path`, or starts empty if it does not exist.
+    async fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
+        let path = path.into();
+        let memory = InMemoryRegistry::new();
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => {
+                let records: Vec<TenantRecord> = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::InvalidConfiguration(format!(
+                        "tenant registry {} is not valid JSON: {e}",
+                        path.display()
+                    ))
+                })?;
+                for r in records {
+                    memory.upsert(r).await?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::InvalidConfiguration(format!(
+                    "cannot read tenant registry {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Self {
+            path,
+            memory,
+            write: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    async fn save(&self) -> Result<(), Error> {
+        let records = self.memory.list().await?;
+        let json = serde_json::to_vec_pretty(&records)
+            .map_err(|e| Error::InvalidConfiguration(format!("cannot encode registry: {e}")))?;
+        let tmp = self.path.with_extension("json.tmp");
+        let io = |e: std::io::Error| {
+            Error::InvalidConfiguration(format!(
+                "cannot write tenant registry {}: {e}",
+                self.path.display()
+            ))
+        };
+        tokio::fs::write(&tmp, json).await.map_err(io)?;
+        tokio::fs::rename(&tmp, &self.path).await.map_err(io)
+    }
+}
+
+#[async_trait::async_trait]
+impl TenantRegistry for JsonFileRegistry {
+    async fn list(&self) -> Result<Vec<TenantRecord>, Error> {
+        self.memory.list().await
+    }
+
+    async fn get(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, Error> {
+        self.memory.get(tenant).await
+    }
+
+    async fn upsert(&self, record: TenantRecord) -> Result<(), Error> {
+        let _writer = self.write.lock().await;
+        self.memory.upsert(record).await?;
+        self.save().await
+    }
+
+    async fn link(
+        &self,
+        account: &str,
+        record: TenantRecord,
+        relink: Relink,
+    ) -> Result<TenantRecord, LinkError> {
+        let _writer = self.write.lock().await;
+        let existing = self.memory.get(&record.tenant).await?;
+        let record = decide_link(account, existing.as_ref(), record, relink)?;
+        self.memory.upsert(record.clone()).await?;
+        self.save().await?;
+        Ok(record)
+    }
 }

@@ -13,6 +13,9 @@ mod consent;
 mod credential;
 mod error;
 mod http;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+mod inbound;
 mod jwks;
 mod jwt;
 mod l2;
@@ -38,8 +41,8 @@ pub use clock::ManualClock;
 pub use clock::{Clock, SleepFuture, Sleeper, SystemClock, TokioSleeper};
 pub use cloud::Cloud;
 pub use consent::{
-    AdminConsentCallback, ConfirmedTenant, ConsentError, ConsentTenant, UnconfirmedTenant,
-    admin_consent_url, admin_consent_url_v2,
+    OnboardedTenant, Onboarding, OnboardingBuilder, OnboardingError, PendingConsent, PendingSignIn,
+    ResponseMode, SignInClient, SignInTenant, SignedInAdmin,
 };
 pub use credential::{
     Assertion, AssertionAlgorithm, AssertionSource, ClientCertificate, ClientSecret,
@@ -49,14 +52,16 @@ pub use credential::{
 pub use credential::{ManagedIdentity, TokenCredentialSource};
 pub use error::{BearerError, ValidationError, ValidationErrorClass};
 pub use error::{EntraError, Error, FederationField, Mismatch, TransportKind};
+#[cfg(feature = "axum")]
+pub use inbound::{BearerRejection, ValidateBearer, ValidateBearerLayer, ValidatedClaims};
 pub use jwt::Claims;
 #[cfg(feature = "redis")]
 pub use l2::RedisStore;
 pub use l2::{L2Error, L2Store, SharedCache};
 pub use provider::TenantCredentialProvider;
 pub use registry::{
-    InMemoryRegistry, JsonFileRegistry, OnboardingState, TenantRecord, TenantRegistry,
-    for_each_active,
+    InMemoryRegistry, LinkError, OnboardingState, Relink, TenantRecord, TenantRegistry,
+    decide_link, for_each_active,
 };
 pub use scope::Scopes;
 pub use seal::SealingKeys;
@@ -84,6 +89,10 @@ fn _assert_impls() {
     send_sync::<ClientCertificate>();
     send_sync::<Cloud>();
     send_sync::<Cached<ClientSecret>>();
+    send_sync::<Onboarding>();
+    send_sync::<OnboardingError>();
+    #[cfg(feature = "axum")]
+    send_sync::<ValidateBearerLayer>();
     send_sync::<TokenValidator>();
     send_sync::<Expectations>();
     send_sync::<ValidationError>();

@@ -1,15 +1,20 @@
 //! The provider's list of customer tenants. Entra cannot list the tenants that consented
-//! to an app, so the provider keeps that list: [`TenantRegistry`], kept in memory or in a
-//! JSON file, and [`for_each_active`] to drive a daemon over every active tenant.
+//! to an app, so the provider keeps that list: the [`TenantRegistry`] trait (implement it
+//! on your database; [`InMemoryRegistry`] is the one this crate ships), and
+//! [`for_each_active`] to drive a daemon over every active tenant.
+//!
+//! A tenant belongs to at most one of the provider's customer accounts.
+//! [`TenantRegistry::link`] refuses to give a tenant to a second account unless the caller
+//! asks for it with [`Relink::MoveToThisAccount`]: an onboarding that proved a *different*
+//! account's admin signed in to an already linked tenant is then a person's decision,
+//! never a silent takeover.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::RwLock;
-use std::task::Poll;
 
+use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -20,7 +25,7 @@ use crate::tenant::TenantId;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum OnboardingState {
-    /// The admin consent URL was sent; no token confirmed it yet.
+    /// Onboarding started; consent not confirmed yet.
     Pending,
     /// Consent confirmed; the daemon serves it.
     Active,
@@ -38,22 +43,31 @@ pub struct TenantRecord {
     pub display_name: String,
     /// Where it stands.
     pub state: OnboardingState,
+    /// The provider's own customer account this tenant belongs to (set by
+    /// [`TenantRegistry::link`]).
+    #[serde(default)]
+    pub account: Option<String>,
     /// The app's service principal object id there (the `oid` its tokens must carry).
     #[serde(default)]
     pub service_principal_object_id: Option<String>,
+    /// The object id of the admin whose signed-in consent linked the tenant.
+    #[serde(default)]
+    pub linked_by: Option<String>,
     /// Scopes the provider may ask in this tenant (empty: any).
     #[serde(default)]
     pub allowed_scopes: Vec<String>,
 }
 
 impl TenantRecord {
-    /// A record in state `state`.
+    /// A record in state `state`, linked to no account.
     pub fn new(tenant: TenantId, display_name: impl Into<String>, state: OnboardingState) -> Self {
         Self {
             tenant,
             display_name: display_name.into(),
             state,
+            account: None,
             service_principal_object_id: None,
+            linked_by: None,
             allowed_scopes: Vec::new(),
         }
     }
@@ -64,6 +78,41 @@ impl TenantRecord {
     }
 }
 
+/// Whether [`TenantRegistry::link`] may move a tenant that another account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Relink {
+    /// Refuse with [`LinkError::LinkedElsewhere`] (the default).
+    #[default]
+    Refuse,
+    /// Move the tenant to this account. Only on an explicit decision (support case, a
+    /// customer merging accounts), never as the automatic answer to `LinkedElsewhere`.
+    MoveToThisAccount,
+}
+
+/// Why [`TenantRegistry::link`] did not link a tenant.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The tenant belongs to another account already. Nothing was changed. If the move is
+    /// intended, have a person confirm it and link again with
+    /// [`Relink::MoveToThisAccount`].
+    #[error(
+        "tenant {tenant} is already linked to account {linked_account:?}; refused to link it to account {requested_account:?} (link again with Relink::MoveToThisAccount only if a person confirmed the move)"
+    )]
+    LinkedElsewhere {
+        /// The tenant.
+        tenant: TenantId,
+        /// The account holding it.
+        linked_account: String,
+        /// The account that asked for it.
+        requested_account: String,
+    },
+    /// The registry itself failed.
+    #[error(transparent)]
+    Registry(#[from] Error),
+}
+
 /// Stores the provider's customer tenants.
 #[async_trait::async_trait]
 pub trait TenantRegistry: Send + Sync + fmt::Debug {
@@ -71,8 +120,23 @@ pub trait TenantRegistry: Send + Sync + fmt::Debug {
     async fn list(&self) -> Result<Vec<TenantRecord>, Error>;
     /// One tenant, if known.
     async fn get(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, Error>;
-    /// Adds or replaces a tenant.
+    /// Adds or replaces a tenant, whatever account held it (for administration; onboarding
+    /// uses [`link`](Self::link)).
     async fn upsert(&self, record: TenantRecord) -> Result<(), Error>;
+    /// Stores `record` as linked to `account`, atomically with respect to other links of
+    /// the same tenant: if another account holds the tenant, refuses with
+    /// [`LinkError::LinkedElsewhere`] unless `relink` is [`Relink::MoveToThisAccount`].
+    /// Linking a tenant again to the account that holds it updates the record. Returns
+    /// the stored record.
+    ///
+    /// Implementations must check and write in one step (a transaction, a conditional
+    /// write, a lock): two onboardings racing for one tenant must not both succeed.
+    async fn link(
+        &self,
+        account: &str,
+        record: TenantRecord,
+        relink: Relink,
+    ) -> Result<TenantRecord, LinkError>;
     /// Sets a known tenant's state; returns false if the tenant is unknown.
     async fn set_state(&self, tenant: &TenantId, state: OnboardingState) -> Result<bool, Error> {
         match self.get(tenant).await? {
@@ -86,7 +150,45 @@ pub trait TenantRegistry: Send + Sync + fmt::Debug {
     }
 }
 
-/// A registry in memory.
+/// The link decision every registry makes: `record` as it should be stored for
+/// `account`, or why not, given what the registry holds for the tenant now. Public so
+/// your own [`TenantRegistry`] applies the same rule inside its transaction.
+///
+/// ```
+/// use azure_cross_tenant::{LinkError, OnboardingState, Relink, TenantRecord, decide_link};
+///
+/// let t = "72f988bf-86f1-41af-91ab-2d7cd011db47".parse()?;
+/// let held = decide_link("acct-1", None, TenantRecord::new(t, "Contoso", OnboardingState::Active), Relink::Refuse)?;
+/// let again = decide_link("acct-2", Some(&held), held.clone(), Relink::Refuse);
+/// assert!(matches!(again, Err(LinkError::LinkedElsewhere { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decide_link(
+    account: &str,
+    existing: Option<&TenantRecord>,
+    mut record: TenantRecord,
+    relink: Relink,
+) -> Result<TenantRecord, LinkError> {
+    if let Some(linked) = existing.and_then(|e| e.account.as_deref())
+        && linked != account
+        && relink == Relink::Refuse
+    {
+        return Err(LinkError::LinkedElsewhere {
+            tenant: record.tenant,
+            linked_account: linked.to_owned(),
+            requested_account: account.to_owned(),
+        });
+    }
+    if let Some(previous) = existing.and_then(|e| e.account.as_deref())
+        && previous != account
+    {
+        tracing::warn!(tenant = %record.tenant, from = previous, to = account, "tenant moved to another account on request");
+    }
+    record.account = Some(account.to_owned());
+    Ok(record)
+}
+
+/// A registry in memory (tests, examples, or a cache in front of your database).
 #[derive(Debug, Default)]
 pub struct InMemoryRegistry {
     records: RwLock<BTreeMap<TenantId, TenantRecord>>,
@@ -116,87 +218,23 @@ impl TenantRegistry for InMemoryRegistry {
         records.insert(record.tenant.clone(), record);
         Ok(())
     }
-}
 
-/// A registry in a JSON file (an array of [`TenantRecord`]), rewritten atomically (temp
-/// file, then rename) on every change. For small fleets and examples; use a database
-/// behind [`TenantRegistry`] for more.
-#[derive(Debug)]
-pub struct JsonFileRegistry {
-    path: PathBuf,
-    memory: InMemoryRegistry,
-    /// Serializes writers so two upserts never interleave their renames.
-    write: tokio::sync::Mutex<()>,
-}
-
-impl JsonFileRegistry {
-    /// Opens `path`, or starts empty if it does not exist.
-    pub async fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
-        let path = path.into();
-        let memory = InMemoryRegistry::new();
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => {
-                let records: Vec<TenantRecord> = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::InvalidConfiguration(format!(
-                        "tenant registry {} is not valid JSON: {e}",
-                        path.display()
-                    ))
-                })?;
-                for r in records {
-                    memory.upsert(r).await?;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::InvalidConfiguration(format!(
-                    "cannot read tenant registry {}: {e}",
-                    path.display()
-                )));
-            }
-        }
-        Ok(Self {
-            path,
-            memory,
-            write: tokio::sync::Mutex::new(()),
-        })
-    }
-
-    async fn save(&self) -> Result<(), Error> {
-        let records = self.memory.list().await?;
-        let json = serde_json::to_vec_pretty(&records)
-            .map_err(|e| Error::InvalidConfiguration(format!("cannot encode registry: {e}")))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let io = |e: std::io::Error| {
-            Error::InvalidConfiguration(format!(
-                "cannot write tenant registry {}: {e}",
-                self.path.display()
-            ))
-        };
-        tokio::fs::write(&tmp, json).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &self.path).await.map_err(io)
-    }
-}
-
-#[async_trait::async_trait]
-impl TenantRegistry for JsonFileRegistry {
-    async fn list(&self) -> Result<Vec<TenantRecord>, Error> {
-        self.memory.list().await
-    }
-
-    async fn get(&self, tenant: &TenantId) -> Result<Option<TenantRecord>, Error> {
-        self.memory.get(tenant).await
-    }
-
-    async fn upsert(&self, record: TenantRecord) -> Result<(), Error> {
-        let _writer = self.write.lock().await;
-        self.memory.upsert(record).await?;
-        self.save().await
+    async fn link(
+        &self,
+        account: &str,
+        record: TenantRecord,
+        relink: Relink,
+    ) -> Result<TenantRecord, LinkError> {
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        let record = decide_link(account, records.get(&record.tenant), record, relink)?;
+        records.insert(record.tenant.clone(), record.clone());
+        Ok(record)
     }
 }
 
 /// Runs `work` for every active tenant, at most `concurrency` at a time, and returns each
-/// tenant's result, ordered by tenant: one failing tenant (revoked consent, throttling) never stops the
-/// others.
+/// tenant's result, ordered by tenant: one failing tenant (revoked consent, throttling)
+/// never stops the others.
 ///
 /// ```
 /// use azure_cross_tenant::{InMemoryRegistry, OnboardingState, TenantRecord, TenantRegistry, for_each_active};
@@ -223,50 +261,27 @@ where
     F: Fn(TenantRecord) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let active: Vec<TenantRecord> = registry
+    let active = registry
         .list()
         .await?
         .into_iter()
-        .filter(|r| r.state == OnboardingState::Active)
-        .collect();
-    let concurrency = concurrency.max(1);
-    let mut pending = active.into_iter();
-    let mut running: Vec<(TenantId, Pin<Box<Fut>>)> = Vec::new();
-    let mut done = Vec::new();
-    std::future::poll_fn(|cx| {
-        loop {
-            while running.len() < concurrency {
-                match pending.next() {
-                    Some(record) => {
-                        let tenant = record.tenant.clone();
-                        running.push((tenant, Box::pin(work(record))));
-                    }
-                    None => break,
-                }
+        .filter(|r| r.state == OnboardingState::Active);
+    // `map` is lazy: a tenant's work starts only when a slot frees up.
+    let jobs = active.map(|record| {
+        let tenant = record.tenant.clone();
+        let job = work(record);
+        async move {
+            let result = job.await;
+            if let Err(e) = &result {
+                tracing::warn!(tenant = %tenant, error = %e, "tenant failed; continuing with the others");
             }
-            let mut progressed = false;
-            let mut i = 0;
-            while i < running.len() {
-                if let Poll::Ready(result) = running[i].1.as_mut().poll(cx) {
-                    let (tenant, _) = running.swap_remove(i);
-                    if let Err(e) = &result {
-                        tracing::warn!(tenant = %tenant, error = %e, "tenant failed; continuing with the others");
-                    }
-                    done.push((tenant, result));
-                    progressed = true;
-                } else {
-                    i += 1;
-                }
-            }
-            if running.is_empty() && pending.len() == 0 {
-                return Poll::Ready(());
-            }
-            if !progressed {
-                return Poll::Pending;
-            }
+            (tenant, result)
         }
-    })
-    .await;
+    });
+    let mut done: Vec<_> = futures_util::stream::iter(jobs)
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
     done.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(done)
 }
@@ -291,7 +306,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        for concurrency in [1, 2, 3, 10] {
+        for concurrency in [0, 1, 2, 3, 10] {
             let results = for_each_active(&registry, concurrency, |r| async move {
                 Ok::<_, Error>(r.display_name)
             })
@@ -299,5 +314,47 @@ mod tests {
             .unwrap();
             assert_eq!(results.len(), 7, "concurrency {concurrency}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_linked_to_one_account_is_refused_to_another_unless_moved_explicitly() {
+        let registry = InMemoryRegistry::new();
+        let t: TenantId = "72f988bf-86f1-41af-91ab-2d7cd011db47".parse().unwrap();
+        let record = TenantRecord::new(t.clone(), "Contoso", OnboardingState::Active);
+        registry
+            .link("acct-x", record.clone(), Relink::Refuse)
+            .await
+            .unwrap();
+        // The same account again: an update.
+        registry
+            .link("acct-x", record.clone(), Relink::Refuse)
+            .await
+            .unwrap();
+        let err = registry
+            .link("acct-y", record.clone(), Relink::Refuse)
+            .await
+            .unwrap_err();
+        match &err {
+            LinkError::LinkedElsewhere {
+                tenant,
+                linked_account,
+                requested_account,
+            } => {
+                assert_eq!(tenant, &t);
+                assert_eq!(linked_account, "acct-x");
+                assert_eq!(requested_account, "acct-y");
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = err.to_string();
+        assert!(text.contains("acct-x") && text.contains("acct-y"), "{text}");
+        let held = registry.get(&t).await.unwrap().unwrap();
+        assert_eq!(held.account.as_deref(), Some("acct-x"));
+
+        let moved = registry
+            .link("acct-y", record, Relink::MoveToThisAccount)
+            .await
+            .unwrap();
+        assert_eq!(moved.account.as_deref(), Some("acct-y"));
     }
 }

@@ -13,6 +13,7 @@ mod certificate;
 mod errors;
 mod faults;
 mod federated;
+mod inbound;
 mod input;
 #[cfg(feature = "redis")]
 mod l2;

@@ -1,70 +1,481 @@
-//! Onboarding against the mock: the admin consent URL, the callback (forged, declined,
-//! granted), confirmation by a token request, and a daemon loop over the tenant registry
-//! where one failing tenant never stops the others.
+//! Onboarding against the mock: admin sign-in proving the tenant, admin consent bound to
+//! it (the tenant swap refused), confirmation by a token request, linking in the
+//! registry, and a daemon loop over the registry where one failing tenant never stops
+//! the others.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::common::{VAULT, World};
+use azure_cross_tenant::Clock as _;
+use azure_cross_tenant::testing::{MockFault, MockRedirect, MockUser};
 use azure_cross_tenant::{
-    AdminConsentCallback, Cached, ConsentError, ConsentTenant, Error, InMemoryRegistry,
-    JsonFileRegistry, OnboardingState, TenantRecord, TenantRegistry, admin_consent_url,
+    Cached, ClientSecret, Error, InMemoryRegistry, LinkError, Onboarding, OnboardingError,
+    OnboardingState, PendingConsent, PendingSignIn, Relink, ResponseMode, SignInTenant,
+    SignedInAdmin, TenantId, TenantRecord, TenantRegistry, TokenValidator, ValidationError,
     for_each_active,
 };
 
-const STATE: &str = "f3b1c0de9a8e47d2b6c5";
+const SIGNED_IN: &str = "https://saas.example/onboarding/signed-in";
+const CONSENTED: &str = "https://saas.example/onboarding/consented";
 
-#[tokio::test]
-async fn a_tenant_is_onboarded_from_consent_url_to_confirmed_principal() {
-    let w = World::new().await;
-    let provider = Cached::new(w.credential());
-    let newcomer = w.entra.add_tenant("newcomer.example");
+/// The provider's onboarding, on the world's clock, with both redirect URIs registered.
+fn onboarding(w: &World) -> Onboarding {
+    w.entra.add_redirect_uri(&w.app, SIGNED_IN);
+    w.entra.add_redirect_uri(&w.app, CONSENTED);
+    onboarding_with(w, Cached::new(w.credential()))
+}
 
-    let url = admin_consent_url(
-        &w.entra.cloud(),
-        &ConsentTenant::Organizations,
-        w.app.client_id(),
-        "https://saas.example/onboarding/callback",
-        STATE,
-    )
-    .unwrap();
+fn onboarding_with(w: &World, credential: Cached<ClientSecret>) -> Onboarding {
+    Onboarding::builder(credential, VAULT, SIGNED_IN)
+        .consent_redirect_uri(CONSENTED)
+        .clock(Arc::new(w.clock.clone()))
+        .sleeper(Arc::new(w.clock.clone()))
+        .build()
+        .unwrap()
+}
+
+/// A new customer tenant with an admin signed in to the (mock) browser.
+fn newcomer(w: &World, domain: &str) -> (TenantId, MockUser) {
+    let tenant = w.entra.add_tenant(domain);
+    let admin = w.entra.add_admin(&tenant, &format!("admin@{domain}"));
+    (tenant, admin)
+}
+
+/// What the browser brings back, as the query string or form body the app receives.
+fn callback(back: &MockRedirect) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&back.params)
+        .finish()
+}
+
+/// Same callback with one parameter's value replaced (what an attacker edits).
+fn edited(back: &MockRedirect, name: &str, value: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            back.params
+                .iter()
+                .map(|(k, v)| (k.as_str(), if k == name { value } else { v.as_str() })),
+        )
+        .finish()
+}
+
+/// Steps 1 and 2 through the mock: the signed-in admin follows the sign-in URL.
+async fn sign_in(w: &World, onboarding: &Onboarding, admin: &MockUser) -> SignedInAdmin {
+    w.entra.sign_in(admin);
+    let (url, pending) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
+    let back = w.entra.follow(url.as_str()).await.unwrap();
+    assert_eq!(back.target.as_str(), SIGNED_IN);
+    onboarding
+        .finish_sign_in(pending, &callback(&back))
+        .await
+        .unwrap()
+}
+
+/// Step 3 through the mock: the admin follows the consent URL; what comes back.
+async fn consent(
+    w: &World,
+    onboarding: &Onboarding,
+    admin: &SignedInAdmin,
+) -> (PendingConsent, MockRedirect) {
+    let (url, pending) = onboarding.consent(admin).unwrap();
     assert!(
-        url.as_str()
-            .starts_with(&format!("{}organizations/adminconsent?", w.entra.uri()))
+        url.as_str().starts_with(&format!(
+            "{}{}/v2.0/adminconsent?",
+            w.entra.uri(),
+            admin.tenant()
+        )),
+        "{url}"
     );
-
-    // The admin consents; Entra redirects back with the tenant.
-    let sp = w.entra.consent(&newcomer, &w.app);
-    let query = format!("admin_consent=True&tenant={newcomer}&state={STATE}");
-    let unconfirmed = AdminConsentCallback::parse(&query, STATE).unwrap();
-    let confirmed = unconfirmed.confirm(&provider, VAULT).await.unwrap();
-    assert_eq!(confirmed.tenant, newcomer);
-    assert_eq!(
-        confirmed.service_principal_object_id.as_deref(),
-        Some(sp.as_str())
-    );
-    assert_eq!(confirmed.tenant_guid.as_deref(), Some(newcomer.as_str()));
+    let back = w.entra.follow(url.as_str()).await.unwrap();
+    assert_eq!(back.target.as_str(), CONSENTED);
+    (pending, back)
 }
 
 #[tokio::test]
-async fn a_forged_callback_naming_an_unconsented_tenant_is_not_confirmed() {
+async fn an_admin_signs_in_consents_and_the_proven_tenant_is_linked_to_their_account() {
     let w = World::new().await;
-    let provider = Cached::new(w.credential());
-    // Right state (say, leaked), but the tenant never consented: confirmation fails.
-    let query = format!("admin_consent=True&tenant={}&state={STATE}", w.stranger);
-    let unconfirmed = AdminConsentCallback::parse(&query, STATE).unwrap();
-    let err = unconfirmed.confirm(&provider, VAULT).await.unwrap_err();
-    assert!(matches!(err, Error::NotConsented { .. }), "{err:?}");
-    // Wrong state: refused before anything is asked.
-    let forged = format!(
-        "admin_consent=True&tenant={}&state=attacker-chosen-state",
-        w.customer
+    let onboarding = onboarding(&w);
+    let (x, x_admin) = newcomer(&w, "newcomer.example");
+
+    let admin = sign_in(&w, &onboarding, &x_admin).await;
+    assert_eq!(admin.tenant(), &x);
+    assert_eq!(admin.object_id(), x_admin.object_id);
+    assert_eq!(admin.username(), Some("admin@newcomer.example"));
+    assert!(w.entra.service_principal_id(&x, &w.app).is_none());
+
+    let (pending, back) = consent(&w, &onboarding, &admin).await;
+    assert_eq!(pending.tenant(), &x);
+    let onboarded = onboarding
+        .finish_consent(pending, &callback(&back))
+        .await
+        .unwrap();
+    assert_eq!(onboarded.tenant, x);
+    assert_eq!(onboarded.admin_object_id, x_admin.object_id);
+    assert_eq!(
+        onboarded.service_principal_object_id,
+        w.entra.service_principal_id(&x, &w.app)
     );
     assert_eq!(
-        AdminConsentCallback::parse(&forged, STATE).unwrap_err(),
-        ConsentError::StateMismatch
+        w.entra.token_requests_for(&x),
+        1,
+        "one confirmation request"
     );
-    assert_eq!(w.entra.token_requests_for(&w.customer), 0);
+
+    let registry = InMemoryRegistry::new();
+    let record = registry
+        .link("acct-x", onboarded.record("Newcomer"), Relink::Refuse)
+        .await
+        .unwrap();
+    assert_eq!(record.account.as_deref(), Some("acct-x"));
+    assert_eq!(
+        record.linked_by.as_deref(),
+        Some(x_admin.object_id.as_str())
+    );
+    assert_eq!(record.state, OnboardingState::Active);
+    // The same tenant for another account is refused, naming both.
+    match registry
+        .link("acct-z", onboarded.record("Newcomer"), Relink::Refuse)
+        .await
+    {
+        Err(LinkError::LinkedElsewhere {
+            tenant,
+            linked_account,
+            requested_account,
+        }) => {
+            assert_eq!(tenant, x);
+            assert_eq!(linked_account, "acct-x");
+            assert_eq!(requested_account, "acct-z");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The tenant swap: X's admin completes their own flow, then edits `tenant=` in the
+/// consent callback to Y, a customer who consented long ago. Y's consent exists, so a
+/// token request in Y would succeed; the flow must refuse before asking.
+#[tokio::test]
+async fn an_edited_consent_callback_naming_another_consented_tenant_is_refused() {
+    let w = World::new().await;
+    let onboarding = onboarding(&w);
+    let (_x, x_admin) = newcomer(&w, "newcomer.example");
+    let y = w.customer.clone(); // consented long ago
+    assert!(w.entra.service_principal_id(&y, &w.app).is_some());
+
+    let admin = sign_in(&w, &onboarding, &x_admin).await;
+    let (pending, back) = consent(&w, &onboarding, &admin).await;
+    let swapped = edited(&back, "tenant", y.as_str());
+    let err = onboarding
+        .finish_consent(pending, &swapped)
+        .await
+        .unwrap_err();
+    match &err {
+        OnboardingError::TenantMismatch { proven, callback } => {
+            assert_eq!(proven, admin.tenant());
+            assert_eq!(callback, y.as_str());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.entra.token_requests_for(&y), 0, "Y was never asked");
+}
+
+#[tokio::test]
+async fn a_declined_consent_is_refused_and_nothing_is_confirmed() {
+    let w = World::new().await;
+    let onboarding = onboarding(&w);
+    let (x, x_admin) = newcomer(&w, "newcomer.example");
+    let admin = sign_in(&w, &onboarding, &x_admin).await;
+    w.entra.decline_next_admin_consent();
+    let (pending, back) = consent(&w, &onboarding, &admin).await;
+    let err = onboarding
+        .finish_consent(pending, &callback(&back))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, OnboardingError::Denied { error, .. } if error == "access_denied"),
+        "{err:?}"
+    );
+    assert_eq!(w.entra.token_requests_for(&x), 0);
+}
+
+#[tokio::test]
+async fn a_replayed_state_is_refused_at_both_steps() {
+    let w = World::new().await;
+    let onboarding = onboarding(&w);
+    let (_x, x_admin) = newcomer(&w, "newcomer.example");
+
+    // Sign-in: the same pending value and answer, twice (a session that was not cleared).
+    w.entra.sign_in(&x_admin);
+    let (url, pending) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
+    let saved = serde_json::to_string(&pending).unwrap();
+    let back = w.entra.follow(url.as_str()).await.unwrap();
+    let admin = onboarding
+        .finish_sign_in(pending, &callback(&back))
+        .await
+        .unwrap();
+    let again: PendingSignIn = serde_json::from_str(&saved).unwrap();
+    assert!(matches!(
+        onboarding.finish_sign_in(again, &callback(&back)).await,
+        Err(OnboardingError::Replayed)
+    ));
+
+    // Consent: the same.
+    let (pending, back) = consent(&w, &onboarding, &admin).await;
+    let saved = serde_json::to_string(&pending).unwrap();
+    onboarding
+        .finish_consent(pending, &callback(&back))
+        .await
+        .unwrap();
+    let again: PendingConsent = serde_json::from_str(&saved).unwrap();
+    assert!(matches!(
+        onboarding.finish_consent(again, &callback(&back)).await,
+        Err(OnboardingError::Replayed)
+    ));
+    // Another session's state: refused.
+    let (_, other) = onboarding.consent(&admin).unwrap();
+    assert!(matches!(
+        onboarding.finish_consent(other, &callback(&back)).await,
+        Err(OnboardingError::StateMismatch)
+    ));
+}
+
+#[tokio::test]
+async fn an_id_token_carrying_another_nonce_is_refused() {
+    let w = World::new().await;
+    let onboarding = onboarding(&w);
+    let (_x, x_admin) = newcomer(&w, "newcomer.example");
+    w.entra.sign_in(&x_admin);
+    let (url, pending) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
+    // The sign-in request reaches Entra with another nonce (injected or replayed).
+    let mut tampered = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "nonce" {
+                "attacker-nonce".into()
+            } else {
+                v
+            };
+            (k.into_owned(), v.into_owned())
+        })
+        .collect();
+    tampered.query_pairs_mut().clear().extend_pairs(&pairs);
+    let back = w.entra.follow(tampered.as_str()).await.unwrap();
+    let err = onboarding
+        .finish_sign_in(pending, &callback(&back))
+        .await
+        .unwrap_err();
+    match &err {
+        OnboardingError::IdTokenRejected(e) => assert_eq!(**e, ValidationError::WrongNonce),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_code_for_another_app_or_verifier_is_refused_by_the_token_endpoint() {
+    let w = World::new().await;
+    let onboarding = onboarding(&w);
+    let (_x, x_admin) = newcomer(&w, "newcomer.example");
+    w.entra.sign_in(&x_admin);
+    // A code issued for another app (the attacker's), pasted into our callback.
+    let other_app = w.entra.register_app(&w.home, "attacker");
+    let (url, pending) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
+    let mut tampered = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "client_id" {
+                other_app.client_id().to_owned().into()
+            } else {
+                v
+            };
+            (k.into_owned(), v.into_owned())
+        })
+        .collect();
+    tampered.query_pairs_mut().clear().extend_pairs(&pairs);
+    let back = w.entra.follow(tampered.as_str()).await.unwrap();
+    let err = onboarding
+        .finish_sign_in(pending, &callback(&back))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, OnboardingError::CodeRefused { codes, .. } if codes.contains(&70000)),
+        "{err:?}"
+    );
+
+    // A code from another sign-in of ours (its PKCE verifier is in another session).
+    let (url_a, _pending_a) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
+    let (url_b, pending_b) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
+    let back_a = w.entra.follow(url_a.as_str()).await.unwrap();
+    let state_b = url_b
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let injected = edited(&back_a, "state", &state_b);
+    let err = onboarding
+        .finish_sign_in(pending_b, &injected)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, OnboardingError::CodeRefused { codes, .. } if codes.contains(&501481)),
+        "{err:?}"
+    );
+}
+
+/// A token endpoint that answers the code with an id_token issued to another app
+/// (signed by the real keys: a mix-up, or a compromised network path), served from a
+/// stand-in for the token endpoint while the keys come from the mock.
+#[tokio::test]
+async fn an_id_token_issued_to_another_app_is_refused() {
+    let w = World::new().await;
+    let (x, x_admin) = newcomer(&w, "newcomer.example");
+    let other_app = w.entra.register_app(&w.home, "attacker");
+    let now = w
+        .clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let forged = w.entra.sign_token(
+        &serde_json::json!({"alg": "RS256", "typ": "JWT"}),
+        &serde_json::json!({
+            "aud": other_app.client_id(), "iss": w.entra.issuer_v2(&x), "tid": x.as_str(),
+            "oid": x_admin.object_id, "iat": now, "nbf": now, "exp": now + 3600,
+            "ver": "2.0", "nonce": "whatever",
+        }),
+    );
+    let stand_in = token_endpoint_answering(serde_json::json!({ "id_token": forged })).await;
+    let credential = ClientSecret::new(w.app.client_id(), &w.secret)
+        .authority_host(stand_in.parse().unwrap())
+        .build()
+        .unwrap();
+    let validator = TokenValidator::builder(w.entra.cloud())
+        .clock(Arc::new(w.clock.clone()))
+        .build()
+        .unwrap();
+    let onboarding = Onboarding::builder(Cached::new(credential), VAULT, SIGNED_IN)
+        .validator(validator)
+        .clock(Arc::new(w.clock.clone()))
+        .build()
+        .unwrap();
+    let (url, pending) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
+    let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
+    let err = onboarding
+        .finish_sign_in(pending, &format!("code=c0de&state={state}"))
+        .await
+        .unwrap_err();
+    match &err {
+        OnboardingError::IdTokenRejected(e) => {
+            assert!(
+                matches!(**e, ValidationError::WrongAudience { .. }),
+                "{e:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A loopback server whose every POST gets `answer` (a token endpoint stand-in).
+async fn token_endpoint_answering(answer: serde_json::Value) -> String {
+    let app = axum::Router::new().fallback(axum::routing::post(move || {
+        let answer = answer.clone();
+        async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                answer.to_string(),
+            )
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/")
+}
+
+#[tokio::test]
+async fn an_expired_pending_sign_in_is_refused() {
+    let w = World::new().await;
+    let onboarding = onboarding(&w);
+    let (_x, x_admin) = newcomer(&w, "newcomer.example");
+    w.entra.sign_in(&x_admin);
+    let (url, pending) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
+    let back = w.entra.follow(url.as_str()).await.unwrap();
+    w.clock.advance(Duration::from_secs(16 * 60));
+    assert!(matches!(
+        onboarding.finish_sign_in(pending, &callback(&back)).await,
+        Err(OnboardingError::Expired { .. })
+    ));
+}
+
+#[tokio::test]
+async fn confirmation_waits_out_replication_with_bounded_retries() {
+    let w = World::new().await;
+    let onboarding = onboarding(&w);
+    let (x, x_admin) = newcomer(&w, "newcomer.example");
+    let admin = sign_in(&w, &onboarding, &x_admin).await;
+    let (pending, back) = consent(&w, &onboarding, &admin).await;
+    // The new service principal has not reached every replica yet: twice AADSTS700016.
+    let not_yet = || {
+        MockFault::entra_error(
+            400,
+            "unauthorized_client",
+            700016,
+            "Application with identifier was not found in the directory.",
+        )
+    };
+    w.entra.inject_fault(&x, not_yet(), 2);
+    let onboarded = onboarding
+        .finish_consent(pending, &callback(&back))
+        .await
+        .unwrap();
+    assert_eq!(onboarded.tenant, x);
+    assert_eq!(
+        w.clock.sleeps(),
+        vec![Duration::from_secs(1), Duration::from_secs(2)]
+    );
+
+    // Never replicating: the configured attempts, then NotConfirmed with the cause.
+    let (z, z_admin) = newcomer(&w, "late.example");
+    let admin = sign_in(&w, &onboarding, &z_admin).await;
+    let (pending, back) = consent(&w, &onboarding, &admin).await;
+    w.entra.inject_fault(&z, not_yet(), 100);
+    let before = w.entra.token_requests_for(&z);
+    let err = onboarding
+        .finish_consent(pending, &callback(&back))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, OnboardingError::NotConfirmed { tenant, source } if *tenant == z && matches!(**source, Error::NotConsented { .. })),
+        "{err:?}"
+    );
+    assert_eq!(w.entra.token_requests_for(&z) - before, 6);
+}
+
+#[tokio::test]
+async fn redirect_uris_other_than_https_or_loopback_http_are_refused() {
+    let w = World::new().await;
+    for bad in [
+        "javascript://localhost/%0Aalert(document.domain)",
+        "data://localhost/x",
+        "http://saas.example/cb",
+        "http://localhost.attacker.example/cb",
+    ] {
+        let built = Onboarding::builder(Cached::new(w.credential()), VAULT, bad).build();
+        assert!(built.is_err(), "{bad} was accepted");
+        let built = Onboarding::builder(Cached::new(w.credential()), VAULT, SIGNED_IN)
+            .consent_redirect_uri(bad)
+            .build();
+        assert!(built.is_err(), "{bad} was accepted as the consent redirect");
+    }
+    for good in ["http://localhost:8080/cb", "http://127.0.0.1/cb", SIGNED_IN] {
+        Onboarding::builder(Cached::new(w.credential()), VAULT, good)
+            .response_mode(ResponseMode::Query)
+            .build()
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -145,25 +556,4 @@ async fn the_daemon_loop_serves_four_tenants_when_the_fifth_revoked_consent() {
     .unwrap();
     assert_eq!(next.len(), 4);
     assert!(next.iter().all(|(_, r)| r.is_ok()));
-}
-
-#[tokio::test]
-async fn the_json_registry_survives_a_restart() {
-    let path = std::env::temp_dir().join(format!("act-registry-{}.json", uuid::Uuid::new_v4()));
-    let t: azure_cross_tenant::TenantId = "72f988bf-86f1-41af-91ab-2d7cd011db47".parse().unwrap();
-    {
-        let reg = JsonFileRegistry::open(&path).await.unwrap();
-        let mut record = TenantRecord::new(t.clone(), "Contoso", OnboardingState::Pending);
-        record.allowed_scopes = vec![VAULT.into()];
-        reg.upsert(record).await.unwrap();
-        assert!(reg.set_state(&t, OnboardingState::Active).await.unwrap());
-    }
-    let reopened = JsonFileRegistry::open(&path).await.unwrap();
-    let record = reopened.get(&t).await.unwrap().unwrap();
-    assert_eq!(record.state, OnboardingState::Active);
-    assert!(record.allows(VAULT));
-    assert!(!record.allows("https://storage.azure.com/.default"));
-    std::fs::write(&path, b"{not json").unwrap();
-    assert!(JsonFileRegistry::open(&path).await.is_err());
-    let _ = std::fs::remove_file(&path);
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use azure_cross_tenant::testing::RotationMode;
 use azure_cross_tenant::{Discovery, Expectations, TokenVersion, ValidationError};
 use serde_json::json;
 
@@ -90,8 +91,7 @@ async fn refetched_keys_drop_cached_validations_made_with_the_old_ones() {
 
     // The key that signed `old` is withdrawn (an emergency roll), and the validator
     // learns of it through a refetch caused by a token signed with the new key.
-    w.entra
-        .rotate_keys_with(azure_cross_tenant::testing::RotationMode::Emergency);
+    w.entra.rotate_keys_with(RotationMode::Emergency);
     w.entra.retire_old_keys();
     w.clock.advance(Duration::from_secs(301));
     let new = w.token(&w.customer).await;

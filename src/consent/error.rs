@@ -1,0 +1,133 @@
+//! [`OnboardingError`]: why an onboarding step refused, and what to do about it.
+
+use std::sync::Arc;
+
+use crate::error::{Error, TransportKind, ValidationError};
+use crate::tenant::TenantId;
+
+/// Why an onboarding step refused. Never holds a code, token, nonce or verifier.
+///
+/// Every refusal of a callback (`Denied`, `StateMismatch`, `Replayed`, `Expired`,
+/// `Malformed`, `NotGranted`, `TenantMismatch`) means: show the admin an error and let
+/// them start over from [`Onboarding::sign_in`](crate::Onboarding::sign_in); link nothing.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum OnboardingError {
+    /// The admin declined, or Entra reported an error (`error`, `error_description`).
+    #[error("Entra or the admin refused: {error}: {description}")]
+    Denied {
+        /// The OAuth `error` (e.g. `access_denied`, `consent_required`).
+        error: String,
+        /// The first line of Entra's description (bounded).
+        description: String,
+    },
+    /// The callback's `state` is missing or not the one issued with this pending value: a
+    /// forged callback, or one from another session.
+    #[error(
+        "the callback's state does not match the one issued for this session; ignore it (forged or from another session)"
+    )]
+    StateMismatch,
+    /// The callback's state was accepted before: a replayed callback. Remove the pending
+    /// value from the session when a callback arrives.
+    #[error("the callback's state was already used; ignore it (replayed)")]
+    Replayed,
+    /// The pending value is older than the configured `max_age` (or dated in the future).
+    #[error("the onboarding step expired ({age_secs} s old, at most {max_age_secs} s); start over")]
+    Expired {
+        /// How old it was.
+        age_secs: u64,
+        /// The limit.
+        max_age_secs: u64,
+    },
+    /// The callback is malformed (too long, a parameter repeated, no code).
+    #[error("malformed callback: {0}")]
+    Malformed(&'static str),
+    /// The consent callback does not report `admin_consent=True`.
+    #[error("the consent callback does not report admin_consent=True")]
+    NotGranted,
+    /// The consent callback names a tenant other than the one the admin signed in to: an
+    /// edited callback (the tenant swap this flow exists to stop), or the admin consented
+    /// in another tenant. Nothing is linked.
+    #[error(
+        "the consent callback names tenant {callback:?}, but the admin signed in to tenant {proven}; refused"
+    )]
+    TenantMismatch {
+        /// The tenant the signed-in `id_token` proved.
+        proven: TenantId,
+        /// What the callback's `tenant` said (bounded).
+        callback: String,
+    },
+    /// The token endpoint refused the authorization code (expired or already redeemed
+    /// code, PKCE mismatch, wrong redirect URI, bad client credential).
+    #[error(
+        "the token endpoint refused the sign-in code (HTTP {status}, {error}, AADSTS{codes:?}): {description}; start over, and check the app's redirect URI and credential if it repeats"
+    )]
+    CodeRefused {
+        /// HTTP status.
+        status: u16,
+        /// The OAuth `error`.
+        error: String,
+        /// The AADSTS codes.
+        codes: Vec<u32>,
+        /// The first line of Entra's description.
+        description: String,
+        /// Entra's trace id.
+        trace_id: Option<String>,
+        /// The correlation id sent.
+        correlation_id: Option<String>,
+    },
+    /// The token endpoint could not be reached to redeem the code (connect error,
+    /// timeout). The code may or may not have been redeemed: start over.
+    #[error(
+        "could not reach the token endpoint to redeem the sign-in code ({kind}); check network, proxy and DNS, then start over"
+    )]
+    Transport {
+        /// What kind of failure.
+        kind: TransportKind,
+        /// The cause.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// The token endpoint answered with a redirect, which is never followed (it would
+    /// carry the app's credential elsewhere). Check the authority host and any proxy.
+    #[error(
+        "the token endpoint redirected to {to}; redirects are never followed: check the authority host and any proxy"
+    )]
+    Redirected {
+        /// Where it pointed (scheme, host and port).
+        to: String,
+    },
+    /// The token endpoint answered without a usable `id_token`.
+    #[error("the token endpoint's answer to the sign-in code has no usable id_token: {0}")]
+    NoIdToken(&'static str),
+    /// The `id_token` failed validation (signature, issuer, audience, nonce, lifetime).
+    #[error("the sign-in id_token was rejected: {0}")]
+    IdTokenRejected(Box<ValidationError>),
+    /// The credential could not make a request (transport failure, assertion source).
+    #[error("the app's credential failed during onboarding: {0}")]
+    Credential(#[source] Box<Error>),
+    /// Consent was reported, but no app-only token could be had in the tenant after the
+    /// configured retries (`source` says why: still replicating, disabled, blocked).
+    #[error("consent in tenant {tenant} could not be confirmed: {source}")]
+    NotConfirmed {
+        /// The proven tenant.
+        tenant: TenantId,
+        /// The last token request's error.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The confirmation token lacks app roles the onboarding requires: the admin
+    /// consented, but the roles were not granted (or have not replicated yet).
+    #[error(
+        "the app's token in tenant {tenant} lacks the required roles {missing:?}; the customer admin must grant them"
+    )]
+    MissingRoles {
+        /// The proven tenant.
+        tenant: TenantId,
+        /// The roles not in the token.
+        missing: Vec<String>,
+    },
+    /// A state this crate believes impossible. Please file a bug.
+    #[error("internal error: {0}; please file a bug")]
+    Internal(&'static str),
+}

@@ -1,0 +1,450 @@
+//! Onboarding a customer tenant, bound to a tenant its admin *proved* by signing in:
+//! [`Onboarding`] (the flow and why it has two steps are on its docs).
+
+mod admin_consent;
+mod callback;
+mod error;
+mod redeem;
+mod sign_in;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use url::Url;
+
+use crate::clock::{Clock, SharedClock, SharedSleeper, Sleeper, SystemClock, TokioSleeper};
+use crate::cloud::Cloud;
+use crate::error::Error;
+use crate::validate::TokenValidator;
+
+pub use admin_consent::{OnboardedTenant, PendingConsent};
+pub use error::OnboardingError;
+pub use redeem::SignInClient;
+pub use sign_in::{PendingSignIn, ResponseMode, SignInTenant, SignedInAdmin};
+
+/// Most spent states remembered at once (about 5 MB).
+const MAX_SPENT: usize = 100_000;
+/// How long a pending sign-in or consent stays usable by default.
+const DEFAULT_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+/// Confirmation attempts by default: the first and five retries, 1 + 2 + 4 + 8 + 16 s apart.
+const DEFAULT_CONFIRM_ATTEMPTS: u32 = 6;
+const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
+
+/// The onboarding flow of one multitenant app: admin sign-in, then admin consent bound
+/// to the tenant the sign-in proved. Share it behind an `Arc`; every method takes `&self`.
+///
+/// # Why two steps
+///
+/// An admin consent callback says `tenant=...`, and anyone can edit that URL. A token
+/// request in the named tenant proves only that *some* admin of that tenant consented at
+/// *some* time, not that the person at the browser did: customer X's admin could finish
+/// their own consent, change `tenant=` to customer Y (who consented long ago), and get
+/// Y's tenant linked to X's account. So the tenant is never taken from the callback:
+///
+/// 1. [`sign_in`](Self::sign_in): the admin signs in with OpenID Connect (authorization
+///    code flow with PKCE, `scope=openid profile`, a fresh `state` and `nonce`).
+/// 2. [`finish_sign_in`](Self::finish_sign_in): the code is redeemed with the app's credential and
+///    the returned `id_token` is validated (signature by the tenant's published key,
+///    `aud` = the app, `iss` of its `tid`, `nonce`, lifetime). Its `tid` is the
+///    **proven tenant** and its `oid` the admin: a [`SignedInAdmin`].
+/// 3. [`consent`](Self::consent): the admin consent URL *of that tenant*, with a new
+///    single-use `state` bound to the proven tenant.
+/// 4. [`finish_consent`](Self::finish_consent): accepts only a callback without `error`, with
+///    `admin_consent=True`, that `state`, and `tenant` equal to the proven tenant; then
+///    confirms by getting an app-only token in the tenant (retrying a few times while
+///    the new service principal replicates).
+///
+/// The confirmation token proves that consent *exists* in the tenant, not who asked for
+/// it; the signed-in `id_token` is what binds the tenant to your customer's account. Link
+/// it with [`TenantRegistry::link`](crate::TenantRegistry::link), which refuses a tenant
+/// that another account holds.
+///
+/// # Where the pending values live
+///
+/// [`PendingSignIn`] and [`PendingConsent`] hold the state, nonce and PKCE verifier
+/// between the redirects. Keep them **server-side** in the admin's session (your session
+/// store: a database, Redis; not a cookie-only session) and *remove* them when the
+/// callback arrives. Server-side, because the nonce and verifier are secrets the browser
+/// must not see, and because only a store you control makes `state` single-use: a sealed
+/// cookie would be tamper-evident but could be replayed. They serialize with serde for
+/// that store, and expire after [`OnboardingBuilder::max_age`]. The `Onboarding` also
+/// remembers each state it accepted until it expires, so a replayed callback is refused
+/// even if a session was not cleared (within one process).
+///
+/// ```no_run
+/// use azure_cross_tenant::{
+///     Cached, ClientSecret, InMemoryRegistry, Onboarding, Relink, SignInTenant, TenantRegistry,
+/// };
+///
+/// # async fn run(sign_in_callback: &str, consent_callback: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// let provider = Cached::new(ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?);
+/// let onboarding = Onboarding::builder(
+///     provider.clone(),
+///     "https://vault.azure.net/.default",
+///     "https://saas.example/onboarding/signed-in",
+/// )
+/// .consent_redirect_uri("https://saas.example/onboarding/consented")
+/// .build()?;
+///
+/// // GET /onboarding: send the admin to sign in; keep `pending` in the server-side session.
+/// let (url, pending) = onboarding.sign_in(SignInTenant::Organizations)?;
+/// # let _ = url;
+/// // POST /onboarding/signed-in (form_post: code and state in the body).
+/// let admin = onboarding.finish_sign_in(pending, sign_in_callback).await?;
+/// // Send the same admin to consent in the tenant they proved.
+/// let (url, pending) = onboarding.consent(&admin)?;
+/// # let _ = url;
+/// // GET /onboarding/consented?admin_consent=True&tenant=...&state=...
+/// let onboarded = onboarding.finish_consent(pending, consent_callback).await?;
+/// let registry = InMemoryRegistry::new();
+/// registry.link("customer-account-42", onboarded.record("Fabrikam"), Relink::Refuse).await?;
+/// # Ok(()) }
+/// ```
+pub struct Onboarding {
+    client: Arc<dyn SignInClient>,
+    cloud: Cloud,
+    validator: TokenValidator,
+    scope: String,
+    sign_in_redirect: Url,
+    consent_redirect: Url,
+    response_mode: ResponseMode,
+    required_roles: Vec<String>,
+    max_age: Duration,
+    confirm_attempts: u32,
+    confirm_delay: Duration,
+    clock: SharedClock,
+    sleeper: SharedSleeper,
+    /// SHA-256 of each state accepted, with when it was issued; pruned past `max_age`.
+    spent: Mutex<HashMap<[u8; 32], u64>>,
+}
+
+impl fmt::Debug for Onboarding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Onboarding")
+            .field("client", &self.client)
+            .field("scope", &self.scope)
+            .field("sign_in_redirect", &self.sign_in_redirect.as_str())
+            .field("consent_redirect", &self.consent_redirect.as_str())
+            .field("response_mode", &self.response_mode)
+            .field("required_roles", &self.required_roles)
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Onboarding`]; see [`Onboarding::builder`].
+#[must_use = "a builder does nothing until `build()`"]
+pub struct OnboardingBuilder {
+    client: Arc<dyn SignInClient>,
+    scope: String,
+    sign_in_redirect: String,
+    consent_redirect: Option<String>,
+    validator: Option<TokenValidator>,
+    response_mode: ResponseMode,
+    required_roles: Vec<String>,
+    max_age: Duration,
+    confirm_attempts: u32,
+    confirm_delay: Duration,
+    clock: SharedClock,
+    sleeper: SharedSleeper,
+}
+
+impl fmt::Debug for OnboardingBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnboardingBuilder")
+            .field("client", &self.client)
+            .field("scope", &self.scope)
+            .field("sign_in_redirect", &self.sign_in_redirect)
+            .field("consent_redirect", &self.consent_redirect)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Onboarding {
+    /// Starts building the flow of the app behind `client` (its credential: it redeems
+    /// the admin's sign-in code and gets the confirmation token). `scope` is the
+    /// `{resource}/.default` the admin consents to and the confirmation token is asked
+    /// for; `sign_in_redirect_uri` receives the sign-in answer. Both redirect URIs must be
+    /// registered on the app (Web platform).
+    pub fn builder(
+        client: impl SignInClient + 'static,
+        scope: impl Into<String>,
+        sign_in_redirect_uri: impl Into<String>,
+    ) -> OnboardingBuilder {
+        OnboardingBuilder {
+            client: Arc::new(client),
+            scope: scope.into(),
+            sign_in_redirect: sign_in_redirect_uri.into(),
+            consent_redirect: None,
+            validator: None,
+            response_mode: ResponseMode::FormPost,
+            required_roles: Vec::new(),
+            max_age: DEFAULT_MAX_AGE,
+            confirm_attempts: DEFAULT_CONFIRM_ATTEMPTS,
+            confirm_delay: DEFAULT_CONFIRM_DELAY,
+            clock: Arc::new(SystemClock),
+            sleeper: Arc::new(TokioSleeper),
+        }
+    }
+
+    /// The app's client id.
+    pub fn client_id(&self) -> &str {
+        self.client.client_id()
+    }
+
+    fn now_secs(&self) -> u64 {
+        unix_secs(self.clock.now())
+    }
+
+    /// Refuses a pending value issued more than `max_age` ago (or in the future: a
+    /// clock jump or a forged value).
+    fn check_age(&self, issued_at: u64) -> Result<(), OnboardingError> {
+        let now = self.now_secs();
+        let max = self.max_age.as_secs();
+        if issued_at > now.saturating_add(60) || now.saturating_sub(issued_at) > max {
+            return Err(OnboardingError::Expired {
+                age_secs: now.saturating_sub(issued_at),
+                max_age_secs: max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks `state` spent; refuses one spent before.
+    fn spend(&self, state: &str, issued_at: u64) -> Result<(), OnboardingError> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, state.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        let horizon = self.now_secs().saturating_sub(self.max_age.as_secs());
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        if spent.len() >= MAX_SPENT {
+            spent.retain(|_, issued| *issued >= horizon);
+        }
+        if spent.len() >= MAX_SPENT {
+            // Anyone can start flows; the record of spent states must stay bounded. The
+            // oldest tenth goes (the session store is the first line against replays).
+            let mut ages: Vec<u64> = spent.values().copied().collect();
+            let (_, cut, _) = ages.select_nth_unstable(MAX_SPENT / 10);
+            let cut = *cut;
+            spent.retain(|_, issued| *issued > cut);
+        }
+        if spent.insert(key, issued_at).is_some() {
+            return Err(OnboardingError::Replayed);
+        }
+        Ok(())
+    }
+}
+
+impl OnboardingBuilder {
+    /// Where Entra sends the admin after consent (default: the sign-in redirect URI). A
+    /// separate path keeps the two callbacks apart.
+    pub fn consent_redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.consent_redirect = Some(uri.into());
+        self
+    }
+
+    /// The validator checking the sign-in `id_token` (default: one built for the
+    /// credential's cloud, on this builder's clock).
+    pub fn validator(mut self, validator: TokenValidator) -> Self {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// How Entra returns the sign-in answer (default [`ResponseMode::FormPost`]).
+    pub fn response_mode(mut self, mode: ResponseMode) -> Self {
+        self.response_mode = mode;
+        self
+    }
+
+    /// An app role the confirmation token must carry (call once per role); confirmation
+    /// retries while it is missing, as role grants replicate too. Default: none.
+    pub fn require_role(mut self, role: impl Into<String>) -> Self {
+        self.required_roles.push(role.into());
+        self
+    }
+
+    /// How long a pending sign-in or consent stays usable (default 15 minutes).
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Confirmation attempts (at least 1; default 6) and the wait before the first retry,
+    /// doubled for each further one (default 1 s: 31 s in all). A new service principal
+    /// takes seconds to minutes to replicate.
+    pub fn confirm_retries(mut self, attempts: u32, first_delay: Duration) -> Self {
+        self.confirm_attempts = attempts;
+        self.confirm_delay = first_delay;
+        self
+    }
+
+    /// The clock for expiry and the `id_token` lifetime (default the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// What waits between confirmation attempts (default the tokio timer).
+    pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// Checks the redirect URIs and scope and builds the flow. Nothing is sent.
+    pub fn build(self) -> Result<Onboarding, Error> {
+        let cloud = cloud_of(self.client.authority_host())?;
+        let sign_in_redirect = checked_redirect_uri(&self.sign_in_redirect)?;
+        let consent_redirect = match &self.consent_redirect {
+            Some(uri) => checked_redirect_uri(uri)?,
+            None => sign_in_redirect.clone(),
+        };
+        let scope = crate::scope::Scopes::parse(&[self.scope.as_str()])?
+            .as_str()
+            .to_owned();
+        if self.confirm_attempts == 0 {
+            return Err(Error::InvalidConfiguration(
+                "confirm_retries needs at least one attempt".into(),
+            ));
+        }
+        if self.max_age.is_zero() {
+            return Err(Error::InvalidConfiguration(
+                "max_age is zero; give the admin a few minutes".into(),
+            ));
+        }
+        let validator = match self.validator {
+            Some(v) => v,
+            None => TokenValidator::builder(cloud.clone())
+                .clock(self.clock.clone())
+                .build()?,
+        };
+        Ok(Onboarding {
+            client: self.client,
+            cloud,
+            validator,
+            scope,
+            sign_in_redirect,
+            consent_redirect,
+            response_mode: self.response_mode,
+            required_roles: self.required_roles,
+            max_age: self.max_age,
+            confirm_attempts: self.confirm_attempts,
+            confirm_delay: self.confirm_delay,
+            clock: self.clock,
+            sleeper: self.sleeper,
+            spent: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+/// The cloud whose authority host the credential uses.
+fn cloud_of(host: &Url) -> Result<Cloud, Error> {
+    for known in [Cloud::Public, Cloud::UsGovernment, Cloud::China] {
+        if known.authority_host() == host {
+            return Ok(known);
+        }
+    }
+    Cloud::custom(host.as_str(), Cloud::Public.token_exchange_audience())
+}
+
+/// A redirect URI Entra will send codes and consent answers to: `https`, or plain `http`
+/// only on a loopback host (local development). Any other scheme is refused, whatever
+/// its host (`javascript://localhost/` is not a loopback web server).
+pub(crate) fn checked_redirect_uri(uri: &str) -> Result<Url, Error> {
+    let bad = |why: &str| {
+        Error::InvalidConfiguration(format!("redirect URI {:?} {why}", crate::error::echo(uri)))
+    };
+    let url = Url::parse(uri).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    if url.fragment().is_some() {
+        return Err(bad("must not have a fragment"));
+    }
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(url),
+        "http" if is_loopback_host(&url) => Ok(url),
+        "http" => Err(bad(
+            "uses plain http; use https (plain http only on localhost or a loopback address)",
+        )),
+        _ => Err(bad("must be an https URL")),
+    }
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn onboarding() -> Onboarding {
+        let credential = crate::ClientSecret::new("11111111-2222-3333-4444-555555555555", "s")
+            .authority_host(Url::parse("http://127.0.0.1:9/").unwrap())
+            .build()
+            .unwrap();
+        Onboarding::builder(
+            credential,
+            "https://vault.azure.net/.default",
+            "https://saas.example/cb",
+        )
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn spent_states_are_refused_once_and_their_record_stays_bounded() {
+        let onboarding = onboarding();
+        let now = onboarding.now_secs();
+        for i in 0..MAX_SPENT + 10 {
+            onboarding.spend(&format!("state-{i}"), now).unwrap();
+        }
+        assert!(onboarding.spent.lock().unwrap().len() <= MAX_SPENT);
+        let last = format!("state-{}", MAX_SPENT + 9);
+        assert!(matches!(
+            onboarding.spend(&last, now),
+            Err(OnboardingError::Replayed)
+        ));
+    }
+
+    #[test]
+    fn redirect_uris_must_be_https_or_http_on_loopback() {
+        for ok in [
+            "https://saas.example/cb",
+            "https://localhost:8443/cb",
+            "http://localhost/cb",
+            "http://LOCALHOST:3000/cb",
+            "http://127.0.0.1:8080/cb",
+            "http://[::1]:8080/cb",
+        ] {
+            assert!(checked_redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "javascript://localhost/%0Aalert(1)",
+            "data://localhost/x",
+            "ftp://localhost/cb",
+            "file://localhost/etc/passwd",
+            "http://saas.example/cb",
+            "http://localhost.evil.example/cb",
+            "http://127.0.0.1.evil.example/cb",
+            "https://user:pw@saas.example/cb",
+            "https://saas.example/cb#frag",
+            "not a url",
+        ] {
+            assert!(checked_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Step 1 and 2: the admin signs in with OpenID Connect (authorization code flow with
+//! PKCE), and the `id_token` the code redeems for proves their tenant.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::callback::{Callback, pkce_challenge, random_value};
+use super::redeem::{Redemption, redeem};
+use super::{Onboarding, OnboardingError};
+use crate::tenant::TenantId;
+use crate::validate::IdTokenExpectations;
+
+/// Longest authorization code accepted from a callback (Entra's are 1-2 KB).
+const MAX_CODE: usize = 8 * 1024;
+
+/// Where the admin signs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignInTenant {
+    /// Any work or school tenant: the admin signs in to their home tenant, which the
+    /// `id_token` then names. The usual choice.
+    Organizations,
+    /// A given tenant: for an admin who is a *guest* in the customer's tenant (signing in
+    /// at `organizations` would prove their home tenant instead). The `id_token` must
+    /// come from this tenant when it is given as a GUID.
+    Tenant(TenantId),
+}
+
+impl SignInTenant {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Organizations => "organizations",
+            Self::Tenant(t) => t.as_str(),
+        }
+    }
+}
+
+/// How Entra returns the sign-in answer to the redirect URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ResponseMode {
+    /// An HTML form POSTed to the redirect URI: the code stays out of the URL, browser
+    /// history and access logs. A cross-site POST carries no `SameSite=Lax` cookie, so
+    /// the session cookie that finds the pending sign-in must be `SameSite=None; Secure`.
+    #[default]
+    FormPost,
+    /// A GET with the code in the query string (it works with `SameSite=Lax` session
+    /// cookies; the code is single-use and bound to the PKCE verifier kept server-side).
+    Query,
+}
+
+impl ResponseMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::FormPost => "form_post",
+            Self::Query => "query",
+        }
+    }
+}
+
+/// A sign-in sent to the browser and not yet answered: the state, nonce and PKCE
+/// verifier to check the answer with. Keep it server-side in the admin's session and
+/// remove it when the answer arrives (see [`Onboarding`](crate::Onboarding)); it
+/// expires after the onboarding's `max_age`. `Debug` shows none of its secrets.
+#[derive(Serialize, Deserialize)]
+pub struct PendingSignIn {
+    state: String,
+    nonce: String,
+    code_verifier: String,
+    authority: String,
+    issued_at: u64,
+}
+
+impl fmt::Debug for PendingSignIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSignIn")
+            .field("authority", &self.authority)
+            .field("issued_at", &self.issued_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An admin whose sign-in was proven by a validated `id_token`: the tenant they signed
+/// in to and who they are. Only [`Onboarding::finish_sign_in`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedInAdmin {
+    tenant: TenantId,
+    object_id: String,
+    name: Option<String>,
+    username: Option<String>,
+}
+
+impl SignedInAdmin {
+    /// The tenant the admin signed in to (its GUID, the `id_token`'s `tid`).
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The admin's object id in that tenant (`oid`).
+    pub fn object_id(&self) -> &str {
+        &self.object_id
+    }
+
+    /// The admin's display name (`name`), if the token carried it.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The admin's sign-in name (`preferred_username`), for display only: it is mutable
+    /// and not unique across tenants, so never key anything on it.
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+}
+
+impl Onboarding {
+    /// The URL to send the admin to for sign-in, and the pending value to keep
+    /// server-side until the answer comes back to the sign-in redirect URI.
+    pub fn sign_in(&self, tenant: SignInTenant) -> Result<(Url, PendingSignIn), OnboardingError> {
+        let pending = PendingSignIn {
+            state: random_value()?,
+            nonce: random_value()?,
+            code_verifier: random_value()?,
+            authority: tenant.as_str().to_owned(),
+            issued_at: self.now_secs(),
+        };
+        let mut url = self.cloud.authority_host().clone();
+        url.path_segments_mut()
+            .map_err(|_| OnboardingError::Internal("the authority host cannot take a path"))?
+            .pop_if_empty()
+            .extend([tenant.as_str(), "oauth2", "v2.0", "authorize"]);
+        url.query_pairs_mut()
+            .append_pair("client_id", self.client_id())
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", self.sign_in_redirect.as_str())
+            .append_pair("response_mode", self.response_mode.as_str())
+            .append_pair("scope", "openid profile")
+            .append_pair("state", &pending.state)
+            .append_pair("nonce", &pending.nonce)
+            .append_pair("code_challenge", &pkce_challenge(&pending.code_verifier))
+            .append_pair("code_challenge_method", "S256");
+        Ok((url, pending))
+    }
+
+    /// Checks the sign-in answer (`callback`: the query string, or the `form_post` body),
+    /// redeems its code with the app's credential, validates the `id_token` and returns
+    /// the proven admin. `pending` is spent whatever the outcome.
+    pub async fn finish_sign_in(
+        &self,
+        pending: PendingSignIn,
+        callback: &str,
+    ) -> Result<SignedInAdmin, OnboardingError> {
+        self.check_age(pending.issued_at)?;
+        let callback = Callback::parse(callback)?;
+        callback.refusal()?;
+        callback.check_state(&pending.state)?;
+        self.spend(&pending.state, pending.issued_at)?;
+        let code = callback
+            .get("code")
+            .filter(|c| !c.is_empty())
+            .ok_or(OnboardingError::Malformed("the sign-in answer has no code"))?;
+        if code.len() > MAX_CODE {
+            return Err(OnboardingError::Malformed("the code is longer than 8 KiB"));
+        }
+        let id_token = redeem(
+            self.client.as_ref(),
+            Redemption {
+                authority: &pending.authority,
+                code,
+                code_verifier: &pending.code_verifier,
+                redirect_uri: self.sign_in_redirect.as_str(),
+            },
+        )
+        .await?;
+        let mut expect = IdTokenExpectations::new(self.client_id(), pending.nonce.as_str());
+        if let Ok(asked) = pending.authority.parse::<TenantId>()
+            && asked.is_guid()
+        {
+            expect = expect.tenant(asked);
+        }
+        let claims = self
+            .validator
+            .validate_id_token(id_token.expose(), &expect)
+            .await
+            .map_err(|e| OnboardingError::IdTokenRejected(Box::new(e)))?;
+        let admin = SignedInAdmin {
+            tenant: claims.tid,
+            object_id: claims.oid,
+            name: claims.name.as_deref().map(crate::error::echo),
+            username: claims.preferred_username.as_deref().map(crate::error::echo),
+        };
+        tracing::info!(tenant = %admin.tenant, admin = %admin.object_id, "admin sign-in proven");
+        Ok(admin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_sign_in_never_shows_its_secrets() {
+        let pending = PendingSignIn {
+            state: random_value().unwrap(),
+            nonce: random_value().unwrap(),
+            code_verifier: random_value().unwrap(),
+            authority: "organizations".into(),
+            issued_at: 1_700_000_000,
+        };
+        let shown = format!("{pending:?}");
+        for secret in [&pending.state, &pending.nonce, &pending.code_verifier] {
+            assert!(!shown.contains(secret.as_str()), "{shown}");
+        }
+        assert!(shown.contains("organizations"));
+    }
+}

@@ -1,0 +1,11 @@
+//! For services that *receive* tokens (feature `axum`): [`ValidateBearerLayer`], a plain
+//! `tower` layer for hyper, tonic or axum, and [`ValidatedClaims`], the axum extractor.
+//! The answers the layer gives are on [`ValidateBearerLayer`].
+
+mod extract;
+mod layer;
+mod rejection;
+
+pub use extract::ValidatedClaims;
+pub use layer::{ValidateBearer, ValidateBearerLayer};
+pub use rejection::BearerRejection;
