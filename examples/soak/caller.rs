@@ -95,9 +95,12 @@ fn scheduled(error: &Error, i: usize) -> bool {
 }
 
 /// What the cache promises about a token it hands out at `asked` (the time before the
-/// call): at least the expiry margin of its whole lifetime left.
+/// call): at least the expiry margin of its whole lifetime left. A token from `Cached`
+/// always knows when it was issued; one that does not counts as a violation too.
 fn inside_margin(token: &AccessToken, asked: SystemTime) -> bool {
-    let issued = token.issued_on().unwrap_or(asked);
+    let Some(issued) = token.issued_on() else {
+        return true;
+    };
     let lifetime = token
         .expires_on()
         .duration_since(issued)
