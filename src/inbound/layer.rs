@@ -260,7 +260,9 @@ fn bearer_token(parts: &mut Parts) -> Result<Option<String>, BearerRejection> {
 /// The `Authorization` header, from untrusted bytes.
 #[cfg(fuzzing)]
 pub(crate) fn fuzz_authorization(value: &[u8]) {
-    let Ok(value) = http::HeaderValue::from_bytes(value) else { return };
+    let Ok(value) = http::HeaderValue::from_bytes(value) else {
+        return;
+    };
     let (mut parts, ()) = http::Request::builder()
         .header(AUTHORIZATION, value)
         .body(())

@@ -312,11 +312,15 @@ fn unix_secs(t: SystemTime) -> u64 {
 pub(crate) fn fuzz_token(token: &str, expect: &Expectations, now: u64) {
     let Ok(jws) = Jws::parse(token) else { return };
     let _ = signing_kid(&jws.header);
-    let Ok(tid) = issuing_tenant(&jws.claims) else { return };
+    let Ok(tid) = issuing_tenant(&jws.claims) else {
+        return;
+    };
     if expect.check_tenant(&tid).is_err() {
         return;
     }
-    let Ok(version) = token_version(&jws.claims) else { return };
+    let Ok(version) = token_version(&jws.claims) else {
+        return;
+    };
     let _ = expect.check_version(version);
     for (set, key) in [
         ("https://login.microsoftonline.com/{tenantid}/v2.0", None),
@@ -330,4 +334,3 @@ pub(crate) fn fuzz_token(token: &str, expect: &Expectations, now: u64) {
     let _ = check_times(&jws.claims, now, expect.clock_skew, true);
     let _ = check_access(&jws.claims, version, expect);
 }
-

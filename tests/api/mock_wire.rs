@@ -49,11 +49,11 @@ impl JsonExt for reqwest::RequestBuilder {
 
 /// `response.json_value().await`: the body as JSON, or a panic showing it.
 pub(crate) trait ResponseExt {
-    fn json_value(self) -> impl std::future::Future<Output = Value>;
+    fn json_value(self) -> impl Future<Output = Value>;
 }
 
 impl ResponseExt for reqwest::Response {
-    fn json_value(self) -> impl std::future::Future<Output = Value> {
+    fn json_value(self) -> impl Future<Output = Value> {
         json_of(self)
     }
 }

@@ -384,7 +384,7 @@ async fn token_endpoint_answering(answer: serde_json::Value) -> String {
         let answer = answer.clone();
         async move {
             (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                [(http::header::CONTENT_TYPE, "application/json")],
                 answer.to_string(),
             )
         }

@@ -101,7 +101,7 @@ fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str, v1: bo
             nonce: q("nonce").map(str::to_owned),
             pkce,
             user: user.object_id.clone(),
-            tid: user.tenant.clone(),
+            tid: user.tenant,
             expires: now + CODE_LIFETIME,
             redeemed: false,
             v1,
