@@ -96,3 +96,8 @@ pub fn scenario(data: &[u8]) {
         mock.reset();
     }
 }
+
+/// A shared-cache (Redis) value or tombstone read back: Redis is not trusted.
+pub fn sealed_value(data: &[u8]) {
+    crate::l2::fuzz_value(data);
+}
