@@ -102,7 +102,7 @@ const SERVICEBUS: &str = "https://servicebus.azure.net/.default";
 /// the wall time: divided by `iters` by criterion, that is the aggregate cost per hit.
 fn parallel<'a, F>(runtimes: &[tokio::runtime::Runtime], iters: u64, hit: F) -> Duration
 where
-    F: Fn(usize, u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>> + Sync,
+    F: Fn(usize, u64) -> std::pin::Pin<Box<dyn Future<Output = ()> + 'a>> + Sync,
 {
     let threads = runtimes.len();
     let per = iters.div_ceil(threads as u64);

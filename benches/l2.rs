@@ -86,7 +86,7 @@ fn tiers(c: &mut Criterion) {
     // A replica with an empty L1 on the same Redis connection, built outside the timing
     // (invalidation would not do: it reaches L2 too). A small capacity, so its first
     // insert does not size moka's frequency sketch for 50,000 entries inside the timing.
-    let small = options.clone().max_entries(16);
+    let small = options.max_entries(16);
     let shared_credential = Arc::new(credential());
     g.bench_function("l2_hit", |b| {
         b.to_async(&rt).iter_batched(

@@ -118,7 +118,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let status = answer.status();
     println!("provider call: {status} {}", answer.text().await?);
-    if status != reqwest::StatusCode::ACCEPTED {
+    if status != StatusCode::ACCEPTED {
         return Err(format!("the customer API refused the provider: {status}").into());
     }
 

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 /// Command-line settings.
 #[derive(Debug, Clone)]
+#[allow(clippy::exhaustive_structs)] // a binary's own settings
 pub struct Settings {
     /// Customer tenants, each consented.
     pub tenants: usize,

@@ -286,3 +286,45 @@ impl TokenClient {
         Attempt::Done(Err(error))
     }
 }
+
+/// Everything the token client does with an answer's untrusted bytes: the 200 body, the
+/// error body and its classification, `Retry-After`, and the check of the issued token.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_answer(body: &[u8], retry_after: &[u8], status: u16) {
+    use std::time::SystemTime;
+    let (Ok(tenant), Ok(scopes)) = (
+        "contoso.example".parse::<TenantId>(),
+        Scopes::parse(&["https://vault.azure.net/.default"]),
+    ) else {
+        return;
+    };
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let client_id = "11111111-2222-3333-4444-555555555555";
+    if let Ok(token) = parse_success(body, now, &tenant, &scopes) {
+        let _ = IssuedTokenCheck::default().check(&tenant, client_id, token);
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(value) = reqwest::header::HeaderValue::from_bytes(retry_after) {
+        headers.insert(reqwest::header::RETRY_AFTER, value);
+    }
+    let wait = response::parse_retry_after(&headers, now);
+    if let Some(parsed) = parse_error(body) {
+        let entra = parsed.into_entra(tenant, client_id, status);
+        let error = classify(entra, wait, &Cloud::Public);
+        let _ = (error.to_string(), error.is_retryable(), error.consent_url());
+    }
+}
+
+/// `Retry-After` from untrusted bytes: a wait of at most the cap, never a panic.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_retry_after(value: &[u8]) {
+    let Ok(value) = reqwest::header::HeaderValue::from_bytes(value) else {
+        return;
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::RETRY_AFTER, value);
+    let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    if let Some(wait) = response::parse_retry_after(&headers, now) {
+        assert!(wait <= response::MAX_RETRY_AFTER, "Retry-After is capped");
+    }
+}

@@ -15,7 +15,7 @@ use crate::token::AccessToken;
 pub(super) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// `Retry-After` as seconds or an HTTP date, capped at one hour.
-pub(super) fn parse_retry_after(
+pub(crate) fn parse_retry_after(
     headers: &reqwest::header::HeaderMap,
     now: SystemTime,
 ) -> Option<Duration> {
@@ -111,7 +111,7 @@ pub(crate) struct ParsedError {
 }
 
 impl ParsedError {
-    pub(super) fn into_entra(self, tenant: TenantId, client_id: &str, status: u16) -> EntraError {
+    pub(crate) fn into_entra(self, tenant: TenantId, client_id: &str, status: u16) -> EntraError {
         let mut e = EntraError::bare(tenant, client_id, status);
         e.error = self.error;
         e.codes = self.codes;

@@ -255,6 +255,8 @@ async fn run(o: Options) -> Result<(), String> {
     if let (Some(path), Some(pem)) = (&o.ca_file, entra.ca_pem()) {
         std::fs::write(path, pem).map_err(|e| format!("cannot write --ca-file {path}: {e}"))?;
     }
+    // Handlers go in before the ready line: a caller may signal as soon as it reads it.
+    let stop = Stop::install()?;
     let mut ready = entra.ready_info();
     ready["ca_file"] = serde_json::json!(o.ca_file.as_deref().filter(|_| entra.ca_pem().is_some()));
     let mut stdout = std::io::stdout().lock();
@@ -267,25 +269,49 @@ async fn run(o: Options) -> Result<(), String> {
         entra.uri(),
         entra.control_url()
     );
-    stopped().await;
+    stop.wait().await;
     eprintln!("mock-entra: stopping");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn stopped() {
+/// SIGINT and SIGTERM, listened for from the moment it is installed.
+struct Stop {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    signals: (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+}
+
+impl Stop {
+    fn install() -> Result<Self, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind| {
+                signal(kind).map_err(|e| format!("cannot listen for signals: {e}"))
+            };
+            Ok(Self {
+                signals: (
+                    listen(SignalKind::interrupt())?,
+                    listen(SignalKind::terminate())?,
+                ),
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere).
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (mut int, mut term) = self.signals;
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
-            return;
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn main() -> ExitCode {

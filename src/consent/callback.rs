@@ -158,3 +158,20 @@ mod props {
         }
     }
 }
+
+/// What the consent callback does with untrusted query text before any request.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_callback(input: &str) {
+    let Ok(callback) = Callback::parse(input) else {
+        return;
+    };
+    let _ = callback.refusal();
+    let _ = callback.check_state("state-issued-by-the-fuzzer");
+    let _ = callback
+        .get("admin_consent")
+        .map(|v| v.eq_ignore_ascii_case("true"));
+    let named = callback.get("tenant").unwrap_or_default();
+    let _ = named.parse::<crate::TenantId>();
+    let _ = crate::error::echo(named);
+    let _ = callback.get("code").map(str::len);
+}

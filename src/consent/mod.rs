@@ -3,6 +3,8 @@
 
 mod admin_consent;
 mod callback;
+#[cfg(fuzzing)]
+pub(crate) use callback::fuzz_callback;
 mod error;
 mod redeem;
 mod sign_in;

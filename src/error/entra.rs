@@ -82,7 +82,8 @@ impl EntraError {
     }
 }
 
-/// Entra codes that mean "try again": ENTRA.md's transient list.
+/// Entra codes that mean "try again": the transient ones (server busy, session or
+/// replication hiccups), retried like a 5xx.
 pub(crate) fn is_transient_code(code: u32) -> bool {
     matches!(code, 50033 | 90006 | 90024 | 90033 | 90090 | 50087)
 }

@@ -251,7 +251,7 @@ pub enum Error {
         tenant: TenantId,
         /// Which check failed.
         #[source]
-        source: Box<crate::ValidationError>,
+        source: Box<ValidationError>,
     },
 
     /// A custom [`TenantCredentialProvider`](crate::TenantCredentialProvider) failed.
@@ -424,11 +424,7 @@ mod tests {
     fn error_stays_small() {
         // Errors travel in every `Result` on the hot path (a cache hit returns
         // `Result<AccessToken, Error>`): large payloads are boxed to keep this small.
-        assert!(
-            std::mem::size_of::<Error>() <= 48,
-            "{}",
-            std::mem::size_of::<Error>()
-        );
+        assert!(size_of::<Error>() <= 48, "{}", size_of::<Error>());
     }
 
     #[test]

@@ -256,3 +256,17 @@ fn bearer_token(parts: &mut Parts) -> Result<Option<String>, BearerRejection> {
     }
     Ok(Some(token.to_owned()))
 }
+
+/// The `Authorization` header, from untrusted bytes.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_authorization(value: &[u8]) {
+    let Ok(value) = http::HeaderValue::from_bytes(value) else {
+        return;
+    };
+    let (mut parts, ()) = http::Request::builder()
+        .header(AUTHORIZATION, value)
+        .body(())
+        .map(Request::into_parts)
+        .unwrap_or_else(|_| Request::new(()).into_parts());
+    let _ = bearer_token(&mut parts);
+}

@@ -4,6 +4,8 @@
 
 mod extract;
 mod layer;
+#[cfg(fuzzing)]
+pub(crate) use layer::fuzz_authorization;
 mod rejection;
 
 pub use extract::ValidatedClaims;

@@ -147,3 +147,14 @@ fn signing_keys(jwks: Jwks) -> HashMap<String, Arc<Key>> {
     }
     keys
 }
+
+/// The two documents a fetch reads, from untrusted bytes: metadata, then the key set.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_documents(metadata: &[u8], jwks: &[u8]) {
+    if let Ok(m) = serde_json::from_slice::<Metadata>(metadata) {
+        let _ = Url::parse(&m.jwks_uri);
+    }
+    if let Ok(j) = serde_json::from_slice::<Jwks>(jwks) {
+        let _ = signing_keys(j);
+    }
+}

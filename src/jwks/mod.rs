@@ -13,6 +13,8 @@
 //! - a failed fetch keeps the old keys.
 
 mod fetch;
+#[cfg(fuzzing)]
+pub(crate) use fetch::fuzz_documents;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -21,6 +21,8 @@ mod names;
 mod redis;
 mod store;
 mod value;
+#[cfg(fuzzing)]
+pub(crate) use value::fuzz_value;
 
 use std::fmt;
 use std::sync::Arc;

@@ -104,6 +104,60 @@ pub(crate) fn read_tombstone(value: &[u8]) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// A value read back from Redis, from untrusted bytes (the first byte picks how): opened
+/// as it is; or sealed first, so the payload's own parsing is reached past the AEAD; or a
+/// token built from the bytes, sealed and opened back, which must give the same token.
+/// Tombstone values are read too.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_value(data: &[u8]) {
+    let _ = read_tombstone(data);
+    let (Ok(keys), Ok(tenant), Ok(scopes)) = (
+        SealingKeys::new("fuzz", [7; 32]),
+        "contoso.example".parse::<TenantId>(),
+        Scopes::parse(&["https://vault.azure.net/.default"]),
+    ) else {
+        return;
+    };
+    let aad = "fuzz-entry";
+    let Some((mode, rest)) = data.split_first() else {
+        return;
+    };
+    match mode % 3 {
+        0 => {
+            let _ = open(&keys, aad, rest, &tenant, &scopes);
+        }
+        1 => {
+            if let Ok(sealed) = keys.seal(rest, aad.as_bytes()) {
+                let _ = open(&keys, aad, &sealed, &tenant, &scopes);
+            }
+        }
+        _ => {
+            let (times, text) = rest.split_at(rest.len().min(24));
+            let mut t = [0u8; 24];
+            t[..times.len()].copy_from_slice(times);
+            let at = |i: usize| {
+                let ms = u64::from_le_bytes(t[i..i + 8].try_into().unwrap_or_default());
+                from_millis(ms % (1 << 50))
+            };
+            let (issued, expires, stamp) = (at(0), at(8), at(16));
+            let secret = String::from_utf8_lossy(text).into_owned();
+            let token = AccessToken::new(secret, expires, tenant.clone(), scopes.clone())
+                .with_issued_on(issued);
+            let Some(sealed) = seal(&keys, aad, &token, stamp) else {
+                return;
+            };
+            let opened = open(&keys, aad, &sealed, &tenant, &scopes);
+            if issued <= expires {
+                let opened = opened.expect("a sealed value opens under its own key and entry");
+                assert_eq!(opened.token.secret(), token.secret());
+                assert_eq!(millis(opened.token.expires_on()), millis(expires));
+                assert_eq!(opened.stamp, millis(stamp));
+                assert!(open(&keys, "another-entry", &sealed, &tenant, &scopes).is_none());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,6 +67,17 @@ pub(super) fn check_issuer(
     tid: &str,
     found: &Found,
 ) -> Result<(), ValidationError> {
+    check_issuer_against(claims, tid, &found.set.issuer, found.key.issuer.as_deref())
+}
+
+/// [`check_issuer`] on the issuers themselves: the metadata's (`set_issuer`) and the
+/// key's own, if any, both possibly the `{tenantid}` template.
+pub(super) fn check_issuer_against(
+    claims: &Claims,
+    tid: &str,
+    set_issuer: &str,
+    key_issuer: Option<&str>,
+) -> Result<(), ValidationError> {
     let iss = claims
         .iss
         .as_deref()
@@ -75,11 +86,11 @@ pub(super) fn check_issuer(
         expected,
         found: echo(iss),
     };
-    let issuer = fill(&found.set.issuer, tid);
+    let issuer = fill(set_issuer, tid);
     if iss != issuer {
         return Err(mismatch(issuer));
     }
-    if let Some(key_issuer) = &found.key.issuer {
+    if let Some(key_issuer) = key_issuer {
         let key_issuer = fill(key_issuer, tid);
         if iss != key_issuer {
             return Err(mismatch(key_issuer));

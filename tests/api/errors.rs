@@ -1,5 +1,5 @@
-//! Every Entra error code of ENTRA.md's table becomes the typed error that tells the
-//! operator what to do. Codes the mock models come from real mock state (no consent,
+//! Every Entra error code of the cross-tenant table (the README's "Errors tell the
+//! operator what to do") becomes the typed error that tells the operator what to do. Codes the mock models come from real mock state (no consent,
 //! wrong secret...); the others are scripted as Entra's exact error answers.
 
 use std::time::Duration;

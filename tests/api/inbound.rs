@@ -115,7 +115,7 @@ impl Scene {
         ) -> Result<String, BearerRejection> {
             claims.require_role(SEND)?;
             let sensitive = headers
-                .get(axum::http::header::AUTHORIZATION)
+                .get(http::header::AUTHORIZATION)
                 .is_some_and(|v| v.is_sensitive());
             Ok(format!(
                 "accepted from {} (authorization sensitive: {sensitive})",
@@ -463,16 +463,16 @@ async fn the_layer_wraps_any_tower_service_and_hands_it_the_claims() {
     let s = Scene::new().await;
     let service = ServiceBuilder::new()
         .layer(ValidateBearerLayer::new(s.validator(), s.expectations()))
-        .service_fn(|request: axum::http::Request<String>| async move {
+        .service_fn(|request: http::Request<String>| async move {
             let oid = request
                 .extensions()
                 .get::<ValidatedClaims>()
                 .and_then(|c| c.oid.clone())
                 .unwrap_or_default();
-            Ok::<_, std::convert::Infallible>(axum::http::Response::new(oid))
+            Ok::<_, std::convert::Infallible>(http::Response::new(oid))
         });
     let token = s.provider_token().await;
-    let request = axum::http::Request::builder()
+    let request = http::Request::builder()
         .header("authorization", format!("Bearer {token}"))
         .body(String::new())
         .unwrap();
@@ -480,7 +480,7 @@ async fn the_layer_wraps_any_tower_service_and_hands_it_the_claims() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.body(), &s.provider_sp);
 
-    let request = axum::http::Request::new(String::new());
+    let request = http::Request::new(String::new());
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");

@@ -1,4 +1,4 @@
-//! MockEntra's discovery, OpenID metadata and JWKS as Entra serves them (ENTRA.md 8, 10):
+//! MockEntra's discovery, OpenID metadata and JWKS as Entra serves them (discovery, metadata fields, JWKS with `x5c`):
 //! instance discovery, `invalid_tenant` on metadata, keys with a real `x5c`, the fields
 //! and templates of per-tenant, `common` and `organizations` documents.
 

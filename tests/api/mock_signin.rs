@@ -1,5 +1,5 @@
 //! Sign-in (authorization code with PKCE, `id_token`) and admin consent over HTTP, the
-//! flow ENTRA.md section 11 recommends: prove the admin's tenant, then consent for it.
+//! flow Microsoft recommends: prove the admin's tenant by sign-in, then consent for it.
 
 use aws_lc_rs::digest;
 use base64::Engine as _;

@@ -1,6 +1,6 @@
 //! MockEntra's token endpoints as real clients see them over HTTP: `client_secret_basic`,
 //! `client-request-id`, Entra's headers, the v1 endpoint, strict parameters, padded
-//! thumbprints, bad input (ENTRA.md 1, 9). Shared helpers for the mock's tests live here.
+//! thumbprints, bad input. Shared helpers for the mock's tests live here.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -49,11 +49,11 @@ impl JsonExt for reqwest::RequestBuilder {
 
 /// `response.json_value().await`: the body as JSON, or a panic showing it.
 pub(crate) trait ResponseExt {
-    fn json_value(self) -> impl std::future::Future<Output = Value>;
+    fn json_value(self) -> impl Future<Output = Value>;
 }
 
 impl ResponseExt for reqwest::Response {
-    fn json_value(self) -> impl std::future::Future<Output = Value> {
+    fn json_value(self) -> impl Future<Output = Value> {
         json_of(self)
     }
 }

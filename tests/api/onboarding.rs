@@ -384,7 +384,7 @@ async fn token_endpoint_answering(answer: serde_json::Value) -> String {
         let answer = answer.clone();
         async move {
             (
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                [(http::header::CONTENT_TYPE, "application/json")],
                 answer.to_string(),
             )
         }
@@ -556,4 +556,51 @@ async fn the_daemon_loop_serves_four_tenants_when_the_fifth_revoked_consent() {
     .unwrap();
     assert_eq!(next.len(), 4);
     assert!(next.iter().all(|(_, r)| r.is_ok()));
+}
+
+/// The sign-in code is redeemed with the app's secret: a token endpoint that redirects
+/// gets nothing through to the redirect's target, whatever HTTP client the credential
+/// holds (here one that follows redirects), and the onboarding says so.
+#[tokio::test]
+async fn a_redirecting_token_endpoint_gets_no_secret_from_the_code_redemption() {
+    for status in [307, 302] {
+        let w = World::new().await;
+        let target = crate::loopback::Loopback::answering(200, &[], "{}").await;
+        let following = reqwest::Client::new();
+        let credential = ClientSecret::new(w.app.client_id(), &w.secret)
+            .authority_host(w.entra.uri())
+            .http_client(following)
+            .build()
+            .unwrap();
+        w.entra.add_redirect_uri(&w.app, SIGNED_IN);
+        w.entra.add_redirect_uri(&w.app, CONSENTED);
+        let onboarding = onboarding_with(&w, Cached::new(credential));
+        let (_, admin) = newcomer(&w, "newcomer.example");
+        w.entra.sign_in(&admin);
+        let (url, pending) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
+        let back = w.entra.follow(url.as_str()).await.unwrap();
+
+        w.entra.inject_fault_everywhere(
+            MockFault::Redirect {
+                status,
+                location: target.url().to_string(),
+            },
+            1,
+        );
+        let err = onboarding
+            .finish_sign_in(pending, &callback(&back))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, OnboardingError::Redirected { .. }),
+            "{status}: {err:?}"
+        );
+        for request in target.requests() {
+            assert!(
+                !request.contains(&w.secret),
+                "{status}: the secret reached {request}"
+            );
+            assert!(!request.contains("code_verifier"), "{status}: {request}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! OpenID Connect sign-in: `GET /{tenant|organizations|common}/oauth2/v2.0/authorize`
 //! (authorization code with PKCE, `query` or `form_post`), and the token endpoint's
-//! `authorization_code` grant returning an `id_token` (ENTRA.md section 11).
+//! `authorization_code` grant returning an `id_token`: the admin sign-in that proves which
+//! tenant an admin belongs to before consent.
 
 use std::time::Duration;
 
@@ -100,7 +101,7 @@ fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str, v1: bo
             nonce: q("nonce").map(str::to_owned),
             pkce,
             user: user.object_id.clone(),
-            tid: user.tenant.clone(),
+            tid: user.tenant,
             expires: now + CODE_LIFETIME,
             redeemed: false,
             v1,

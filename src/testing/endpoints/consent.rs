@@ -2,7 +2,7 @@
 //! `/{tenant}/adminconsent`. Consent is recorded in the named tenant, or in the signed-in
 //! admin's tenant for `organizations`; the browser goes back with
 //! `admin_consent=True&tenant={tid}&state=..` (v2 adds `scope`), or with `error=access_denied`
-//! when the admin declines or the user is not an admin (ENTRA.md sections 5 and 11).
+//! when the admin declines or the user is not an admin.
 
 use crate::testing::MockEndpoint;
 use crate::testing::endpoints::params::{self, Known};

@@ -1,5 +1,6 @@
 //! OpenID metadata (v1 and v2, per tenant and for `common`/`organizations`), JWKS and
-//! instance discovery, with the fields, headers and errors Entra serves (ENTRA.md 8, 10).
+//! instance discovery, with the fields, headers and errors Entra serves (as captured from
+//! Entra and read by MSAL Python, msal-node and MSAL.NET).
 
 use serde_json::{Value, json};
 

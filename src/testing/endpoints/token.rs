@@ -100,8 +100,19 @@ fn grant(
     let grant_type = form.get("grant_type");
     let latency = dir.settings.latency;
     let Some(tid) = resolved.clone() else {
+        if !is_alias(segment) {
+            return (finish(Err(unknown_tenant(segment)), latency), resolved);
+        }
+        // `organizations`/`common`: only faults injected everywhere apply (no tenant
+        // named them).
+        let mut latency = latency;
+        match dir.faults.take(segment) {
+            Some(MockFault::Latency(extra)) => latency += extra,
+            Some(fault) => return (Outcome::Fault(fault, latency), resolved),
+            None => {}
+        }
         let outcome = match grant_type {
-            Some("authorization_code") if is_alias(segment) => {
+            Some("authorization_code") => {
                 authorize::redeem(&mut dir, &shared.base, segment, None, form, auth, v1)
             }
             _ => Err(unknown_tenant(segment)),
