@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use azure_core::credentials::{
     AccessToken as CoreToken, Secret, TokenCredential, TokenRequestOptions,
@@ -87,9 +88,25 @@ impl TokenCredential for TenantCredential {
             .map_err(into_core_error)?;
         Ok(CoreToken::new(
             Secret::new(token.secret().to_owned()),
-            OffsetDateTime::from(token.expires_on()),
+            core_time(token.expires_on()),
         ))
     }
+}
+
+/// The last second `azure_core`'s time type holds in every build: 9999-12-31T23:59:59Z.
+const LATEST_CORE_TIME: i64 = 253_402_300_799;
+
+/// `at` in `azure_core`'s time, which ends with the year 9999 (`From<SystemTime>` panics
+/// past it). An expiry comes from the token endpoint's `expires_in` or a custom provider,
+/// so it may be anything: a later one is cut to the last second azure_core can hold (our
+/// cache, not the SDK's, decides when the token is refreshed), an earlier than 1970 one is
+/// the epoch (expired either way).
+fn core_time(at: SystemTime) -> OffsetDateTime {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    OffsetDateTime::from_unix_timestamp(secs.min(LATEST_CORE_TIME))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn into_core_error(err: Error) -> azure_core::Error {

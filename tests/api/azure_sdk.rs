@@ -138,3 +138,31 @@ impl<P: azure_cross_tenant::TenantCredentialProvider + 'static> GetForTest for C
         self.get_token(tenant, &[VAULT]).await.unwrap()
     }
 }
+
+/// An answer whose `expires_in` runs past the year 9999 (a broken proxy, a misbehaving
+/// authority) reaches azure_core as a far expiry, never as a panic in the adapter:
+/// `azure_core`'s time type cannot hold every `SystemTime` a token may carry.
+#[tokio::test]
+async fn a_lifetime_beyond_any_calendar_reaches_azure_core_without_a_panic() {
+    let w = World::new().await;
+    for expires_in in ["1000000000000", "9000000000000000000"] {
+        w.entra.inject_fault(
+            &w.customer,
+            azure_cross_tenant::testing::MockFault::Body {
+                status: 200,
+                body: format!(
+                    r#"{{"token_type":"Bearer","expires_in":{expires_in},"access_token":"opaque-token"}}"#
+                )
+                .into_bytes(),
+            },
+            1,
+        );
+        let credential = Arc::new(w.credential()).for_tenant(w.customer.clone());
+        let token = tokio::spawn(async move { credential.get_token(&[VAULT], None).await })
+            .await
+            .expect("the adapter does not panic")
+            .expect("a token");
+        assert_eq!(token.token.secret(), "opaque-token");
+        assert!(token.expires_on.year() >= 9999, "{expires_in}: {:?}", token.expires_on);
+    }
+}
