@@ -12,7 +12,7 @@ use azure_core::credentials::{
 use azure_core::error::ErrorKind;
 use azure_core::time::OffsetDateTime;
 
-use crate::error::{Error, TransportKind};
+use crate::error::Error;
 use crate::provider::TenantCredentialProvider;
 use crate::tenant::TenantId;
 
@@ -22,9 +22,13 @@ use crate::tenant::TenantId;
 /// tenant**, all from one shared [`Cached`](crate::Cached) provider: the cache, not the
 /// SDK, is where tokens live, and no client can ever be handed another tenant's token.
 ///
-/// Errors arrive as `azure_core::Error` of kind `Credential` (or `Connection`/`Io` for
-/// transport failures) wrapping this crate's [`Error`]: get it back with
-/// [`find_error`](crate::find_error) to branch on `NotConsented` and friends.
+/// Errors arrive as `azure_core::Error` of kind `Credential` wrapping this crate's
+/// [`Error`]: get it back with [`find_error`](crate::find_error) to branch on
+/// `NotConsented` and friends. Transport failures too are of kind `Credential`, as
+/// azure_identity's credentials report them: the credential's own
+/// [`RetryPolicy`](crate::RetryPolicy) has retried them already, and the SDK's retry
+/// policy, which retries `Io` and `Connection` errors, would call it again up to eight
+/// times.
 ///
 /// ```
 /// use azure_core::credentials::TokenCredential;
@@ -109,16 +113,12 @@ fn core_time(at: SystemTime) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Every failure is a `Credential` error, whatever its cause: what could be retried was
+/// retried by the credential's own policy, and an `Io` or `Connection` kind would make the
+/// SDK's retry policy ask again, multiplying attempts (and their timeouts) on an
+/// authority that is already failing.
 fn into_core_error(err: Error) -> azure_core::Error {
-    let kind = match &err {
-        Error::Transport {
-            kind: TransportKind::Connect,
-            ..
-        } => ErrorKind::Connection,
-        Error::Transport { .. } => ErrorKind::Io,
-        _ => ErrorKind::Credential,
-    };
-    azure_core::Error::new(kind, err)
+    azure_core::Error::new(ErrorKind::Credential, err)
 }
 
 /// This crate's [`Error`] inside an `azure_core::Error` an SDK client returned, however
