@@ -173,7 +173,11 @@ async fn a_lifetime_beyond_any_calendar_reaches_azure_core_without_a_panic() {
             .expect("the adapter does not panic")
             .expect("a token");
         assert_eq!(token.token.secret(), "opaque-token");
-        assert!(token.expires_on.year() >= 9999, "{expires_in}: {:?}", token.expires_on);
+        assert!(
+            token.expires_on.year() >= 9999,
+            "{expires_in}: {:?}",
+            token.expires_on
+        );
     }
 }
 
@@ -205,7 +209,11 @@ async fn a_token_request_that_cannot_reach_the_authority_is_not_retried_again_by
         .get_secret("db-password", None)
         .await
         .unwrap_err();
-    assert_eq!(*err.kind(), azure_core::error::ErrorKind::Credential, "{err}");
+    assert_eq!(
+        *err.kind(),
+        azure_core::error::ErrorKind::Credential,
+        "{err}"
+    );
     let ours = azure_cross_tenant::find_error(&err).expect("our error is reachable");
     assert!(matches!(ours, Error::Transport { .. }), "{ours:?}");
     assert_eq!(
