@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use azure_core::credentials::{
     AccessToken as CoreToken, Secret, TokenCredential, TokenRequestOptions,
@@ -11,7 +12,7 @@ use azure_core::credentials::{
 use azure_core::error::ErrorKind;
 use azure_core::time::OffsetDateTime;
 
-use crate::error::{Error, TransportKind};
+use crate::error::Error;
 use crate::provider::TenantCredentialProvider;
 use crate::tenant::TenantId;
 
@@ -21,9 +22,13 @@ use crate::tenant::TenantId;
 /// tenant**, all from one shared [`Cached`](crate::Cached) provider: the cache, not the
 /// SDK, is where tokens live, and no client can ever be handed another tenant's token.
 ///
-/// Errors arrive as `azure_core::Error` of kind `Credential` (or `Connection`/`Io` for
-/// transport failures) wrapping this crate's [`Error`]: get it back with
-/// [`find_error`](crate::find_error) to branch on `NotConsented` and friends.
+/// Errors arrive as `azure_core::Error` of kind `Credential` wrapping this crate's
+/// [`Error`]: get it back with [`find_error`](crate::find_error) to branch on
+/// `NotConsented` and friends. Transport failures too are of kind `Credential`, as
+/// azure_identity's credentials report them: the credential's own
+/// [`RetryPolicy`](crate::RetryPolicy) has retried them already, and the SDK's retry
+/// policy, which retries `Io` and `Connection` errors, would call it again up to eight
+/// times.
 ///
 /// ```
 /// use azure_core::credentials::TokenCredential;
@@ -87,21 +92,33 @@ impl TokenCredential for TenantCredential {
             .map_err(into_core_error)?;
         Ok(CoreToken::new(
             Secret::new(token.secret().to_owned()),
-            OffsetDateTime::from(token.expires_on()),
+            core_time(token.expires_on()),
         ))
     }
 }
 
+/// The last second `azure_core`'s time type holds in every build: 9999-12-31T23:59:59Z.
+const LATEST_CORE_TIME: i64 = 253_402_300_799;
+
+/// `at` in `azure_core`'s time, which ends with the year 9999 (`From<SystemTime>` panics
+/// past it). An expiry comes from the token endpoint's `expires_in` or a custom provider,
+/// so it may be anything: a later one is cut to the last second azure_core can hold (our
+/// cache, not the SDK's, decides when the token is refreshed), an earlier than 1970 one is
+/// the epoch (expired either way).
+fn core_time(at: SystemTime) -> OffsetDateTime {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    OffsetDateTime::from_unix_timestamp(secs.min(LATEST_CORE_TIME))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Every failure is a `Credential` error, whatever its cause: what could be retried was
+/// retried by the credential's own policy, and an `Io` or `Connection` kind would make the
+/// SDK's retry policy ask again, multiplying attempts (and their timeouts) on an
+/// authority that is already failing.
 fn into_core_error(err: Error) -> azure_core::Error {
-    let kind = match &err {
-        Error::Transport {
-            kind: TransportKind::Connect,
-            ..
-        } => ErrorKind::Connection,
-        Error::Transport { .. } => ErrorKind::Io,
-        _ => ErrorKind::Credential,
-    };
-    azure_core::Error::new(kind, err)
+    azure_core::Error::new(ErrorKind::Credential, err)
 }
 
 /// This crate's [`Error`] inside an `azure_core::Error` an SDK client returned, however

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio::io::AsyncReadExt as _;
+
 use super::assertion::{Assertion, AssertionSource};
 use crate::error::Error;
 
@@ -44,15 +46,28 @@ impl AssertionSource for TokenFile {
             reason: format!("federated token file {}: {why}", self.path.display()),
             source: source.map(|e| Arc::new(e) as _),
         };
-        let meta = tokio::fs::metadata(&self.path)
+        let too_large = || unreadable(&format!("larger than {MAX_FILE} bytes"), None);
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| unreadable("cannot be read", Some(e)))?;
+        let meta = file
+            .metadata()
             .await
             .map_err(|e| unreadable("cannot be read", Some(e)))?;
         if meta.len() > MAX_FILE {
-            return Err(unreadable(&format!("larger than {MAX_FILE} bytes"), None));
+            return Err(too_large());
         }
-        let text = tokio::fs::read_to_string(&self.path)
+        // The size in the metadata is not a bound: a pipe, a device or a file still being
+        // written says 0 and can stream without end. Read one byte past the cap at most.
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE + 1)
+            .read_to_end(&mut bytes)
             .await
             .map_err(|e| unreadable("cannot be read", Some(e)))?;
+        if bytes.len() as u64 > MAX_FILE {
+            return Err(too_large());
+        }
+        let text = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text", None))?;
         let token = text.trim();
         if token.is_empty() {
             return Err(unreadable("empty", None));

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use crate::common::{VAULT, World};
+use crate::loopback::Loopback;
 use azure_core::credentials::TokenCredential;
-use azure_core::http::ClientOptions;
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_cross_tenant::testing::MockResource;
-use azure_cross_tenant::{Cached, Error, TenantCredentialExt, TenantId};
+use azure_cross_tenant::{Cached, ClientSecret, Error, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 use serde_json::json;
 use wiremock::ResponseTemplate;
@@ -33,10 +34,19 @@ async fn vault(w: &World, tenant: &TenantId) -> MockResource {
 }
 
 fn client(vault: &MockResource, credential: Arc<dyn TokenCredential>) -> SecretClient {
+    client_retrying(vault, credential, RetryOptions::default())
+}
+
+fn client_retrying(
+    vault: &MockResource,
+    credential: Arc<dyn TokenCredential>,
+    retry: RetryOptions,
+) -> SecretClient {
     let endpoint = vault.https_uri();
     let options = SecretClientOptions {
         client_options: ClientOptions {
             transport: Some(azure_cross_tenant::testing::loopback_transport()),
+            retry,
             ..Default::default()
         },
         // The challenge names vault.azure.net; the mock's host is 127.0.0.1.
@@ -137,4 +147,78 @@ impl<P: azure_cross_tenant::TenantCredentialProvider + 'static> GetForTest for C
     async fn get_token_for_test(&self, tenant: &TenantId) -> azure_cross_tenant::AccessToken {
         self.get_token(tenant, &[VAULT]).await.unwrap()
     }
+}
+
+/// An answer whose `expires_in` runs past the year 9999 (a broken proxy, a misbehaving
+/// authority) reaches azure_core as a far expiry, never as a panic in the adapter:
+/// `azure_core`'s time type cannot hold every `SystemTime` a token may carry.
+#[tokio::test]
+async fn a_lifetime_beyond_any_calendar_reaches_azure_core_without_a_panic() {
+    let w = World::new().await;
+    for expires_in in ["1000000000000", "9000000000000000000"] {
+        w.entra.inject_fault(
+            &w.customer,
+            azure_cross_tenant::testing::MockFault::Body {
+                status: 200,
+                body: format!(
+                    r#"{{"token_type":"Bearer","expires_in":{expires_in},"access_token":"opaque-token"}}"#
+                )
+                .into_bytes(),
+            },
+            1,
+        );
+        let credential = Arc::new(w.credential()).for_tenant(w.customer.clone());
+        let token = tokio::spawn(async move { credential.get_token(&[VAULT], None).await })
+            .await
+            .expect("the adapter does not panic")
+            .expect("a token");
+        assert_eq!(token.token.secret(), "opaque-token");
+        assert!(
+            token.expires_on.year() >= 9999,
+            "{expires_in}: {:?}",
+            token.expires_on
+        );
+    }
+}
+
+/// A token request that could not reach the authority was retried by the credential's
+/// own policy already. It reaches the SDK as a credential error, as azure_identity's own
+/// credentials fail: were it an I/O or connection error, the SDK's retry policy would
+/// call the credential again up to eight times, each call with its own retries and
+/// timeouts, and one SDK call would wait a minute on a dead authority.
+#[tokio::test]
+async fn a_token_request_that_cannot_reach_the_authority_is_not_retried_again_by_the_sdk() {
+    let w = World::new().await;
+    // Accepts each connection and hangs up without answering.
+    let authority = Loopback::start(|_| Some(String::new())).await;
+    let credential = ClientSecret::new(w.app.client_id(), &w.secret)
+        .authority_host(authority.url())
+        .clock(Arc::new(w.clock.clone()))
+        .sleeper(Arc::new(w.clock.clone()))
+        .build()
+        .unwrap();
+    let provider = Cached::new(credential);
+    let server = vault(&w, &w.customer).await;
+    let fast = RetryOptions::exponential(ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(1),
+        max_delay: azure_core::time::Duration::milliseconds(5),
+        max_retries: 3,
+        ..Default::default()
+    });
+    let err = client_retrying(&server, provider.for_tenant(w.customer.clone()), fast)
+        .get_secret("db-password", None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        *err.kind(),
+        azure_core::error::ErrorKind::Credential,
+        "{err}"
+    );
+    let ours = azure_cross_tenant::find_error(&err).expect("our error is reachable");
+    assert!(matches!(ours, Error::Transport { .. }), "{ours:?}");
+    assert_eq!(
+        authority.connections(),
+        2,
+        "one attempt and the credential's one retry; the SDK added none"
+    );
 }

@@ -286,6 +286,42 @@ async fn a_rotated_token_file_is_picked_up_on_the_next_exchange() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// A token file whose size the file system does not know (a pipe, a device, a file
+/// still being written says 0) is read up to the cap and no further: a megabyte streamed
+/// into it is refused as too large, and nothing reaches Entra.
+#[tokio::test]
+async fn a_token_file_streaming_past_the_cap_is_refused_whatever_its_metadata_says() {
+    let w = World::new().await;
+    let path = std::env::temp_dir().join(format!("act-fifo-{}", uuid::Uuid::new_v4()));
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let writer_path = path.clone();
+    // Opening a pipe for writing waits for its reader; a reader that stops early makes
+    // the write fail, which ends the thread.
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let mut pipe = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&writer_path)
+            .unwrap();
+        let _ = pipe.write_all(&vec![b'a'; 1024 * 1024]);
+    });
+    let cred = federated(&w, TokenFile::new(&path));
+    let err = cred.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    match &err {
+        Error::AssertionUnavailable { reason, .. } => {
+            assert!(reason.contains("larger than"), "{reason}");
+        }
+        other => panic!("expected AssertionUnavailable, got {other:?}"),
+    }
+    assert_eq!(w.entra.token_requests(), 0, "nothing was sent");
+    writer.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+}
+
 #[tokio::test]
 async fn an_unknown_identity_is_managed_identity_unavailable_and_nothing_reaches_entra() {
     let w = World::new().await;
