@@ -18,12 +18,18 @@ use crate::error::Error;
 /// Answers larger than this are not Entra's; reading stops there.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
-/// The client built when the caller passes none: no redirects (a token request that
-/// followed one could carry the form to another host), a bounded connect time.
-pub(crate) fn default_client() -> Result<reqwest::Client, Error> {
-    reqwest::Client::builder()
+/// The client built when the caller passes none for requests to `authority`: no
+/// redirects (a token request that followed one could carry the form to another host), a
+/// bounded connect time. A plain-http authority (allowed on loopback only, for a mock)
+/// never goes through a proxy from the environment: the form would reach it in clear.
+pub(crate) fn default_client(authority: &url::Url) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    if authority.scheme() == "http" {
+        builder = builder.no_proxy();
+    }
+    builder
         .build()
         .map_err(|e| Error::InvalidConfiguration(format!("could not build the HTTP client: {e}")))
 }
@@ -86,7 +92,7 @@ pub(crate) async fn send_no_redirect(
 /// `scheme://host:port` of `url`: enough to say where, without paths or queries that
 /// could carry anything sensitive.
 fn origin_of(url: &url::Url) -> String {
-    url.origin().ascii_serialization()
+    crate::error::echo(&url.origin().ascii_serialization())
 }
 
 pub(crate) fn header_str(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {

@@ -77,6 +77,18 @@ impl AccessToken {
         self
     }
 
+    /// The same token, expiring no later than `at` (a refresh hint past it is dropped):
+    /// the token endpoint's `expires_in` is not allowed to outlive the token's own `exp`.
+    #[must_use]
+    pub(crate) fn expiring_no_later_than(mut self, at: SystemTime) -> Self {
+        if at < self.inner.expires_on {
+            let inner = Arc::make_mut(&mut self.inner);
+            inner.expires_on = at;
+            inner.refresh_on = inner.refresh_on.filter(|r| *r < at);
+        }
+        self
+    }
+
     /// When the token was issued, if known. [`Cached`](crate::Cached) stamps tokens that
     /// lack it with the time it received them.
     pub fn issued_on(&self) -> Option<SystemTime> {

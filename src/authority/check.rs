@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Mismatch, ValidationError};
 use crate::tenant::TenantId;
@@ -56,7 +57,17 @@ impl IssuedTokenCheck {
                 return Err(Error::unexpected_claim(tenant, name, client_id, v));
             }
         }
-        Ok(token)
+        // `expires_in` beside the token is not signed by anyone; the token's own `exp` is
+        // what its resource enforces. A longer `expires_in` would keep it cached (and
+        // handed out) after every resource refuses it.
+        Ok(match claims.exp {
+            Some(exp) => token.expiring_no_later_than(
+                SystemTime::UNIX_EPOCH
+                    .checked_add(Duration::from_secs(exp))
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            ),
+            None => token,
+        })
     }
 
     /// `tid` must be the tenant asked; for a domain, the GUID its first token carried.

@@ -64,8 +64,10 @@ impl RetryPolicy {
         self
     }
 
-    /// How long all attempts and waits of one call may take; a retry that would end later
-    /// is not made. Defaults to 30 s.
+    /// How long the attempts and waits of one call may run before retrying stops: no retry
+    /// is made whose wait would end past it. It does not cut an attempt short: the last
+    /// attempt may still take up to the credential's `timeout`, so a call lasts at most
+    /// `max_total + timeout`. Defaults to 30 s.
     #[must_use]
     pub fn max_total(mut self, total: Duration) -> Self {
         self.max_total = total;

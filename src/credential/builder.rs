@@ -136,7 +136,6 @@ impl<C: Kind> CredentialBuilder<C> {
 }
 
 /// Settings every credential shares.
-#[derive(Debug)]
 struct CommonOptions {
     cloud: Cloud,
     authority_host: Option<Url>,
@@ -145,6 +144,25 @@ struct CommonOptions {
     retry: RetryPolicy,
     clock: SharedClock,
     sleeper: SharedSleeper,
+}
+
+impl fmt::Debug for CommonOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A URL's Debug shows its password; `build` refuses one, but Debug comes first.
+        let host = self.authority_host.as_ref().map(|u| {
+            let mut shown = u.clone();
+            let _ = shown.set_username("");
+            let _ = shown.set_password(None);
+            shown.to_string()
+        });
+        f.debug_struct("CommonOptions")
+            .field("cloud", &self.cloud)
+            .field("authority_host", &host)
+            .field("http", &self.http.as_ref().map(|_| "caller's client"))
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for CommonOptions {
@@ -188,7 +206,7 @@ impl CommonOptions {
         }
         let http = match self.http {
             Some(c) => c,
-            None => crate::http::default_client()?,
+            None => crate::http::default_client(cloud.authority_host())?,
         };
         Ok(TokenClient::new(
             client_id,

@@ -186,7 +186,7 @@ pub enum Error {
 
     /// The request did not reach Entra or its answer did not arrive (connect error, timeout).
     #[error(
-        "could not reach the token endpoint of tenant {tenant} ({kind}): check network, proxy and DNS; retried requests failed too"
+        "could not reach the token endpoint of tenant {tenant} ({kind}): check network, proxy and DNS"
     )]
     Transport {
         /// The tenant asked.

@@ -137,7 +137,7 @@ impl TokenValidatorBuilder {
         }
         let http = match self.http {
             Some(c) => c,
-            None => crate::http::default_client()?,
+            None => crate::http::default_client(&authority)?,
         };
         let cache = (self.cache_capacity > 0)
             .then(|| Arc::new(ValidatedCache::new(self.cache_capacity, self.clock.clone())));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::common::{VAULT, World};
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
-    Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantCredentialProvider,
+    CacheOptions, Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantCredentialProvider,
     TransportKind,
 };
 
@@ -210,6 +210,63 @@ async fn a_token_issued_for_another_tenant_or_app_is_discarded() {
             "the token is not echoed"
         );
     }
+}
+
+/// `expires_in` beside a token is nobody's signature; the token's own `exp` is what its
+/// resource enforces. A token endpoint (or anything between) that says "valid for a day"
+/// about a token expiring in ten minutes must not keep it cached, and handed out, for a day.
+#[tokio::test]
+async fn a_token_is_never_cached_past_its_own_exp_whatever_expires_in_says() {
+    let w = World::new().await;
+    let now = w
+        .clock
+        .now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let short = w.entra.sign_token(
+        &serde_json::json!({"typ": "JWT", "alg": "RS256"}),
+        &serde_json::json!({"tid": w.customer.as_str(), "appid": w.app.client_id(),
+            "aud": "https://vault.azure.net", "exp": now + 600}),
+    );
+    let body = serde_json::json!({"token_type": "Bearer", "expires_in": 86_400, "access_token": short});
+    w.entra.inject_fault(
+        &w.customer,
+        MockFault::Body {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        },
+        1,
+    );
+    let token = w
+        .credential()
+        .get_token(&w.customer, &[VAULT])
+        .await
+        .unwrap();
+    assert_eq!(
+        token.expires_on(),
+        std::time::UNIX_EPOCH + Duration::from_secs(now + 600),
+        "the expiry is the token's own exp"
+    );
+
+    let cached = Cached::with_options(
+        w.credential(),
+        CacheOptions::default().clock(Arc::new(w.clock.clone())),
+    )
+    .unwrap();
+    w.entra.inject_fault(
+        &w.customer,
+        MockFault::Body {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        },
+        1,
+    );
+    let first = cached.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_eq!(first.secret(), short);
+    w.clock.advance(Duration::from_secs(601));
+    let later = cached.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_ne!(later.secret(), short, "a token past its exp was served");
 }
 
 /// A token from the token endpoint that looks like a JWT but is not one this crate can
