@@ -3,9 +3,12 @@
 //!
 //! Fetch discipline, because anyone can make a validator fetch by sending an unsigned
 //! token that names an onboarded tenant:
-//! - one fetch in flight per slot; every caller that needs it waits for that one and
-//!   shares its result, success or failure, and no waiter waits longer than one fetch's
-//!   timeout;
+//! - one fetch in flight per slot, run as a task of its own; every caller that needs it
+//!   waits for that one and shares its result, success or failure, and no waiter waits
+//!   longer than one fetch's timeout. A caller that gives up (a client that disconnects,
+//!   a request timeout in the service) leaves the fetch running: were it run by the
+//!   caller, cancelling callers one after another would start a new request each time,
+//!   past the refetch interval and the back-off;
 //! - a failed fetch is remembered for a back-off (10 s by default, on the injected
 //!   clock): callers in that window get the failure without a request;
 //! - with keys cached, an unknown `kid` refetches at most once per refetch interval
@@ -21,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::OnceCell;
+use tokio::sync::watch;
 use url::Url;
 
 use crate::clock::SharedClock;
@@ -90,16 +93,17 @@ struct Slot {
 struct FetchState {
     last_success: Option<SystemTime>,
     failure: Option<(SystemTime, String)>,
-    flight: Option<Arc<Flight>>,
+    flight: Option<Flight>,
 }
 
-/// One fetch, shared by everyone who waits for it: the first waiter runs it, the others
-/// get its result. If the one running it is cancelled, the next waiter takes over.
-type Flight = OnceCell<Result<(), String>>;
+/// One fetch, shared by everyone who waits for it: it runs as its own task and publishes
+/// its outcome here. A closed channel without an outcome is a fetch that died (a panic,
+/// or its runtime shut down): the next caller starts another.
+type Flight = watch::Receiver<Option<Result<(), String>>>;
 
 /// What a caller does once it has looked at the slot's state.
 enum Next {
-    Wait(Arc<Flight>),
+    Wait(Flight),
     Refuse(ValidationError),
 }
 
@@ -147,11 +151,11 @@ impl JwksCache {
         if let Some(found) = lookup(&slot, kid) {
             return Ok(found);
         }
-        let flight = match self.next_step(&slot, source, kid) {
+        let flight = match self.next_step(&slot, source, v2, kid) {
             Next::Wait(flight) => flight,
             Next::Refuse(err) => return Err(err),
         };
-        let outcome = self.wait_for(&slot, &flight, source, v2).await;
+        let outcome = self.wait_for(flight).await;
         if let Some(found) = lookup(&slot, kid) {
             return Ok(found);
         }
@@ -177,9 +181,9 @@ impl JwksCache {
 
     /// Joins the fetch in flight, starts one, or refuses without a request (keys fetched
     /// recently, or a failure within the back-off).
-    fn next_step(&self, slot: &Slot, source: Source<'_>, kid: &str) -> Next {
+    fn next_step(&self, slot: &Arc<Slot>, source: Source<'_>, v2: bool, kid: &str) -> Next {
         let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(flight) = &state.flight {
+        if let Some(flight) = state.flight.as_ref().filter(|f| f.has_changed().is_ok()) {
             return Next::Wait(flight.clone());
         }
         let now = self.clock.now();
@@ -208,50 +212,85 @@ impl JwksCache {
                 ),
             ));
         }
-        let flight = Arc::new(Flight::new());
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Next::Refuse(unavailable(
+                source,
+                "no tokio runtime to fetch keys on".into(),
+            ));
+        };
+        let (publish, flight) = watch::channel(None);
         state.flight = Some(flight.clone());
+        let run = Run {
+            fetcher: self.fetcher.clone(),
+            clock: self.clock.clone(),
+            timeout: self.policy.timeout,
+            slot: slot.clone(),
+            flight: flight.clone(),
+            segment: source.segment().to_owned(),
+            shared: matches!(source, Source::Shared(_)),
+            v2,
+        };
+        runtime.spawn(async move {
+            let outcome = run.fetch_and_record().await;
+            // Nobody may be waiting any more; the keys are kept all the same.
+            let _ = publish.send(Some(outcome));
+        });
         Next::Wait(flight)
     }
 
-    /// Waits for `flight` (running it if no one else is), at most one fetch's timeout.
-    async fn wait_for(
-        &self,
-        slot: &Slot,
-        flight: &Flight,
-        source: Source<'_>,
-        v2: bool,
-    ) -> Result<(), String> {
-        let run = flight.get_or_init(|| self.run_fetch(slot, source, v2));
-        // A little over the fetch's own timeout, so the fetch records its failure (and
-        // its back-off) before a waiter gives up on it.
+    /// Waits for `flight`, at most a little over one fetch's timeout: the fetch records
+    /// its failure (and its back-off) before a waiter gives up on it.
+    async fn wait_for(&self, mut flight: Flight) -> Result<(), String> {
         let budget = self.policy.timeout + Duration::from_millis(500);
-        match tokio::time::timeout(budget, run).await {
-            Ok(outcome) => outcome.clone(),
+        match tokio::time::timeout(budget, flight.wait_for(Option::is_some)).await {
+            Ok(Ok(outcome)) => (*outcome)
+                .clone()
+                .unwrap_or_else(|| Err("the key fetch published nothing".into())),
+            Ok(Err(_)) => Err("the key fetch ended without a result".into()),
             Err(_) => Err(format!(
                 "no answer within {} ms",
                 self.policy.timeout.as_millis()
             )),
         }
     }
+}
 
+/// One fetch of a slot's keys, owned by the task that runs it.
+struct Run {
+    fetcher: fetch::Fetcher,
+    clock: SharedClock,
+    timeout: Duration,
+    slot: Arc<Slot>,
+    /// This fetch's channel, to clear it from the slot (and only it) when done.
+    flight: Flight,
+    segment: String,
+    shared: bool,
+    v2: bool,
+}
+
+impl Run {
     /// The fetch itself, then its outcome recorded in the slot for everyone.
-    async fn run_fetch(&self, slot: &Slot, source: Source<'_>, v2: bool) -> Result<(), String> {
-        let shared = matches!(source, Source::Shared(_));
-        let fetch = self.fetcher.fetch(source.segment(), v2, shared);
-        let result = match tokio::time::timeout(self.policy.timeout, fetch).await {
+    async fn fetch_and_record(self) -> Result<(), String> {
+        let (segment, v2) = (self.segment.as_str(), self.v2);
+        let fetch = self.fetcher.fetch(segment, v2, self.shared);
+        let result = match tokio::time::timeout(self.timeout, fetch).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
-                "no answer within {} ms",
-                self.policy.timeout.as_millis()
-            )),
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
         };
         let now = self.clock.now();
+        let slot = &self.slot;
         let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.flight = None;
+        if state
+            .flight
+            .as_ref()
+            .is_some_and(|f| f.same_channel(&self.flight))
+        {
+            state.flight = None;
+        }
         match result {
             Ok(set) => {
                 tracing::debug!(
-                    source = source.segment(),
+                    source = segment,
                     v2,
                     keys = set.keys.len(),
                     "fetched signing keys"
@@ -267,7 +306,7 @@ impl JwksCache {
                 Ok(())
             }
             Err(reason) => {
-                tracing::warn!(source = source.segment(), v2, reason = %reason, "could not fetch signing keys; keeping the old ones");
+                tracing::warn!(source = segment, v2, reason = %reason, "could not fetch signing keys; keeping the old ones");
                 state.failure = Some((now, reason.clone()));
                 Err(reason)
             }
