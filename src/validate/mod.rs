@@ -196,7 +196,8 @@ impl TokenValidator {
     /// is an object naming RS256 and a `kid` (no `crit`); `tid` is a GUID and an allowed
     /// tenant and `ver` an accepted version, all before any key is fetched; the signature
     /// verifies with the key of that `kid`; `iss` is the tenant's issuer and the key's
-    /// own; `exp`, `nbf`, `iat`; then `aud`, `oid`, app id, app-only, and roles last.
+    /// own; `exp`, `nbf`, `iat`; then `aud`, `oid`, the client (`appid` or `azp`,
+    /// required), app-only, and roles last.
     pub async fn validate(
         &self,
         token: &str,
