@@ -3,13 +3,20 @@
 //!
 //! Fetch discipline, because anyone can make a validator fetch by sending an unsigned
 //! token that names an onboarded tenant:
-//! - one fetch in flight per slot; every caller that needs it waits for that one and
-//!   shares its result, success or failure, and no waiter waits longer than one fetch's
-//!   timeout;
+//! - one fetch in flight per slot, run as a task of its own; every caller that needs it
+//!   waits for that one and shares its result, success or failure, and no waiter waits
+//!   longer than one fetch's timeout. A caller that gives up (a client that disconnects,
+//!   a request timeout in the service) leaves the fetch running: were it run by the
+//!   caller, cancelling callers one after another would start a new request each time,
+//!   past the refetch interval and the back-off;
 //! - a failed fetch is remembered for a back-off (10 s by default, on the injected
 //!   clock): callers in that window get the failure without a request;
 //! - with keys cached, an unknown `kid` refetches at most once per refetch interval
 //!   (5 min by default) after the last successful fetch;
+//! - keys older than the maximum age (12 h by default) are fetched again in the
+//!   background by the next validation that uses them, which still gets the old ones:
+//!   Entra withdraws a compromised key at once and says so only by no longer publishing
+//!   it, and no token with a new `kid` need ever come by to trigger a refetch;
 //! - a failed fetch keeps the old keys.
 
 mod fetch;
@@ -21,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::OnceCell;
+use tokio::sync::watch;
 use url::Url;
 
 use crate::clock::SharedClock;
@@ -54,6 +61,7 @@ pub(crate) struct FetchPolicy {
     pub(crate) refetch_interval: Duration,
     pub(crate) failure_backoff: Duration,
     pub(crate) timeout: Duration,
+    pub(crate) max_age: Duration,
 }
 
 /// A key found for a token, its set, and the generation of the set (which changes each
@@ -79,10 +87,16 @@ impl Generation {
 }
 
 /// The keys of one (source, version) and the state of fetching them.
-#[derive(Default)]
 struct Slot {
+    /// The tenant, or `organizations` / `common`.
+    segment: String,
+    shared: bool,
+    v2: bool,
     keys: RwLock<Option<Arc<KeySet>>>,
     generation: AtomicU64,
+    /// When the keys held are due to be fetched again (unix seconds; 0 before the first
+    /// fetch), read without a lock on every use of the keys.
+    stale_at: AtomicU64,
     state: Mutex<FetchState>,
 }
 
@@ -90,16 +104,17 @@ struct Slot {
 struct FetchState {
     last_success: Option<SystemTime>,
     failure: Option<(SystemTime, String)>,
-    flight: Option<Arc<Flight>>,
+    flight: Option<Flight>,
 }
 
-/// One fetch, shared by everyone who waits for it: the first waiter runs it, the others
-/// get its result. If the one running it is cancelled, the next waiter takes over.
-type Flight = OnceCell<Result<(), String>>;
+/// One fetch, shared by everyone who waits for it: it runs as its own task and publishes
+/// its outcome here. A closed channel without an outcome is a fetch that died (a panic,
+/// or its runtime shut down): the next caller starts another.
+type Flight = watch::Receiver<Option<Result<(), String>>>;
 
 /// What a caller does once it has looked at the slot's state.
 enum Next {
-    Wait(Arc<Flight>),
+    Wait(Flight),
     Refuse(ValidationError),
 }
 
@@ -143,15 +158,16 @@ impl JwksCache {
         v2: bool,
         kid: &str,
     ) -> Result<Found, ValidationError> {
-        let slot = self.slot(source.segment(), v2);
+        let slot = self.slot(source, v2);
         if let Some(found) = lookup(&slot, kid) {
+            self.refresh_if_stale(&slot);
             return Ok(found);
         }
         let flight = match self.next_step(&slot, source, kid) {
             Next::Wait(flight) => flight,
             Next::Refuse(err) => return Err(err),
         };
-        let outcome = self.wait_for(&slot, &flight, source, v2).await;
+        let outcome = self.wait_for(flight).await;
         if let Some(found) = lookup(&slot, kid) {
             return Ok(found);
         }
@@ -161,7 +177,44 @@ impl JwksCache {
         })
     }
 
-    fn slot(&self, segment: &str, v2: bool) -> Arc<Slot> {
+    /// A validation answered from keys of `generation` (the validated-token cache): if
+    /// they are due to be fetched again, a background fetch starts.
+    pub(crate) fn used(&self, generation: &Generation) {
+        self.refresh_if_stale(&generation.slot);
+    }
+
+    /// Starts a background fetch of `slot`'s keys if they are older than the maximum
+    /// age, none is running and no failure is within its back-off. Never waits.
+    fn refresh_if_stale(&self, slot: &Arc<Slot>) {
+        let now = self.clock.now();
+        if unix_secs(now) < slot.stale_at.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state
+            .flight
+            .as_ref()
+            .is_some_and(|f| f.has_changed().is_ok())
+            || state
+                .last_success
+                .is_none_or(|at| within(now, at, self.policy.max_age))
+            || state
+                .failure
+                .as_ref()
+                .is_some_and(|(at, _)| within(now, *at, self.policy.failure_backoff))
+        {
+            return;
+        }
+        tracing::debug!(
+            source = slot.segment,
+            v2 = slot.v2,
+            "signing keys past their maximum age; fetching them again"
+        );
+        let _ = self.start(&mut state, slot);
+    }
+
+    fn slot(&self, source: Source<'_>, v2: bool) -> Arc<Slot> {
+        let segment = source.segment();
         let key = (segment.to_owned(), v2);
         if let Some(slot) = self
             .slots
@@ -172,19 +225,31 @@ impl JwksCache {
             return slot.clone();
         }
         let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-        slots.entry(key).or_default().clone()
+        slots
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    segment: segment.to_owned(),
+                    shared: matches!(source, Source::Shared(_)),
+                    v2,
+                    keys: RwLock::default(),
+                    generation: AtomicU64::new(0),
+                    stale_at: AtomicU64::new(0),
+                    state: Mutex::default(),
+                })
+            })
+            .clone()
     }
 
     /// Joins the fetch in flight, starts one, or refuses without a request (keys fetched
     /// recently, or a failure within the back-off).
-    fn next_step(&self, slot: &Slot, source: Source<'_>, kid: &str) -> Next {
+    fn next_step(&self, slot: &Arc<Slot>, source: Source<'_>, kid: &str) -> Next {
         let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(flight) = &state.flight {
+        if let Some(flight) = state.flight.as_ref().filter(|f| f.has_changed().is_ok()) {
             return Next::Wait(flight.clone());
         }
         let now = self.clock.now();
-        let within =
-            |at: SystemTime, window: Duration| now.duration_since(at).unwrap_or_default() < window;
+        let within = |at: SystemTime, window: Duration| within(now, at, window);
         let have_keys = slot
             .keys
             .read()
@@ -208,50 +273,86 @@ impl JwksCache {
                 ),
             ));
         }
-        let flight = Arc::new(Flight::new());
-        state.flight = Some(flight.clone());
-        Next::Wait(flight)
+        match self.start(&mut state, slot) {
+            Some(flight) => Next::Wait(flight),
+            None => Next::Refuse(unavailable(
+                source,
+                "no tokio runtime to fetch keys on".into(),
+            )),
+        }
     }
 
-    /// Waits for `flight` (running it if no one else is), at most one fetch's timeout.
-    async fn wait_for(
-        &self,
-        slot: &Slot,
-        flight: &Flight,
-        source: Source<'_>,
-        v2: bool,
-    ) -> Result<(), String> {
-        let run = flight.get_or_init(|| self.run_fetch(slot, source, v2));
-        // A little over the fetch's own timeout, so the fetch records its failure (and
-        // its back-off) before a waiter gives up on it.
+    /// Starts a fetch of `slot`'s keys as a task of its own (called with its state
+    /// locked); `None` without a tokio runtime to run it on.
+    fn start(&self, state: &mut FetchState, slot: &Arc<Slot>) -> Option<Flight> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let (publish, flight) = watch::channel(None);
+        state.flight = Some(flight.clone());
+        let run = Run {
+            fetcher: self.fetcher.clone(),
+            clock: self.clock.clone(),
+            policy: self.policy,
+            slot: slot.clone(),
+            flight: flight.clone(),
+        };
+        runtime.spawn(async move {
+            let outcome = run.fetch_and_record().await;
+            // Nobody may be waiting any more; the keys are kept all the same.
+            let _ = publish.send(Some(outcome));
+        });
+        Some(flight)
+    }
+
+    /// Waits for `flight`, at most a little over one fetch's timeout: the fetch records
+    /// its failure (and its back-off) before a waiter gives up on it.
+    async fn wait_for(&self, mut flight: Flight) -> Result<(), String> {
         let budget = self.policy.timeout + Duration::from_millis(500);
-        match tokio::time::timeout(budget, run).await {
-            Ok(outcome) => outcome.clone(),
+        match tokio::time::timeout(budget, flight.wait_for(Option::is_some)).await {
+            Ok(Ok(outcome)) => (*outcome)
+                .clone()
+                .unwrap_or_else(|| Err("the key fetch published nothing".into())),
+            Ok(Err(_)) => Err("the key fetch ended without a result".into()),
             Err(_) => Err(format!(
                 "no answer within {} ms",
                 self.policy.timeout.as_millis()
             )),
         }
     }
+}
 
+/// One fetch of a slot's keys, owned by the task that runs it.
+struct Run {
+    fetcher: fetch::Fetcher,
+    clock: SharedClock,
+    policy: FetchPolicy,
+    slot: Arc<Slot>,
+    /// This fetch's channel, to clear it from the slot (and only it) when done.
+    flight: Flight,
+}
+
+impl Run {
     /// The fetch itself, then its outcome recorded in the slot for everyone.
-    async fn run_fetch(&self, slot: &Slot, source: Source<'_>, v2: bool) -> Result<(), String> {
-        let shared = matches!(source, Source::Shared(_));
-        let fetch = self.fetcher.fetch(source.segment(), v2, shared);
-        let result = match tokio::time::timeout(self.policy.timeout, fetch).await {
+    async fn fetch_and_record(self) -> Result<(), String> {
+        let slot = &self.slot;
+        let (segment, v2, timeout) = (slot.segment.as_str(), slot.v2, self.policy.timeout);
+        let fetch = self.fetcher.fetch(segment, v2, slot.shared);
+        let result = match tokio::time::timeout(timeout, fetch).await {
             Ok(result) => result,
-            Err(_) => Err(format!(
-                "no answer within {} ms",
-                self.policy.timeout.as_millis()
-            )),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
         };
         let now = self.clock.now();
         let mut state = slot.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.flight = None;
+        if state
+            .flight
+            .as_ref()
+            .is_some_and(|f| f.same_channel(&self.flight))
+        {
+            state.flight = None;
+        }
         match result {
             Ok(set) => {
                 tracing::debug!(
-                    source = source.segment(),
+                    source = segment,
                     v2,
                     keys = set.keys.len(),
                     "fetched signing keys"
@@ -262,17 +363,31 @@ impl JwksCache {
                 *keys = Some(Arc::new(set));
                 slot.generation.fetch_add(1, Ordering::AcqRel);
                 drop(keys);
+                let stale_at = unix_secs(now).saturating_add(self.policy.max_age.as_secs());
+                slot.stale_at.store(stale_at, Ordering::Relaxed);
                 state.last_success = Some(now);
                 state.failure = None;
                 Ok(())
             }
             Err(reason) => {
-                tracing::warn!(source = source.segment(), v2, reason = %reason, "could not fetch signing keys; keeping the old ones");
+                tracing::warn!(source = segment, v2, reason = %reason, "could not fetch signing keys; keeping the old ones");
                 state.failure = Some((now, reason.clone()));
                 Err(reason)
             }
         }
     }
+}
+
+/// Whether `at` is less than `window` before `now` (a clock that went back counts as
+/// within).
+fn within(now: SystemTime, at: SystemTime, window: Duration) -> bool {
+    now.duration_since(at).unwrap_or_default() < window
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 fn lookup(slot: &Arc<Slot>, kid: &str) -> Option<Found> {

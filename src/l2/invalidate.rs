@@ -30,8 +30,17 @@ pub(super) struct Pending {
 }
 
 impl L2 {
-    /// Deletes the entry's values (under every naming key).
+    /// Writes the entry's tombstone and deletes its values (under every naming key): a
+    /// token a request in flight now stores later (on any replica) was asked for before,
+    /// and is a miss for every replica's reads, as for a tenant invalidation.
     pub(crate) async fn forget(&self, key: &L2Key, now: SystemTime) {
+        let tombstones: Vec<String> = key.names.iter().map(|n| n.tombstone.clone()).collect();
+        self.tombstone(&tombstones, now).await;
+        self.delete_values(key, now).await;
+    }
+
+    /// Deletes the entry's values (under every naming key), or remembers to.
+    async fn delete_values(&self, key: &L2Key, now: SystemTime) {
         for names in &key.names {
             if self
                 .write(now, self.store().delete(&names.value))
@@ -57,7 +66,7 @@ impl L2 {
         let wanted: Vec<&str> = key.names.iter().map(|n| n.value.as_str()).collect();
         let Some(values) = self.write(now, self.store().get_many(&wanted)).await else {
             // Cannot tell what L2 holds: delete it once L2 is back (at worst, one fetch).
-            return self.forget(key, now).await;
+            return self.delete_values(key, now).await;
         };
         for (names, raw) in key.names.iter().zip(values) {
             let Some(raw) = raw else { continue };

@@ -164,8 +164,8 @@ impl L2 {
     }
 
     /// A token for the entry from L2 that `usable` accepts, or `None` (a miss). A value
-    /// stamped at or before its tenant's or the global tombstone was fetched before an
-    /// invalidation: a miss.
+    /// stamped at or before its own, its tenant's or the global tombstone was fetched
+    /// before an invalidation: a miss.
     pub(crate) async fn get(
         &self,
         key: &L2Key,
@@ -190,12 +190,12 @@ impl L2 {
         now: SystemTime,
         usable: impl Fn(&AccessToken) -> bool,
     ) -> Option<AccessToken> {
-        // (value, tenant tombstone) per naming key: one slot, one command. The global
-        // tombstone lives in a slot of its own; both commands share one round trip.
-        let mut wanted: Vec<&str> = Vec::with_capacity(2 * key.names.len());
+        // (value, tenant tombstone, entry tombstone) per naming key: one slot, one
+        // command. The global tombstone lives in a slot of its own; both commands share
+        // one round trip.
+        let mut wanted: Vec<&str> = Vec::with_capacity(3 * key.names.len());
         for n in &key.names {
-            wanted.push(&n.value);
-            wanted.push(&n.tenant_tombstone);
+            wanted.extend([n.value.as_str(), &n.tenant_tombstone, &n.tombstone]);
         }
         let (values, global) = tokio::join!(
             self.call(now, self.store().get_many(&wanted)),
@@ -210,15 +210,14 @@ impl L2 {
             return None;
         }
         let tombstone = values
-            .iter()
-            .skip(1)
-            .step_by(2)
+            .chunks(3)
+            .flat_map(|c| &c[1..])
             .flatten()
             .map(|t| value::read_tombstone(t))
             .chain(Some(global?))
             .max()
             .unwrap_or(0);
-        for (names, raw) in key.names.iter().zip(values.iter().step_by(2)) {
+        for (names, raw) in key.names.iter().zip(values.iter().step_by(3)) {
             let Some(raw) = raw else { continue };
             let Some(stored) = value::open(&self.config.keys, &key.aad, raw, tenant, scopes) else {
                 // Tampered, moved, malformed or sealed under a key no longer configured:

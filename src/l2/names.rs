@@ -8,6 +8,8 @@
 //! - `ns:{<tenant tag>}:t:<entry>`: the sealed token of one (tenant, scope)
 //! - `ns:{<tenant tag>}:l:<entry>`: its lease while one replica asks Entra
 //! - `ns:{<tenant tag>}:x`: the tenant's tombstone (when it was last invalidated)
+//! - `ns:{<tenant tag>}:x:<entry>`: the entry's tombstone (when it was last invalidated
+//!   on its own)
 //! - `ns:x`: the global tombstone (when everything was last invalidated)
 //!
 //! The tenant tag hashes (authority, client id, tenant); the entry hash adds the scope.
@@ -39,6 +41,7 @@ pub(crate) struct EntryNames {
     pub(crate) value: String,
     pub(crate) lease: String,
     pub(crate) tenant_tombstone: String,
+    pub(crate) tombstone: String,
 }
 
 impl L2Key {
@@ -100,6 +103,7 @@ pub(crate) fn entry(
                 value: format!("{prefix}t:{hash}"),
                 lease: format!("{prefix}l:{hash}"),
                 tenant_tombstone: format!("{prefix}x"),
+                tombstone: format!("{prefix}x:{hash}"),
             }
         })
         .collect();
@@ -160,6 +164,7 @@ mod tests {
         let slot = |name: &str| name[name.find('{').unwrap()..=name.find('}').unwrap()].to_owned();
         assert_eq!(slot(&a.value), slot(&a.lease));
         assert_eq!(slot(&a.value), slot(&a.tenant_tombstone));
+        assert_eq!(slot(&a.value), slot(&a.tombstone));
         assert_eq!(
             tenant_tombstones(&keys(1), "act", app, &tenant),
             vec![a.tenant_tombstone.clone()]

@@ -128,8 +128,9 @@ pub(super) fn check_times(
     }
 }
 
-/// Who the token is for and who holds it: `aud`, `oid`, app id, app-only, then roles
-/// last, so a token that fails only on a role is told apart (403, not 401).
+/// Who the token is for and who holds it: `aud`, `oid`, the client (`appid` or `azp`,
+/// required: access tokens always name one), app-only, then roles last, so a token that
+/// fails only on a role is told apart (403, not 401).
 pub(super) fn check_access(
     claims: &Claims,
     version: TokenVersion,
@@ -156,17 +157,22 @@ pub(super) fn check_access(
             found: claims.oid.as_deref().map(echo),
         });
     }
-    if let Some(app) = &expect.app_id {
-        let found = match version {
-            TokenVersion::V1 => claims.appid.as_deref(),
-            TokenVersion::V2 => claims.azp.as_deref(),
-        };
-        if !found.is_some_and(|f| f.eq_ignore_ascii_case(app)) {
-            return Err(ValidationError::WrongAppId {
-                expected: app.clone(),
-                found: found.map(echo),
-            });
-        }
+    // Every Entra access token names the client it was issued to; an id token (same
+    // keys, same issuer, `aud` = the app's client id, no `scp`) names none, so without
+    // this a user's id token would pass as an app-only token of an API whose audience is
+    // its client id.
+    let (claim, client) = match version {
+        TokenVersion::V1 => ("appid", claims.appid.as_deref()),
+        TokenVersion::V2 => ("azp", claims.azp.as_deref()),
+    };
+    let client = client.ok_or(ValidationError::MissingClaim(claim))?;
+    if let Some(app) = &expect.app_id
+        && !client.eq_ignore_ascii_case(app)
+    {
+        return Err(ValidationError::WrongAppId {
+            expected: app.clone(),
+            found: Some(echo(client)),
+        });
     }
     if expect.app_only {
         check_app_only(claims)?;

@@ -205,7 +205,8 @@ impl Expectations {
         self
     }
 
-    /// Requires `appid` (v1) or `azp` (v2) = `client_id`.
+    /// Requires `appid` (v1) or `azp` (v2) = `client_id`. (Without it, the claim must
+    /// still be present: every access token names its client, an id token does not.)
     pub fn app_id(mut self, client_id: impl Into<String>) -> Self {
         self.app_id = Some(client_id.into());
         self

@@ -33,9 +33,10 @@ pub use id_token::{IdTokenClaims, IdTokenExpectations};
 /// published key, the issuer, lifetime, and the expectations.
 ///
 /// Keys are fetched through OpenID metadata on the validator's cloud and cached; an
-/// unknown `kid` triggers at most one refetch per 5 minutes, a failed fetch is not
-/// retried for 10 seconds, and concurrent validations share one fetch. A validation with
-/// cached keys does no I/O, and a token validated before is answered from the
+/// unknown `kid` triggers at most one refetch per 5 minutes, keys older than 12 hours are
+/// fetched again in the background, a failed fetch is not retried for 10 seconds, and
+/// concurrent validations share one fetch. A validation with cached keys waits for no
+/// I/O, and a token validated before is answered from the
 /// validated-token cache (its lifetime and the expectations re-checked). Share one
 /// validator (cheap to clone).
 ///
@@ -113,6 +114,18 @@ impl TokenValidatorBuilder {
         self
     }
 
+    /// How long fetched keys are trusted without fetching them again: the first
+    /// validation using keys older than this starts a fetch in the background (it, and
+    /// every validation until the fetch lands, still uses the old keys, as do all if the
+    /// fetch fails). Entra withdraws a compromised signing key at once, only by no longer
+    /// publishing it; this bounds how long such a key still validates when no token with
+    /// a new `kid` comes by to cause a refetch. Defaults to 12 hours (what Microsoft's
+    /// own validators use).
+    pub fn key_max_age(mut self, age: Duration) -> Self {
+        self.policy.max_age = age;
+        self
+    }
+
     /// Deadline of one key fetch (metadata and JWKS together); no validation waits for
     /// keys longer than this. Defaults to 10 seconds.
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
@@ -170,6 +183,7 @@ impl TokenValidator {
                 refetch_interval: Duration::from_secs(300),
                 failure_backoff: Duration::from_secs(10),
                 timeout: Duration::from_secs(10),
+                max_age: Duration::from_secs(12 * 3600),
             },
             cache_capacity: 10_000,
         }
@@ -182,7 +196,8 @@ impl TokenValidator {
     /// is an object naming RS256 and a `kid` (no `crit`); `tid` is a GUID and an allowed
     /// tenant and `ver` an accepted version, all before any key is fetched; the signature
     /// verifies with the key of that `kid`; `iss` is the tenant's issuer and the key's
-    /// own; `exp`, `nbf`, `iat`; then `aud`, `oid`, app id, app-only, and roles last.
+    /// own; `exp`, `nbf`, `iat`; then `aud`, `oid`, the client (`appid` or `azp`,
+    /// required), app-only, and roles last.
     pub async fn validate(
         &self,
         token: &str,
@@ -239,6 +254,7 @@ impl TokenValidator {
         if entry.discovery != expect.discovery {
             return None;
         }
+        self.jwks.used(&entry.generation);
         let checked = expect
             .check_tenant(&entry.tid)
             .and_then(|()| expect.check_version(entry.version))

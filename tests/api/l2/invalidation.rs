@@ -14,6 +14,7 @@ on_both!(
     invalidate_all_reaches_every_replicas_l2_reads,
     a_token_fetched_while_its_tenant_was_invalidated_is_not_served_from_l2,
     a_refused_token_leaves_l2_only_while_l2_still_holds_it,
+    a_token_fetched_while_its_entry_was_invalidated_is_not_served_from_l2,
 );
 on_both!(current_thread: invalidate_removes_the_token_from_l2_before_it_returns);
 
@@ -62,6 +63,7 @@ async fn a_tenant_invalidation_reaches_replicas_that_never_saw_the_tenant(backen
     w.clock.advance(Duration::from_millis(1));
     let d = replica(&w, &backend);
     c.invalidate(&w.customer, &[VAULT]).await;
+    w.clock.advance(Duration::from_millis(1));
     let newest = c.get_token(&w.customer, &[VAULT]).await.unwrap();
     let read = d.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert_eq!(
@@ -120,6 +122,53 @@ async fn a_token_fetched_while_its_tenant_was_invalidated_is_not_served_from_l2(
         stale.secret(),
         "C was served a token asked for before the invalidation"
     );
+}
+
+/// `invalidate` of one entry while a token request for it is in flight, on another
+/// replica or on the one that invalidates: the token it brings back was asked for before
+/// the invalidation, so no replica gets it from L2 afterwards (the other replica's own
+/// memory is out of reach, as for a tenant invalidation).
+async fn a_token_fetched_while_its_entry_was_invalidated_is_not_served_from_l2(backend: Backend) {
+    let w = World::new().await;
+    let (a, b, c) = (
+        replica(&w, &backend),
+        replica(&w, &backend),
+        replica(&w, &backend),
+    );
+    for (fetching, invalidating) in [(&b, &a), (&a, &a)] {
+        w.entra.set_latency(Duration::from_millis(300));
+        let asked = w.entra.token_requests();
+        let in_flight = {
+            let (r, customer) = (fetching.clone(), w.customer.clone());
+            tokio::spawn(async move { r.get_token(&customer, &[VAULT]).await.unwrap() })
+        };
+        for _ in 0..200 {
+            if w.entra.token_requests() > asked {
+                break;
+            }
+            // Waiting for the request to reach the mock: real time, bounded.
+            #[allow(clippy::disallowed_methods)]
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(w.entra.token_requests(), asked + 1, "a request is in flight");
+        invalidating.invalidate(&w.customer, &[VAULT]).await;
+        let stale = in_flight.await.unwrap();
+
+        w.entra.set_latency(Duration::ZERO);
+        w.clock.advance(Duration::from_millis(1));
+        for (who, r) in [("the invalidating replica", invalidating), ("C", &c)] {
+            let token = r.get_token(&w.customer, &[VAULT]).await.unwrap();
+            assert_ne!(
+                token.secret(),
+                stale.secret(),
+                "{who} was served a token asked for before the invalidation"
+            );
+        }
+        for r in [&a, &b, &c] {
+            r.invalidate(&w.customer, &[VAULT]).await;
+        }
+        w.clock.advance(Duration::from_millis(1));
+    }
 }
 
 /// After a resource refused a token: the replica that saw the 401 drops it from L2, but

@@ -132,3 +132,68 @@ async fn refused_tokens_are_refused_every_time() {
         );
     }
 }
+
+/// Entra withdraws a compromised key at once, only by no longer publishing it. Nothing
+/// else need ever make the validator look again (no token signed with the new key has to
+/// come by), so keys past their maximum age are fetched again: whoever holds the old key
+/// stops getting tokens through, whether a hit in the validated-token cache or not.
+#[tokio::test]
+async fn a_key_entra_withdrew_stops_validating_once_the_keys_are_old_without_any_new_kid() {
+    let w = World::new().await;
+    let v = validator(&w);
+    // What the holder of today's key can sign at will: a token valid for two days.
+    let mut c = claims(&w);
+    c["exp"] = json!(super::now(&w) + 2 * 86_400);
+    let forged = w.entra.sign_token(&rs256(), &c);
+    v.validate(&forged, &expect(&w)).await.unwrap();
+
+    w.entra.rotate_keys_with(RotationMode::Emergency);
+    w.entra.retire_old_keys();
+    w.clock.advance(Duration::from_secs(12 * 3600 + 1));
+    // The first validation past the maximum age starts a refetch in the background and is
+    // answered with the old keys; once the refetch lands, the withdrawn key is gone.
+    let mut refused = None;
+    for _ in 0..200 {
+        match v.validate(&forged, &expect(&w)).await {
+            Ok(_) => {
+                // Waiting for the background refetch over loopback: real time, bounded.
+                #[allow(clippy::disallowed_methods)]
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(refused, Some(ValidationError::UnknownKey { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(w.entra.metadata_requests(), 2);
+}
+
+/// The refetch of old keys never costs availability: while it fails, the old keys still
+/// validate, and it is retried only after the back-off.
+#[tokio::test]
+async fn old_keys_keep_validating_while_their_refetch_fails() {
+    let w = World::new().await;
+    let v = validator(&w);
+    let mut c = claims(&w);
+    c["exp"] = json!(super::now(&w) + 2 * 86_400);
+    let token = w.entra.sign_token(&rs256(), &c);
+    v.validate(&token, &expect(&w)).await.unwrap();
+
+    w.entra.set_keys_unavailable(true);
+    w.clock.advance(Duration::from_secs(12 * 3600 + 1));
+    for _ in 0..20 {
+        v.validate(&token, &expect(&w)).await.unwrap();
+        #[allow(clippy::disallowed_methods)]
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        w.entra.metadata_requests(),
+        2,
+        "one refetch, then the back-off"
+    );
+}

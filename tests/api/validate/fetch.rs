@@ -216,3 +216,40 @@ async fn waiters_on_a_silent_key_server_wait_for_one_fetch_timeout_not_one_each(
     );
     assert_eq!(authority.asked().len(), 1, "{:?}", authority.asked());
 }
+
+/// Callers that give up (clients that disconnect, a request timeout in the service) must
+/// not take the key fetch down with them: were the fetch run by its first caller, each
+/// cancelled caller would leave it unfinished, with no failure recorded, and the next
+/// caller would start another request, however often an attacker repeats it.
+#[tokio::test]
+async fn callers_that_give_up_do_not_restart_the_key_fetch() {
+    let w = World::new().await;
+    let authority = Site::http().await;
+    authority.route(&metadata_path(&w), Reply::Silence);
+    let v = TokenValidator::builder(Cloud::custom(authority.base(), "api://x").unwrap())
+        .clock(Arc::new(w.clock.clone()))
+        .fetch_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Anyone can send this: an unsigned token naming the onboarded tenant.
+    let token = w.entra.sign_token(&rs256(), &claims(&w));
+    let unsigned = format!("{}.", token.rsplit_once('.').unwrap().0);
+    for _ in 0..5 {
+        let seen = authority.asked().len();
+        let caller = {
+            let (v, e, t) = (v.clone(), expect(&w), unsigned.clone());
+            tokio::spawn(async move { v.validate(&t, &e).await })
+        };
+        // Until the site sees a new request, or 200 ms: real time, bounded.
+        for _ in 0..40 {
+            if authority.asked().len() > seen {
+                break;
+            }
+            #[allow(clippy::disallowed_methods)]
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        caller.abort();
+        let _ = caller.await;
+    }
+    assert_eq!(authority.asked().len(), 1, "{:?}", authority.asked());
+}

@@ -279,3 +279,61 @@ async fn expectations_that_accept_anything_are_refused() {
     let dbg = format!("{:?}", id_expect(&w));
     assert!(!dbg.contains(NONCE), "{dbg}");
 }
+
+/// The other way round: a user of a customer tenant signs in to the SaaS app (the app
+/// that also exposes the API, the usual setup) and sends the id token they got as a
+/// bearer token. It is signed by Entra, issued by an allowed tenant, for the API's client
+/// id, and carries no `scp`, `upn` or `unique_name`; but it is a user's id token, not an
+/// access token, and names no client (`azp`/`appid`), which every access token does.
+#[tokio::test]
+async fn a_users_id_token_for_our_app_is_not_an_app_only_access_token() {
+    use azure_cross_tenant::{Discovery, Expectations};
+    let w = World::new().await;
+    let user = w.entra.add_user(&w.customer, "adele@fabrikam.example");
+    w.entra.sign_in(&user);
+    let redirect = "https://saas.example/callback";
+    let authorize = format!(
+        "{}organizations/oauth2/v2.0/authorize?client_id={}&response_type=code&redirect_uri={redirect}&scope=openid%20profile&state=S&nonce={NONCE}",
+        w.entra.uri(),
+        w.app.client_id()
+    );
+    let back = w.entra.follow(&authorize).await.unwrap();
+    let code = back.get("code").unwrap().to_owned();
+    let answer = reqwest::Client::new()
+        .post(format!("{}organizations/oauth2/v2.0/token", w.entra.uri()))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", w.app.client_id()),
+            ("client_secret", w.secret.as_str()),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("scope", "openid profile"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let id_token = answer["id_token"].as_str().unwrap();
+    let v = validator(&w);
+    // It is a genuine id token.
+    v.validate_id_token(id_token, &id_expect(&w)).await.unwrap();
+
+    let api = Expectations::any_of([w.customer.clone()])
+        .discovery(Discovery::Organizations)
+        .audience(w.app.client_id());
+    for expect in [api.clone(), api.app_only(false)] {
+        let err = v.validate(id_token, &expect).await.unwrap_err();
+        assert_eq!(err, ValidationError::MissingClaim("azp"));
+    }
+    // A v1 id token (signed the same way) is no v1 access token either.
+    let mut c = id_claims(&w);
+    c["ver"] = json!("1.0");
+    c["iss"] = json!(w.entra.issuer_v1(&w.customer));
+    let v1 = w.entra.sign_token(&rs256(), &c);
+    let expect = Expectations::new(w.customer.clone()).audience(w.app.client_id());
+    let err = v.validate(&v1, &expect).await.unwrap_err();
+    assert_eq!(err, ValidationError::MissingClaim("appid"));
+}
