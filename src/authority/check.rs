@@ -8,6 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Mismatch, ValidationError};
 use crate::tenant::TenantId;
+
+/// How far `expires_in` may run past `exp` before it is cut: `exp`'s whole-second rounding.
+const EXP_ROUNDING: Duration = Duration::from_secs(2);
 use crate::token::AccessToken;
 
 /// What tokens said so far: a domain tenant's GUID, learnt from its first token, so a
@@ -59,14 +62,17 @@ impl IssuedTokenCheck {
         }
         // `expires_in` beside the token is not signed by anyone; the token's own `exp` is
         // what its resource enforces. A longer `expires_in` would keep it cached (and
-        // handed out) after every resource refuses it.
-        Ok(match claims.exp {
-            Some(exp) => token.expiring_no_later_than(
-                SystemTime::UNIX_EPOCH
-                    .checked_add(Duration::from_secs(exp))
-                    .unwrap_or(SystemTime::UNIX_EPOCH),
-            ),
-            None => token,
+        // handed out) after every resource refuses it. `exp` counts whole seconds and
+        // `expires_in` is counted from when the answer arrived, so they differ by a
+        // fraction of a second on every honest answer: that much is not a lie.
+        let exp = claims
+            .exp
+            .and_then(|exp| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(exp)));
+        Ok(match exp {
+            Some(exp) if exp.checked_add(EXP_ROUNDING) < Some(token.expires_on()) => {
+                token.expiring_no_later_than(exp)
+            }
+            _ => token,
         })
     }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::common::{VAULT, World};
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
-    CacheOptions, Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantCredentialProvider,
-    TransportKind,
+    CacheOptions, Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy,
+    TenantCredentialProvider, TransportKind,
 };
 
 #[tokio::test]
@@ -229,7 +229,8 @@ async fn a_token_is_never_cached_past_its_own_exp_whatever_expires_in_says() {
         &serde_json::json!({"tid": w.customer.as_str(), "appid": w.app.client_id(),
             "aud": "https://vault.azure.net", "exp": now + 600}),
     );
-    let body = serde_json::json!({"token_type": "Bearer", "expires_in": 86_400, "access_token": short});
+    let body =
+        serde_json::json!({"token_type": "Bearer", "expires_in": 86_400, "access_token": short});
     w.entra.inject_fault(
         &w.customer,
         MockFault::Body {

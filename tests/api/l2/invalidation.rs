@@ -150,7 +150,11 @@ async fn a_token_fetched_while_its_entry_was_invalidated_is_not_served_from_l2(b
             #[allow(clippy::disallowed_methods)]
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(w.entra.token_requests(), asked + 1, "a request is in flight");
+        assert_eq!(
+            w.entra.token_requests(),
+            asked + 1,
+            "a request is in flight"
+        );
         invalidating.invalidate(&w.customer, &[VAULT]).await;
         let stale = in_flight.await.unwrap();
 
