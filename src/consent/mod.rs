@@ -21,7 +21,7 @@ use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::validate::TokenValidator;
 
-pub use admin_consent::{OnboardedTenant, PendingConsent};
+pub use admin_consent::{AdminProof, OnboardedTenant, PendingConsent};
 pub use error::OnboardingError;
 pub use redeem::SignInClient;
 pub use sign_in::{PendingSignIn, ResponseMode, SignInTenant, SignedInAdmin};
@@ -33,6 +33,16 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 /// Confirmation attempts by default: the first and five retries, 1 + 2 + 4 + 8 + 16 s apart.
 const DEFAULT_CONFIRM_ATTEMPTS: u32 = 6;
 const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
+
+/// Directory role template ids that may grant tenant-wide admin consent to an app asking
+/// for application permissions: Global Administrator, Privileged Role Administrator,
+/// Cloud Application Administrator, Application Administrator.
+pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
+    "62e90394-69f5-4237-9190-012177145e10",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    "158c047a-c907-4556-b7ef-446551a6b5f7",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+];
 
 /// The onboarding flow of one multitenant app: admin sign-in, then admin consent bound
 /// to the tenant the sign-in proved. Share it behind an `Arc`; every method takes `&self`.
@@ -52,16 +62,41 @@ const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
 ///    `aud` = the app, `iss` of its `tid`, `nonce`, lifetime). Its `tid` is the
 ///    **proven tenant** and its `oid` the admin: a [`SignedInAdmin`].
 /// 3. [`consent`](Self::consent): the admin consent URL *of that tenant*, with a new
-///    single-use `state` bound to the proven tenant.
+///    single-use `state` bound to the proven tenant, once an admin's part is provable
+///    (below).
 /// 4. [`finish_consent`](Self::finish_consent): accepts only a callback without `error`, with
 ///    `admin_consent=True`, that `state`, and `tenant` equal to the proven tenant; then
 ///    confirms by getting an app-only token in the tenant (retrying a few times while
 ///    the new service principal replicates).
 ///
-/// The confirmation token proves that consent *exists* in the tenant, not who asked for
-/// it; the signed-in `id_token` is what binds the tenant to your customer's account. Link
-/// it with [`TenantRegistry::link`](crate::TenantRegistry::link), which refuses a tenant
-/// that another account holds.
+/// # Proof that an admin acted
+///
+/// Any member or guest of a tenant can sign in, and the consent callback is unsigned: a
+/// user of a tenant that consented long ago could skip the consent page, forge
+/// `?admin_consent=True&tenant=<their tid>&state=...`, and the confirmation token would
+/// succeed on the old consent. So the onboarding also needs proof that an *admin* took
+/// part, one of:
+///
+/// - **a directory role**: the signed-in `id_token`'s `wids` claim holds one of the
+///   [admin roles](OnboardingBuilder::admin_roles) (by default Global, Privileged Role,
+///   Cloud Application and Application Administrator). Entra emits `wids` only when the
+///   app's token configuration asks for it: Entra portal > App registrations > the app >
+///   Token configuration > Add groups claim > Directory roles (or the optional claim
+///   `wids`);
+/// - **a fresh consent**: when the user holds no such role, [`consent`](Self::consent)
+///   first asks Entra for an app-only token in the tenant. If the app is not consented
+///   there yet, the pending consent records it, and a confirmation token after the
+///   callback proves that consent was granted in between, which only an admin can do. If
+///   the app is consented already, nothing could prove an admin's part, and `consent`
+///   refuses with [`OnboardingError::AdminNotProven`]; if Entra cannot be asked (network,
+///   throttling), it fails closed with the retryable
+///   [`OnboardingError::ConsentCheckFailed`].
+///
+/// [`OnboardedTenant::proof`] says which proof was used. The confirmation token proves
+/// that consent *exists* in the tenant; the signed-in `id_token` is what binds the
+/// tenant to your customer's account. Link it with
+/// [`TenantRegistry::link`](crate::TenantRegistry::link), which refuses a tenant that
+/// another account holds.
 ///
 /// # Where the pending values live
 ///
@@ -72,8 +107,13 @@ const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
 /// must not see, and because only a store you control makes `state` single-use: a sealed
 /// cookie would be tamper-evident but could be replayed. They serialize with serde for
 /// that store, and expire after [`OnboardingBuilder::max_age`]. The `Onboarding` also
-/// remembers each state it accepted until it expires, so a replayed callback is refused
-/// even if a session was not cleared (within one process).
+/// records each state whose callback passed the state check (whether the step then
+/// succeeded or not), and refuses it again while it is younger than `max_age`, so a
+/// replayed callback is refused even if a session was not cleared. That record lives in
+/// this process's memory only (another replica, or a restart, does not know it) and holds
+/// at most 100,000 states: past that, states older than `max_age` are dropped first, then
+/// the oldest tenth, so under a flood of callbacks the session store is what keeps states
+/// single-use.
 ///
 /// ```no_run
 /// use azure_cross_tenant::{
@@ -96,7 +136,7 @@ const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
 /// // POST /onboarding/signed-in (form_post: code and state in the body).
 /// let admin = onboarding.finish_sign_in(pending, sign_in_callback).await?;
 /// // Send the same admin to consent in the tenant they proved.
-/// let (url, pending) = onboarding.consent(&admin)?;
+/// let (url, pending) = onboarding.consent(&admin).await?;
 /// # let _ = url;
 /// // GET /onboarding/consented?admin_consent=True&tenant=...&state=...
 /// let onboarded = onboarding.finish_consent(pending, consent_callback).await?;
@@ -113,6 +153,8 @@ pub struct Onboarding {
     consent_redirect: Url,
     response_mode: ResponseMode,
     required_roles: Vec<String>,
+    /// Directory role template ids (lower case) that prove an admin signed in.
+    admin_roles: Vec<String>,
     max_age: Duration,
     confirm_attempts: u32,
     confirm_delay: Duration,
@@ -131,6 +173,7 @@ impl fmt::Debug for Onboarding {
             .field("consent_redirect", &self.consent_redirect.as_str())
             .field("response_mode", &self.response_mode)
             .field("required_roles", &self.required_roles)
+            .field("admin_roles", &self.admin_roles)
             .field("max_age", &self.max_age)
             .finish_non_exhaustive()
     }
@@ -146,6 +189,7 @@ pub struct OnboardingBuilder {
     validator: Option<TokenValidator>,
     response_mode: ResponseMode,
     required_roles: Vec<String>,
+    admin_roles: Vec<String>,
     max_age: Duration,
     confirm_attempts: u32,
     confirm_delay: Duration,
@@ -183,6 +227,7 @@ impl Onboarding {
             validator: None,
             response_mode: ResponseMode::FormPost,
             required_roles: Vec::new(),
+            admin_roles: DEFAULT_ADMIN_ROLES.iter().map(|r| (*r).to_owned()).collect(),
             max_age: DEFAULT_MAX_AGE,
             confirm_attempts: DEFAULT_CONFIRM_ATTEMPTS,
             confirm_delay: DEFAULT_CONFIRM_DELAY,
@@ -194,6 +239,28 @@ impl Onboarding {
     /// The app's client id.
     pub fn client_id(&self) -> &str {
         self.client.client_id()
+    }
+
+    /// The first of the configured admin roles that `admin`'s `id_token` carried, if any:
+    /// whether their sign-in alone proves them an admin (see "Proof that an admin acted").
+    ///
+    /// ```no_run
+    /// # async fn run(onboarding: &azure_cross_tenant::Onboarding, admin: &azure_cross_tenant::SignedInAdmin) {
+    /// if onboarding.admin_role_of(admin).is_none() {
+    ///     // Only a consent that does not exist yet can prove this user's part; say so
+    ///     // before sending them on.
+    /// }
+    /// # }
+    /// ```
+    pub fn admin_role_of(&self, admin: &SignedInAdmin) -> Option<&str> {
+        self.admin_role_in(admin.directory_roles())
+    }
+
+    fn admin_role_in(&self, roles: &[String]) -> Option<&str> {
+        self.admin_roles
+            .iter()
+            .find(|r| roles.iter().any(|held| held.eq_ignore_ascii_case(r)))
+            .map(String::as_str)
     }
 
     fn now_secs(&self) -> u64 {
@@ -267,15 +334,45 @@ impl OnboardingBuilder {
         self
     }
 
+    /// The directory roles (role *template* ids, as in the `id_token`'s `wids`) whose
+    /// holders are trusted to have granted admin consent, replacing the default
+    /// [`DEFAULT_ADMIN_ROLES`] (Global, Privileged Role, Cloud Application and Application
+    /// Administrator). Narrow it to demand a Global Administrator, say; an empty list
+    /// accepts only a fresh consent (see [`Onboarding`]'s "Proof that an admin acted").
+    /// Ids are compared without regard to case; build fails on one that is not a GUID.
+    ///
+    /// ```
+    /// use azure_cross_tenant::{ClientSecret, Onboarding};
+    ///
+    /// let credential = ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?;
+    /// let onboarding = Onboarding::builder(credential, "https://vault.azure.net/.default", "https://saas.example/cb")
+    ///     .admin_roles(["62e90394-69f5-4237-9190-012177145e10"]) // Global Administrator only
+    ///     .build()?;
+    /// # let _ = onboarding;
+    /// # Ok::<(), azure_cross_tenant::Error>(())
+    /// ```
+    pub fn admin_roles(mut self, roles: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.admin_roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// How long a pending sign-in or consent stays usable (default 15 minutes).
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = max_age;
         self
     }
 
-    /// Confirmation attempts (at least 1; default 6) and the wait before the first retry,
-    /// doubled for each further one (default 1 s: 31 s in all). A new service principal
-    /// takes seconds to minutes to replicate.
+    /// How hard [`finish_consent`](Onboarding::finish_consent) tries to confirm consent.
+    ///
+    /// `attempts` (at least 1; default 6) is the number of token requests in the tenant.
+    /// Each is one call through the credential, which itself retries transient failures
+    /// (timeouts, 5xx, throttling) under its own retry policy. Another attempt follows
+    /// only while the app is not consented yet (AADSTS700016, 7000229: replication), the
+    /// token lacks a [required role](Self::require_role), or the failure is retryable;
+    /// any other refusal ends confirmation at once. The wait before the first retry is
+    /// `first_delay` (default 1 s), doubled before each further one, each wait capped at
+    /// 60 s: by default 1 + 2 + 4 + 8 + 16 = 31 s of waiting at most, plus the requests'
+    /// own time. A new service principal takes seconds to minutes to replicate.
     pub fn confirm_retries(mut self, attempts: u32, first_delay: Duration) -> Self {
         self.confirm_attempts = attempts;
         self.confirm_delay = first_delay;
@@ -315,6 +412,17 @@ impl OnboardingBuilder {
                 "max_age is zero; give the admin a few minutes".into(),
             ));
         }
+        let mut admin_roles = Vec::with_capacity(self.admin_roles.len());
+        for role in &self.admin_roles {
+            let Ok(id) = uuid::Uuid::try_parse(role) else {
+                return Err(Error::InvalidConfiguration(format!(
+                    "admin role {:?} is not a directory role template id (a GUID such as 62e90394-69f5-4237-9190-012177145e10)",
+                    crate::error::echo(role)
+                )));
+            };
+            // The form `wids` carries: hyphenated, lower case.
+            admin_roles.push(id.hyphenated().to_string());
+        }
         let validator = match self.validator {
             Some(v) => v,
             None => TokenValidator::builder(cloud.clone())
@@ -330,6 +438,7 @@ impl OnboardingBuilder {
             consent_redirect,
             response_mode: self.response_mode,
             required_roles: self.required_roles,
+            admin_roles,
             max_age: self.max_age,
             confirm_attempts: self.confirm_attempts,
             confirm_delay: self.confirm_delay,
