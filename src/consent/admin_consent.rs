@@ -338,3 +338,20 @@ impl Onboarding {
 fn worth_retrying(e: &Error) -> bool {
     matches!(e, Error::NotConsented { .. }) || e.is_retryable()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_consent_stored_before_the_admin_proof_existed_proves_nothing() {
+        let stored = r#"{"state":"s","tenant":"72f988bf-86f1-41af-91ab-2d7cd011db47","admin_object_id":"a","issued_at":1700000000}"#;
+        let pending: PendingConsent = serde_json::from_str(stored).unwrap();
+        assert!(pending.directory_roles().is_empty());
+        assert!(!pending.unconsented_at_start());
+        let round: PendingConsent =
+            serde_json::from_str(&serde_json::to_string(&pending).unwrap()).unwrap();
+        assert_eq!(round.tenant(), pending.tenant());
+        assert!(!format!("{pending:?}").contains("\"s\""));
+    }
+}

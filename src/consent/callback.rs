@@ -125,7 +125,10 @@ mod tests {
             "state=s&st%61te=t",
         ] {
             assert!(
-                matches!(Callback::parse(repeated), Err(OnboardingError::Malformed(_))),
+                matches!(
+                    Callback::parse(repeated),
+                    Err(OnboardingError::Malformed(_))
+                ),
                 "{repeated}"
             );
         }
@@ -151,7 +154,10 @@ mod tests {
         // Control characters from the browser never reach a log line or a page raw.
         let c = Callback::parse("error=x%1B%5B31mred&error_description=a%0Db%07&state=s").unwrap();
         let shown = c.refusal().unwrap_err().to_string();
-        assert!(!shown.contains('\u{1b}') && !shown.contains('\r') && !shown.contains('\u{7}'), "{shown:?}");
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\r') && !shown.contains('\u{7}'),
+            "{shown:?}"
+        );
         assert!(shown.contains("\\u{1b}"), "{shown}");
         assert!(c.check_state("s").is_ok());
         assert!(matches!(

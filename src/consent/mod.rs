@@ -227,7 +227,10 @@ impl Onboarding {
             validator: None,
             response_mode: ResponseMode::FormPost,
             required_roles: Vec::new(),
-            admin_roles: DEFAULT_ADMIN_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+            admin_roles: DEFAULT_ADMIN_ROLES
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect(),
             max_age: DEFAULT_MAX_AGE,
             confirm_attempts: DEFAULT_CONFIRM_ATTEMPTS,
             confirm_delay: DEFAULT_CONFIRM_DELAY,

@@ -260,4 +260,36 @@ mod tests {
         }
         assert!(shown.contains("organizations"));
     }
+
+    #[test]
+    fn wids_are_read_as_lower_case_role_ids_and_anything_else_is_no_role() {
+        let read = |v: serde_json::Value| {
+            let serde_json::Value::Object(raw) = v else {
+                unreachable!()
+            };
+            directory_roles(&raw)
+        };
+        let ga = "62e90394-69f5-4237-9190-012177145e10";
+        assert_eq!(
+            read(
+                serde_json::json!({"wids": [ga.to_uppercase(), 7, null, "", ga, "b79fbf4d-3ef9-4689-8143-76b194e85509"]})
+            ),
+            vec![
+                ga.to_owned(),
+                "b79fbf4d-3ef9-4689-8143-76b194e85509".to_owned()
+            ]
+        );
+        for none in [
+            serde_json::json!({}),
+            serde_json::json!({"wids": ga}),
+            serde_json::json!({"wids": {"0": ga}}),
+            serde_json::json!({"wids": ["x".repeat(65)]}),
+        ] {
+            assert!(read(none.clone()).is_empty(), "{none}");
+        }
+        let many: Vec<String> = (0..10_000)
+            .map(|i| format!("{i:08}-0000-0000-0000-000000000000"))
+            .collect();
+        assert_eq!(read(serde_json::json!({ "wids": many })).len(), MAX_ROLES);
+    }
 }

@@ -12,10 +12,10 @@ use crate::common::{VAULT, World};
 use azure_cross_tenant::Clock as _;
 use azure_cross_tenant::testing::{MockFault, MockRedirect, MockUser};
 use azure_cross_tenant::{
-    AdminProof, Cached, ClientSecret, Error, InMemoryRegistry, LinkError, Onboarding, OnboardingError,
-    OnboardingState, PendingConsent, PendingSignIn, Relink, ResponseMode, SignInTenant,
-    SignedInAdmin, TenantId, TenantRecord, TenantRegistry, TokenValidator, ValidationError,
-    for_each_active,
+    AdminProof, Cached, ClientSecret, Error, InMemoryRegistry, LinkError, Onboarding,
+    OnboardingError, OnboardingState, PendingConsent, PendingSignIn, Relink, ResponseMode,
+    SignInTenant, SignedInAdmin, TenantId, TenantRecord, TenantRegistry, TokenValidator,
+    ValidationError, for_each_active,
 };
 
 pub(crate) const SIGNED_IN: &str = "https://saas.example/onboarding/signed-in";

@@ -7,9 +7,7 @@
 use std::sync::Arc;
 
 use crate::common::{VAULT, World};
-use crate::onboarding::{
-    CONSENTED, SIGNED_IN, callback, consent, newcomer, onboarding, sign_in,
-};
+use crate::onboarding::{CONSENTED, SIGNED_IN, callback, consent, newcomer, onboarding, sign_in};
 use azure_cross_tenant::Clock as _;
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
@@ -54,7 +52,12 @@ async fn a_non_admin_of_an_already_consented_tenant_cannot_forge_the_consent_cal
     }
     assert!(!err.is_retryable());
     let text = err.to_string();
-    for advice in ["Global", "Application Administrator", "Token configuration", "wids"] {
+    for advice in [
+        "Global",
+        "Application Administrator",
+        "Token configuration",
+        "wids",
+    ] {
         assert!(text.contains(advice), "{advice} missing from: {text}");
     }
     assert_eq!(
@@ -79,7 +82,10 @@ async fn a_non_admin_of_an_already_consented_tenant_cannot_forge_the_consent_cal
     assert!(!pending.unconsented_at_start());
     let forged = format!("admin_consent=True&tenant={y}&state=s-3f9a");
     let before = w.entra.token_requests_for(&y);
-    let err = onboarding.finish_consent(pending, &forged).await.unwrap_err();
+    let err = onboarding
+        .finish_consent(pending, &forged)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, OnboardingError::AdminNotProven { tenant, .. } if *tenant == y),
         "{err:?}"
@@ -125,7 +131,10 @@ async fn a_non_admin_is_onboarded_when_an_admin_grants_the_consent_that_did_not_
     let (url, pending) = onboarding.consent(&signed_in).await.unwrap();
     let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
     let forged = format!("admin_consent=True&tenant={z}&state={state}");
-    let err = onboarding.finish_consent(pending, &forged).await.unwrap_err();
+    let err = onboarding
+        .finish_consent(pending, &forged)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, OnboardingError::NotConfirmed { source, .. } if matches!(**source, Error::NotConsented { .. })),
         "{err:?}"

@@ -352,7 +352,10 @@ impl Directory {
         }
         let object_id = guid_or_new(object_id, "object id")?;
         let directory_roles = directory_roles_of(admin, directory_roles)?;
-        let admin = admin || directory_roles.iter().any(|r| CONSENT_ROLES.contains(&r.as_str()));
+        let admin = admin
+            || directory_roles
+                .iter()
+                .any(|r| CONSENT_ROLES.contains(&r.as_str()));
         if self.users.contains_key(&object_id) {
             return Err(MockError::Taken(format!("user object id {object_id}")));
         }
