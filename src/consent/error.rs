@@ -171,7 +171,9 @@ pub enum OnboardingError {
 impl OnboardingError {
     /// Whether the same step may succeed if tried again shortly, with nothing changed: the
     /// consent check in [`Onboarding::consent`](crate::Onboarding::consent) could not reach
-    /// Entra, timed out, was throttled or got a garbled answer.
+    /// Entra, timed out, was throttled, or met a passing failure of Entra's (a 5xx);
+    /// `ConsentCheckFailed` with any other cause (a disabled app, a bad credential) needs
+    /// a person first.
     /// False for every refusal a person must act on (and for callbacks, which are single
     /// use: start over from the sign-in).
     ///
@@ -182,9 +184,7 @@ impl OnboardingError {
     /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::ConsentCheckFailed { source, .. } => {
-                source.is_retryable() || matches!(**source, Error::MalformedResponse { .. })
-            }
+            Self::ConsentCheckFailed { source, .. } => source.is_retryable(),
             _ => false,
         }
     }
