@@ -427,4 +427,15 @@ async fn id_tokens_carry_directory_roles_only_when_the_app_opts_in() {
     )
     .await;
     assert_eq!(status, 200, "{app}");
+    let (status, _) = post(
+        "emit-wids",
+        serde_json::json!({"app": f.app.client_id(), "emit": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        wids("admin@customer.example").await,
+        None,
+        "opted out again"
+    );
 }
