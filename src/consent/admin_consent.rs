@@ -206,17 +206,7 @@ impl Onboarding {
                 callback: crate::error::echo(named),
             });
         }
-        let proof = match self.admin_role_in(&pending.directory_roles) {
-            Some(role) => AdminProof::DirectoryRole(role.to_owned()),
-            None if pending.unconsented_at_start => AdminProof::FreshConsent,
-            None => {
-                return Err(self.admin_not_proven(
-                    &pending.tenant,
-                    &pending.admin_object_id,
-                    &pending.directory_roles,
-                ));
-            }
-        };
+        let proof = self.proof_of_admin(&pending)?;
         let token = self.confirm(&pending.tenant).await?;
         let claims = crate::jwt::peek_claims(token.secret()).unwrap_or_default();
         if claims
@@ -236,6 +226,20 @@ impl Onboarding {
             roles: claims.roles,
             proof,
         })
+    }
+
+    /// What proves an admin's part in `pending`: the user's admin role, else a consent
+    /// that did not exist when the flow began (the confirmation then shows it does).
+    fn proof_of_admin(&self, pending: &PendingConsent) -> Result<AdminProof, OnboardingError> {
+        match self.admin_role_in(&pending.directory_roles) {
+            Some(role) => Ok(AdminProof::DirectoryRole(role.to_owned())),
+            None if pending.unconsented_at_start => Ok(AdminProof::FreshConsent),
+            None => Err(self.admin_not_proven(
+                &pending.tenant,
+                &pending.admin_object_id,
+                &pending.directory_roles,
+            )),
+        }
     }
 
     /// Whether the app is consented in `tenant` now: one app-only token request, past any
