@@ -44,8 +44,9 @@ pub use clock::ManualClock;
 pub use clock::{Clock, SleepFuture, Sleeper, SystemClock, TokioSleeper};
 pub use cloud::Cloud;
 pub use consent::{
-    OnboardedTenant, Onboarding, OnboardingBuilder, OnboardingError, PendingConsent, PendingSignIn,
-    ResponseMode, SignInClient, SignInTenant, SignedInAdmin,
+    AdminProof, DEFAULT_ADMIN_ROLES, OnboardedTenant, Onboarding, OnboardingBuilder,
+    OnboardingError, PendingConsent, PendingSignIn, ResponseMode, SignInClient, SignInTenant,
+    SignedInAdmin,
 };
 pub use credential::{
     Assertion, AssertionAlgorithm, AssertionSource, ClientCertificate, ClientSecret,

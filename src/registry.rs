@@ -108,6 +108,17 @@ pub enum LinkError {
         /// The account that asked for it.
         requested_account: String,
     },
+    /// The record names its tenant by a domain name, not its GUID. Nothing was changed.
+    /// A tenant is linked only by the GUID an onboarding proved (the `id_token`'s `tid`,
+    /// [`OnboardedTenant::tenant`](crate::OnboardedTenant::tenant)): a domain can be
+    /// renamed, removed, or verified later by another tenant.
+    #[error(
+        "tenant {tenant} is a domain name; link a tenant by its GUID (the tid the onboarding proved), as a domain can move to another tenant"
+    )]
+    TenantNotGuid {
+        /// The tenant as given.
+        tenant: TenantId,
+    },
     /// The registry itself failed.
     #[error(transparent)]
     Registry(#[from] Error),
@@ -124,10 +135,11 @@ pub trait TenantRegistry: Send + Sync + fmt::Debug {
     /// uses [`link`](Self::link)).
     async fn upsert(&self, record: TenantRecord) -> Result<(), Error>;
     /// Stores `record` as linked to `account`, atomically with respect to other links of
-    /// the same tenant: if another account holds the tenant, refuses with
-    /// [`LinkError::LinkedElsewhere`] unless `relink` is [`Relink::MoveToThisAccount`].
-    /// Linking a tenant again to the account that holds it updates the record. Returns
-    /// the stored record.
+    /// the same tenant, by the rule of [`decide_link`]: the tenant must be a GUID
+    /// ([`LinkError::TenantNotGuid`]); if another account holds the tenant, refuses with
+    /// [`LinkError::LinkedElsewhere`] unless `relink` is [`Relink::MoveToThisAccount`];
+    /// linking a tenant again to the account that holds it updates the record but keeps
+    /// its `state` and `allowed_scopes`. Returns the stored record.
     ///
     /// Implementations must check and write in one step (a transaction, a conditional
     /// write, a lock): two onboardings racing for one tenant must not both succeed.
@@ -154,6 +166,15 @@ pub trait TenantRegistry: Send + Sync + fmt::Debug {
 /// `account`, or why not, given what the registry holds for the tenant now. Public so
 /// your own [`TenantRegistry`] applies the same rule inside its transaction.
 ///
+/// - The tenant must be a GUID, else [`LinkError::TenantNotGuid`].
+/// - Held by another account: [`LinkError::LinkedElsewhere`], unless `relink` is
+///   [`Relink::MoveToThisAccount`]; then `record` is stored as given.
+/// - Held by `account` already (a second onboarding of the same tenant): `record`'s
+///   display name, service principal and `linked_by` are taken, but the stored `state`
+///   and `allowed_scopes` are kept, so re-running onboarding neither widens the scopes
+///   an operator narrowed nor reactivates a tenant an operator revoked (use
+///   [`TenantRegistry::set_state`] for that).
+///
 /// ```
 /// use azure_cross_tenant::{LinkError, OnboardingState, Relink, TenantRecord, decide_link};
 ///
@@ -169,6 +190,11 @@ pub fn decide_link(
     mut record: TenantRecord,
     relink: Relink,
 ) -> Result<TenantRecord, LinkError> {
+    if !record.tenant.is_guid() {
+        return Err(LinkError::TenantNotGuid {
+            tenant: record.tenant,
+        });
+    }
     if let Some(linked) = existing.and_then(|e| e.account.as_deref())
         && linked != account
         && relink == Relink::Refuse
@@ -183,6 +209,10 @@ pub fn decide_link(
         && previous != account
     {
         tracing::warn!(tenant = %record.tenant, from = previous, to = account, "tenant moved to another account on request");
+    }
+    if let Some(held) = existing.filter(|e| e.account.as_deref() == Some(account)) {
+        record.state = held.state;
+        record.allowed_scopes = held.allowed_scopes.clone();
     }
     record.account = Some(account.to_owned());
     Ok(record)
@@ -356,5 +386,32 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(moved.account.as_deref(), Some("acct-y"));
+    }
+
+    #[test]
+    fn relinking_to_the_same_account_keeps_state_and_scopes_and_a_move_takes_the_record() {
+        let t: TenantId = "72f988bf-86f1-41af-91ab-2d7cd011db47".parse().unwrap();
+        let mut held = TenantRecord::new(t.clone(), "Contoso", OnboardingState::Revoked);
+        held.account = Some("acct-x".into());
+        held.allowed_scopes = vec!["https://vault.azure.net/.default".into()];
+        let mut again = TenantRecord::new(t, "Contoso Ltd", OnboardingState::Active);
+        again.linked_by = Some("admin-2".into());
+        let stored = decide_link("acct-x", Some(&held), again.clone(), Relink::Refuse).unwrap();
+        assert_eq!(stored.state, OnboardingState::Revoked);
+        assert_eq!(stored.allowed_scopes, held.allowed_scopes);
+        assert_eq!(stored.display_name, "Contoso Ltd");
+        assert_eq!(stored.linked_by.as_deref(), Some("admin-2"));
+        let moved = decide_link("acct-y", Some(&held), again, Relink::MoveToThisAccount).unwrap();
+        assert_eq!(moved.state, OnboardingState::Active);
+        assert!(moved.allowed_scopes.is_empty());
+    }
+
+    #[test]
+    fn a_domain_name_tenant_is_never_linked() {
+        let t: TenantId = "contoso.com".parse().unwrap();
+        let record = TenantRecord::new(t, "Contoso", OnboardingState::Active);
+        let err = decide_link("acct-x", None, record, Relink::Refuse).unwrap_err();
+        assert!(matches!(err, LinkError::TenantNotGuid { .. }), "{err:?}");
+        assert!(err.to_string().contains("GUID"), "{err}");
     }
 }

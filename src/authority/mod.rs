@@ -151,6 +151,25 @@ impl TokenClient {
         }
     }
 
+    /// One app-only token for `scopes` from `tenant`, in one attempt: an error another
+    /// attempt might cure is returned, not retried (the caller decides). Bounded by the
+    /// credential's timeout like every attempt.
+    pub(crate) async fn request_once(
+        &self,
+        tenant: &TenantId,
+        scopes: &[&str],
+        auth: &dyn AuthSource,
+    ) -> Result<AccessToken, Error> {
+        let scopes = Scopes::parse(scopes)?;
+        self.throttles
+            .check(tenant, &scopes, self.clock.now(), &self.client_id)?;
+        let endpoint = self.cloud.token_endpoint(tenant);
+        match self.attempt(tenant, &scopes, &endpoint, auth, false).await {
+            Attempt::Done(result) => result,
+            Attempt::Retry { error, .. } => Err(error),
+        }
+    }
+
     /// One attempt: the grant, and what its answer means.
     async fn attempt(
         &self,

@@ -16,16 +16,28 @@ use crate::registry::{OnboardingState, TenantRecord};
 use crate::tenant::TenantId;
 use crate::token::AccessToken;
 
-/// An admin consent sent to the browser and not yet answered: the single-use state and
-/// the tenant the admin proved. Keep it server-side in the admin's session and remove it
-/// when the callback arrives (see [`Onboarding`](crate::Onboarding)). `Debug` does not
-/// show the state.
+/// An admin consent sent to the browser and not yet answered: the single-use state, the
+/// tenant the admin proved, and what proves an admin's part (their directory roles, or
+/// that the tenant had not consented yet). Keep it server-side in the admin's session and
+/// remove it when the callback arrives (see [`Onboarding`](crate::Onboarding)). `Debug`
+/// does not show the state.
+///
+/// Values stored by an earlier version of this crate (without the proof fields) still
+/// deserialize; they prove no admin, so `finish_consent` refuses them with
+/// [`OnboardingError::AdminNotProven`] unless the flow is started again.
 #[derive(Serialize, Deserialize)]
 pub struct PendingConsent {
     state: String,
     tenant: TenantId,
     admin_object_id: String,
     issued_at: u64,
+    /// The signed-in user's directory role template ids (`wids`).
+    #[serde(default)]
+    directory_roles: Vec<String>,
+    /// True only when Entra said, as the flow began, that the app was not consented in
+    /// the tenant; false (the safe side) when it was, or for older stored values.
+    #[serde(default)]
+    unconsented_at_start: bool,
 }
 
 impl fmt::Debug for PendingConsent {
@@ -34,6 +46,8 @@ impl fmt::Debug for PendingConsent {
             .field("tenant", &self.tenant)
             .field("admin_object_id", &self.admin_object_id)
             .field("issued_at", &self.issued_at)
+            .field("directory_roles", &self.directory_roles)
+            .field("unconsented_at_start", &self.unconsented_at_start)
             .finish_non_exhaustive()
     }
 }
@@ -43,6 +57,29 @@ impl PendingConsent {
     pub fn tenant(&self) -> &TenantId {
         &self.tenant
     }
+
+    /// The signed-in user's directory role template ids, from their `id_token`'s `wids`.
+    pub fn directory_roles(&self) -> &[String] {
+        &self.directory_roles
+    }
+
+    /// Whether the app had no consent in the tenant when the flow began, so that a
+    /// confirmed consent afterwards proves someone granted it in between.
+    pub fn unconsented_at_start(&self) -> bool {
+        self.unconsented_at_start
+    }
+}
+
+/// What proved that an admin took part in an onboarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdminProof {
+    /// The signed-in user's `id_token` carried this admin role (a directory role template
+    /// id from [`OnboardingBuilder::admin_roles`](crate::OnboardingBuilder::admin_roles)).
+    DirectoryRole(String),
+    /// The app was not consented in the tenant when the flow began and was afterwards:
+    /// someone who could grant tenant-wide consent did so in between.
+    FreshConsent,
 }
 
 /// A tenant whose admin proved their sign-in and granted consent, confirmed by an
@@ -59,6 +96,8 @@ pub struct OnboardedTenant {
     pub service_principal_object_id: Option<String>,
     /// The app roles the confirmation token carried.
     pub roles: Vec<String>,
+    /// What proved that an admin took part (keep it with the record for audit).
+    pub proof: AdminProof,
 }
 
 impl OnboardedTenant {
@@ -77,12 +116,43 @@ impl Onboarding {
     /// The admin consent URL of the tenant `admin` proved (v2, for the onboarding's
     /// scope), and the pending value to keep server-side until the callback arrives at
     /// the consent redirect URI.
-    pub fn consent(&self, admin: &SignedInAdmin) -> Result<(Url, PendingConsent), OnboardingError> {
+    ///
+    /// When `admin`'s `id_token` carries none of the [admin
+    /// roles](crate::OnboardingBuilder::admin_roles), this first asks Entra, in one
+    /// app-only token request bounded by the credential's timeout, whether the app is
+    /// consented in the tenant already (see [`Onboarding`](crate::Onboarding), "Proof that
+    /// an admin acted").
+    ///
+    /// # Errors
+    /// [`OnboardingError::AdminNotProven`] when the tenant consented already and the user
+    /// holds no admin role; [`OnboardingError::ConsentCheckFailed`] when Entra could not
+    /// tell (fail closed; [retryable](OnboardingError::is_retryable) when the cause is
+    /// passing).
+    pub async fn consent(
+        &self,
+        admin: &SignedInAdmin,
+    ) -> Result<(Url, PendingConsent), OnboardingError> {
+        let unconsented_at_start = match self.admin_role_of(admin) {
+            Some(_) => false,
+            None => {
+                let consented = self.consented_already(admin.tenant()).await?;
+                if consented {
+                    return Err(self.admin_not_proven(
+                        admin.tenant(),
+                        admin.object_id(),
+                        admin.directory_roles(),
+                    ));
+                }
+                true
+            }
+        };
         let pending = PendingConsent {
             state: random_value()?,
             tenant: admin.tenant().clone(),
             admin_object_id: admin.object_id().to_owned(),
             issued_at: self.now_secs(),
+            directory_roles: admin.directory_roles().to_vec(),
+            unconsented_at_start,
         };
         let mut url = self.cloud.authority_host().clone();
         url.path_segments_mut()
@@ -98,9 +168,15 @@ impl Onboarding {
     }
 
     /// Checks the consent callback (`callback`: its query string) against `pending`: no
-    /// `error`, the issued `state` (once), `admin_consent=True`, and `tenant` equal to
-    /// the proven tenant. Then confirms with an app-only token in that tenant, retrying
-    /// while consent replicates. `pending` is spent whatever the outcome.
+    /// `error`, the issued `state` (once), `admin_consent=True`, `tenant` equal to the
+    /// proven tenant, and proof of an admin's part (an admin role, or a tenant that had not
+    /// consented when the flow began). Then confirms with an app-only token in that
+    /// tenant, retrying while consent replicates (see
+    /// [`confirm_retries`](crate::OnboardingBuilder::confirm_retries)).
+    ///
+    /// `pending` is consumed. Its state is recorded as spent as soon as a callback carrying
+    /// it passes the state check, whatever happens next; a callback refused before that
+    /// (expired pending value, malformed, an `error`, another state) spends nothing.
     pub async fn finish_consent(
         &self,
         pending: PendingConsent,
@@ -121,7 +197,7 @@ impl Onboarding {
         if !named.parse::<TenantId>().is_ok_and(|t| t == pending.tenant) {
             tracing::warn!(
                 proven = %pending.tenant,
-                callback = %crate::error::echo(named),
+                callback = ?crate::error::echo(named),
                 admin = %pending.admin_object_id,
                 "consent callback names another tenant than the admin signed in to; refused"
             );
@@ -130,6 +206,7 @@ impl Onboarding {
                 callback: crate::error::echo(named),
             });
         }
+        let proof = self.proof_of_admin(&pending)?;
         let token = self.confirm(&pending.tenant).await?;
         let claims = crate::jwt::peek_claims(token.secret()).unwrap_or_default();
         if claims
@@ -141,13 +218,66 @@ impl Onboarding {
                 "the confirmation token names another tenant",
             ));
         }
-        tracing::info!(tenant = %pending.tenant, admin = %pending.admin_object_id, "tenant onboarded");
+        tracing::info!(tenant = %pending.tenant, admin = %pending.admin_object_id, proof = ?proof, "tenant onboarded");
         Ok(OnboardedTenant {
             tenant: pending.tenant,
             admin_object_id: pending.admin_object_id,
             service_principal_object_id: claims.oid,
             roles: claims.roles,
+            proof,
         })
+    }
+
+    /// What proves an admin's part in `pending`: the user's admin role, else a consent
+    /// that did not exist when the flow began (the confirmation then shows it does).
+    fn proof_of_admin(&self, pending: &PendingConsent) -> Result<AdminProof, OnboardingError> {
+        match self.admin_role_in(&pending.directory_roles) {
+            Some(role) => Ok(AdminProof::DirectoryRole(role.to_owned())),
+            None if pending.unconsented_at_start => Ok(AdminProof::FreshConsent),
+            None => Err(self.admin_not_proven(
+                &pending.tenant,
+                &pending.admin_object_id,
+                &pending.directory_roles,
+            )),
+        }
+    }
+
+    /// Whether the app is consented in `tenant` now: one app-only token request, past any
+    /// cache. "Not consented" only on Entra's word that the app or the resource has no
+    /// service principal there; anything else that is not a token means "cannot tell",
+    /// and the flow stops rather than guess.
+    async fn consented_already(&self, tenant: &TenantId) -> Result<bool, OnboardingError> {
+        let CodeClient { client, auth } = self.client.code_client();
+        match client.request_once(tenant, &[&self.scope], auth).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotConsented { .. } | Error::ResourceNotFound(_)) => Ok(false),
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e, "could not tell whether the tenant consented already; refused");
+                Err(OnboardingError::ConsentCheckFailed {
+                    tenant: tenant.clone(),
+                    source: Box::new(e),
+                })
+            }
+        }
+    }
+
+    fn admin_not_proven(
+        &self,
+        tenant: &TenantId,
+        object_id: &str,
+        roles: &[String],
+    ) -> OnboardingError {
+        tracing::warn!(
+            tenant = %tenant,
+            user = %object_id,
+            roles = ?roles,
+            "the tenant consented before this onboarding and the user holds no admin role; refused"
+        );
+        OnboardingError::AdminNotProven {
+            tenant: tenant.clone(),
+            object_id: object_id.to_owned(),
+            roles: roles.to_vec(),
+        }
     }
 
     /// An app-only token in `tenant` carrying the required roles, with bounded retries:
@@ -211,4 +341,21 @@ impl Onboarding {
 /// Consent not replicated yet, or a passing failure: worth another try.
 fn worth_retrying(e: &Error) -> bool {
     matches!(e, Error::NotConsented { .. }) || e.is_retryable()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_consent_stored_before_the_admin_proof_existed_proves_nothing() {
+        let stored = r#"{"state":"s","tenant":"72f988bf-86f1-41af-91ab-2d7cd011db47","admin_object_id":"a","issued_at":1700000000}"#;
+        let pending: PendingConsent = serde_json::from_str(stored).unwrap();
+        assert!(pending.directory_roles().is_empty());
+        assert!(!pending.unconsented_at_start());
+        let round: PendingConsent =
+            serde_json::from_str(&serde_json::to_string(&pending).unwrap()).unwrap();
+        assert_eq!(round.tenant(), pending.tenant());
+        assert!(!format!("{pending:?}").contains("\"s\""));
+    }
 }

@@ -2,6 +2,8 @@
 //! body), and the random values the flow hands out. Everything here reads
 //! attacker-controlled input: bounded, no repeated parameters, nothing panics.
 
+use std::collections::HashSet;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -17,18 +19,23 @@ pub(super) struct Callback {
 }
 
 impl Callback {
-    /// Parses a query string (with or without `?`) or an urlencoded form body.
+    /// Parses a query string (with or without `?`) or an urlencoded form body. A name
+    /// given twice (two `tenant=`, two `state=`, even with equal values) refuses the
+    /// whole callback: neither the first nor the last may win, as a proxy, a framework
+    /// and this parser could each pick another one.
     pub(super) fn parse(input: &str) -> Result<Self, OnboardingError> {
         let input = input.strip_prefix('?').unwrap_or(input);
         if input.len() > MAX_CALLBACK {
             return Err(OnboardingError::Malformed("longer than 16 KiB"));
         }
+        let mut seen: HashSet<String> = HashSet::new();
         let mut fields: Vec<(String, String)> = Vec::new();
         for (k, v) in url::form_urlencoded::parse(input.as_bytes()) {
-            if fields.iter().any(|(seen, _)| *seen == k) {
+            let k = k.into_owned();
+            if !seen.insert(k.clone()) {
                 return Err(OnboardingError::Malformed("a parameter is repeated"));
             }
-            fields.push((k.into_owned(), v.into_owned()));
+            fields.push((k, v.into_owned()));
         }
         Ok(Self { fields })
     }
@@ -109,10 +116,22 @@ mod tests {
 
     #[test]
     fn callbacks_refuse_repeats_and_oversize_and_report_errors_first() {
-        assert!(matches!(
-            Callback::parse("state=a&state=b"),
-            Err(OnboardingError::Malformed(_))
-        ));
+        for repeated in [
+            "state=a&state=b",
+            "state=a&state=a",
+            "tenant=x&admin_consent=True&tenant=y&state=s",
+            "a=1&tenant=x&b=2&tenant=x",
+            // The same name once encoded and once plain is still the same name.
+            "state=s&st%61te=t",
+        ] {
+            assert!(
+                matches!(
+                    Callback::parse(repeated),
+                    Err(OnboardingError::Malformed(_))
+                ),
+                "{repeated}"
+            );
+        }
         assert!(matches!(
             Callback::parse(&"a".repeat(17 * 1024)),
             Err(OnboardingError::Malformed(_))
@@ -122,12 +141,24 @@ mod tests {
         )
         .unwrap();
         match c.refusal() {
-            Err(OnboardingError::Denied { error, description }) => {
+            Err(e @ OnboardingError::Denied { .. }) => {
+                let OnboardingError::Denied { error, description } = &e else {
+                    unreachable!()
+                };
                 assert_eq!(error, "access_denied");
                 assert_eq!(description, "AADSTS65004: User declined");
+                assert!(e.to_string().contains("\"access_denied\""), "{e}");
             }
             other => panic!("{other:?}"),
         }
+        // Control characters from the browser never reach a log line or a page raw.
+        let c = Callback::parse("error=x%1B%5B31mred&error_description=a%0Db%07&state=s").unwrap();
+        let shown = c.refusal().unwrap_err().to_string();
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\r') && !shown.contains('\u{7}'),
+            "{shown:?}"
+        );
+        assert!(shown.contains("\\u{1b}"), "{shown}");
         assert!(c.check_state("s").is_ok());
         assert!(matches!(
             c.check_state("t"),

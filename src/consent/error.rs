@@ -8,17 +8,20 @@ use crate::tenant::TenantId;
 /// Why an onboarding step refused. Never holds a code, token, nonce or verifier.
 ///
 /// Every refusal of a callback (`Denied`, `StateMismatch`, `Replayed`, `Expired`,
-/// `Malformed`, `NotGranted`, `TenantMismatch`) means: show the admin an error and let
-/// them start over from [`Onboarding::sign_in`](crate::Onboarding::sign_in); link nothing.
+/// `Malformed`, `NotGranted`, `TenantMismatch`, `AdminNotProven`) means: show the admin an
+/// error and let them start over from [`Onboarding::sign_in`](crate::Onboarding::sign_in);
+/// link nothing. [`is_retryable`](Self::is_retryable) tells the ones worth another try
+/// as they are.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum OnboardingError {
     /// The admin declined, or Entra reported an error (`error`, `error_description`).
-    #[error("Entra or the admin refused: {error}: {description}")]
+    #[error("Entra or the admin refused: {error:?}: {description:?}")]
     Denied {
-        /// The OAuth `error` (e.g. `access_denied`, `consent_required`).
+        /// The OAuth `error` (e.g. `access_denied`, `consent_required`), bounded; shown
+        /// escaped, as it comes from the browser.
         error: String,
-        /// The first line of Entra's description (bounded).
+        /// The first line of Entra's description (bounded; shown escaped).
         description: String,
     },
     /// The callback's `state` is missing or not the one issued with this pending value: a
@@ -127,7 +130,62 @@ pub enum OnboardingError {
         /// The roles not in the token.
         missing: Vec<String>,
     },
+    /// Nothing proves that an admin acted: the tenant had consented to the app *before*
+    /// this onboarding began (for another account, or long ago), so a consent callback
+    /// cannot show that anyone consented now, and the signed-in user's `id_token` carries
+    /// none of the configured admin roles in `wids`. Any member or guest of a consented
+    /// tenant could otherwise sign in, forge the unsigned callback and link the tenant.
+    /// Nothing is linked.
+    #[error(
+        "tenant {tenant} already consented to the app and user {object_id} is not proven an admin (directory roles in the id_token: {roles:?}); have a Global, Privileged Role, Application or Cloud Application Administrator sign in, and make Entra emit the `wids` claim: Entra portal > App registrations > the app > Token configuration > Add groups claim > Directory roles (or the optional claim `wids`)"
+    )]
+    AdminNotProven {
+        /// The proven tenant.
+        tenant: TenantId,
+        /// The signed-in user's object id.
+        object_id: String,
+        /// The directory role template ids the `id_token`'s `wids` carried (empty when
+        /// Entra does not emit `wids` for the app).
+        roles: Vec<String>,
+    },
+    /// Whether the tenant had consented already could not be told (network failure,
+    /// timeout, throttling, an unexpected answer from Entra): the onboarding fails closed
+    /// rather than accept a consent nobody can prove. Nothing was sent to the admin; try
+    /// again shortly (see [`is_retryable`](Self::is_retryable)), and check the cause if
+    /// it repeats.
+    #[error(
+        "could not tell whether tenant {tenant} already consented to the app ({source}); nothing was accepted: try again shortly"
+    )]
+    ConsentCheckFailed {
+        /// The proven tenant.
+        tenant: TenantId,
+        /// The token request's error.
+        #[source]
+        source: Box<Error>,
+    },
     /// A state this crate believes impossible. Please file a bug.
     #[error("internal error: {0}; please file a bug")]
     Internal(&'static str),
+}
+
+impl OnboardingError {
+    /// Whether the same step may succeed if tried again shortly, with nothing changed: the
+    /// consent check in [`Onboarding::consent`](crate::Onboarding::consent) could not reach
+    /// Entra, timed out, was throttled, or met a passing failure of Entra's (a 5xx);
+    /// `ConsentCheckFailed` with any other cause (a disabled app, a bad credential) needs
+    /// a person first.
+    /// False for every refusal a person must act on (and for callbacks, which are single
+    /// use: start over from the sign-in).
+    ///
+    /// ```
+    /// use azure_cross_tenant::OnboardingError;
+    ///
+    /// assert!(!OnboardingError::Replayed.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::ConsentCheckFailed { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! [`Onboarding`] (the flow and why it has two steps are on its docs).
 
 mod admin_consent;
+mod builder;
 mod callback;
 #[cfg(fuzzing)]
 pub(crate) use callback::fuzz_callback;
@@ -16,12 +17,13 @@ use std::time::{Duration, SystemTime};
 
 use url::Url;
 
-use crate::clock::{Clock, SharedClock, SharedSleeper, Sleeper, SystemClock, TokioSleeper};
+use crate::clock::{SharedClock, SharedSleeper, SystemClock, TokioSleeper};
 use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::validate::TokenValidator;
 
-pub use admin_consent::{OnboardedTenant, PendingConsent};
+pub use admin_consent::{AdminProof, OnboardedTenant, PendingConsent};
+pub use builder::OnboardingBuilder;
 pub use error::OnboardingError;
 pub use redeem::SignInClient;
 pub use sign_in::{PendingSignIn, ResponseMode, SignInTenant, SignedInAdmin};
@@ -33,6 +35,16 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 /// Confirmation attempts by default: the first and five retries, 1 + 2 + 4 + 8 + 16 s apart.
 const DEFAULT_CONFIRM_ATTEMPTS: u32 = 6;
 const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
+
+/// Directory role template ids that may grant tenant-wide admin consent to an app asking
+/// for application permissions: Global Administrator, Privileged Role Administrator,
+/// Cloud Application Administrator, Application Administrator.
+pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
+    "62e90394-69f5-4237-9190-012177145e10",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    "158c047a-c907-4556-b7ef-446551a6b5f7",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+];
 
 /// The onboarding flow of one multitenant app: admin sign-in, then admin consent bound
 /// to the tenant the sign-in proved. Share it behind an `Arc`; every method takes `&self`.
@@ -52,16 +64,41 @@ const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
 ///    `aud` = the app, `iss` of its `tid`, `nonce`, lifetime). Its `tid` is the
 ///    **proven tenant** and its `oid` the admin: a [`SignedInAdmin`].
 /// 3. [`consent`](Self::consent): the admin consent URL *of that tenant*, with a new
-///    single-use `state` bound to the proven tenant.
+///    single-use `state` bound to the proven tenant, once an admin's part is provable
+///    (below).
 /// 4. [`finish_consent`](Self::finish_consent): accepts only a callback without `error`, with
 ///    `admin_consent=True`, that `state`, and `tenant` equal to the proven tenant; then
 ///    confirms by getting an app-only token in the tenant (retrying a few times while
 ///    the new service principal replicates).
 ///
-/// The confirmation token proves that consent *exists* in the tenant, not who asked for
-/// it; the signed-in `id_token` is what binds the tenant to your customer's account. Link
-/// it with [`TenantRegistry::link`](crate::TenantRegistry::link), which refuses a tenant
-/// that another account holds.
+/// # Proof that an admin acted
+///
+/// Any member or guest of a tenant can sign in, and the consent callback is unsigned: a
+/// user of a tenant that consented long ago could skip the consent page, forge
+/// `?admin_consent=True&tenant=<their tid>&state=...`, and the confirmation token would
+/// succeed on the old consent. So the onboarding also needs proof that an *admin* took
+/// part, one of:
+///
+/// - **a directory role**: the signed-in `id_token`'s `wids` claim holds one of the
+///   [admin roles](OnboardingBuilder::admin_roles) (by default Global, Privileged Role,
+///   Cloud Application and Application Administrator). Entra emits `wids` only when the
+///   app's token configuration asks for it: Entra portal > App registrations > the app >
+///   Token configuration > Add groups claim > Directory roles (or the optional claim
+///   `wids`);
+/// - **a fresh consent**: when the user holds no such role, [`consent`](Self::consent)
+///   first asks Entra for an app-only token in the tenant. If the app is not consented
+///   there yet, the pending consent records it, and a confirmation token after the
+///   callback proves that consent was granted in between, which only an admin can do. If
+///   the app is consented already, nothing could prove an admin's part, and `consent`
+///   refuses with [`OnboardingError::AdminNotProven`]; if Entra cannot be asked (network,
+///   throttling), it fails closed with the retryable
+///   [`OnboardingError::ConsentCheckFailed`].
+///
+/// [`OnboardedTenant::proof`] says which proof was used. The confirmation token proves
+/// that consent *exists* in the tenant; the signed-in `id_token` is what binds the
+/// tenant to your customer's account. Link it with
+/// [`TenantRegistry::link`](crate::TenantRegistry::link), which refuses a tenant that
+/// another account holds.
 ///
 /// # Where the pending values live
 ///
@@ -72,8 +109,13 @@ const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
 /// must not see, and because only a store you control makes `state` single-use: a sealed
 /// cookie would be tamper-evident but could be replayed. They serialize with serde for
 /// that store, and expire after [`OnboardingBuilder::max_age`]. The `Onboarding` also
-/// remembers each state it accepted until it expires, so a replayed callback is refused
-/// even if a session was not cleared (within one process).
+/// records each state whose callback passed the state check (whether the step then
+/// succeeded or not), and refuses it again while it is younger than `max_age`, so a
+/// replayed callback is refused even if a session was not cleared. That record lives in
+/// this process's memory only (another replica, or a restart, does not know it) and holds
+/// at most 100,000 states: past that, states older than `max_age` are dropped first, then
+/// the oldest tenth, so under a flood of callbacks the session store is what keeps states
+/// single-use.
 ///
 /// ```no_run
 /// use azure_cross_tenant::{
@@ -96,7 +138,7 @@ const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
 /// // POST /onboarding/signed-in (form_post: code and state in the body).
 /// let admin = onboarding.finish_sign_in(pending, sign_in_callback).await?;
 /// // Send the same admin to consent in the tenant they proved.
-/// let (url, pending) = onboarding.consent(&admin)?;
+/// let (url, pending) = onboarding.consent(&admin).await?;
 /// # let _ = url;
 /// // GET /onboarding/consented?admin_consent=True&tenant=...&state=...
 /// let onboarded = onboarding.finish_consent(pending, consent_callback).await?;
@@ -113,6 +155,8 @@ pub struct Onboarding {
     consent_redirect: Url,
     response_mode: ResponseMode,
     required_roles: Vec<String>,
+    /// Directory role template ids (lower case) that prove an admin signed in.
+    admin_roles: Vec<String>,
     max_age: Duration,
     confirm_attempts: u32,
     confirm_delay: Duration,
@@ -131,35 +175,8 @@ impl fmt::Debug for Onboarding {
             .field("consent_redirect", &self.consent_redirect.as_str())
             .field("response_mode", &self.response_mode)
             .field("required_roles", &self.required_roles)
+            .field("admin_roles", &self.admin_roles)
             .field("max_age", &self.max_age)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Builds an [`Onboarding`]; see [`Onboarding::builder`].
-#[must_use = "a builder does nothing until `build()`"]
-pub struct OnboardingBuilder {
-    client: Arc<dyn SignInClient>,
-    scope: String,
-    sign_in_redirect: String,
-    consent_redirect: Option<String>,
-    validator: Option<TokenValidator>,
-    response_mode: ResponseMode,
-    required_roles: Vec<String>,
-    max_age: Duration,
-    confirm_attempts: u32,
-    confirm_delay: Duration,
-    clock: SharedClock,
-    sleeper: SharedSleeper,
-}
-
-impl fmt::Debug for OnboardingBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OnboardingBuilder")
-            .field("client", &self.client)
-            .field("scope", &self.scope)
-            .field("sign_in_redirect", &self.sign_in_redirect)
-            .field("consent_redirect", &self.consent_redirect)
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +200,10 @@ impl Onboarding {
             validator: None,
             response_mode: ResponseMode::FormPost,
             required_roles: Vec::new(),
+            admin_roles: DEFAULT_ADMIN_ROLES
+                .iter()
+                .map(|r| (*r).to_owned())
+                .collect(),
             max_age: DEFAULT_MAX_AGE,
             confirm_attempts: DEFAULT_CONFIRM_ATTEMPTS,
             confirm_delay: DEFAULT_CONFIRM_DELAY,
@@ -194,6 +215,28 @@ impl Onboarding {
     /// The app's client id.
     pub fn client_id(&self) -> &str {
         self.client.client_id()
+    }
+
+    /// The first of the configured admin roles that `admin`'s `id_token` carried, if any:
+    /// whether their sign-in alone proves them an admin (see "Proof that an admin acted").
+    ///
+    /// ```no_run
+    /// # async fn run(onboarding: &azure_cross_tenant::Onboarding, admin: &azure_cross_tenant::SignedInAdmin) {
+    /// if onboarding.admin_role_of(admin).is_none() {
+    ///     // Only a consent that does not exist yet can prove this user's part; say so
+    ///     // before sending them on.
+    /// }
+    /// # }
+    /// ```
+    pub fn admin_role_of(&self, admin: &SignedInAdmin) -> Option<&str> {
+        self.admin_role_in(admin.directory_roles())
+    }
+
+    fn admin_role_in(&self, roles: &[String]) -> Option<&str> {
+        self.admin_roles
+            .iter()
+            .find(|r| roles.iter().any(|held| held.eq_ignore_ascii_case(r)))
+            .map(String::as_str)
     }
 
     fn now_secs(&self) -> u64 {
@@ -237,117 +280,6 @@ impl Onboarding {
         }
         Ok(())
     }
-}
-
-impl OnboardingBuilder {
-    /// Where Entra sends the admin after consent (default: the sign-in redirect URI). A
-    /// separate path keeps the two callbacks apart.
-    pub fn consent_redirect_uri(mut self, uri: impl Into<String>) -> Self {
-        self.consent_redirect = Some(uri.into());
-        self
-    }
-
-    /// The validator checking the sign-in `id_token` (default: one built for the
-    /// credential's cloud, on this builder's clock).
-    pub fn validator(mut self, validator: TokenValidator) -> Self {
-        self.validator = Some(validator);
-        self
-    }
-
-    /// How Entra returns the sign-in answer (default [`ResponseMode::FormPost`]).
-    pub fn response_mode(mut self, mode: ResponseMode) -> Self {
-        self.response_mode = mode;
-        self
-    }
-
-    /// An app role the confirmation token must carry (call once per role); confirmation
-    /// retries while it is missing, as role grants replicate too. Default: none.
-    pub fn require_role(mut self, role: impl Into<String>) -> Self {
-        self.required_roles.push(role.into());
-        self
-    }
-
-    /// How long a pending sign-in or consent stays usable (default 15 minutes).
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
-        self
-    }
-
-    /// Confirmation attempts (at least 1; default 6) and the wait before the first retry,
-    /// doubled for each further one (default 1 s: 31 s in all). A new service principal
-    /// takes seconds to minutes to replicate.
-    pub fn confirm_retries(mut self, attempts: u32, first_delay: Duration) -> Self {
-        self.confirm_attempts = attempts;
-        self.confirm_delay = first_delay;
-        self
-    }
-
-    /// The clock for expiry and the `id_token` lifetime (default the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// What waits between confirmation attempts (default the tokio timer).
-    pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = sleeper;
-        self
-    }
-
-    /// Checks the redirect URIs and scope and builds the flow. Nothing is sent.
-    pub fn build(self) -> Result<Onboarding, Error> {
-        let cloud = cloud_of(self.client.authority_host())?;
-        let sign_in_redirect = checked_redirect_uri(&self.sign_in_redirect)?;
-        let consent_redirect = match &self.consent_redirect {
-            Some(uri) => checked_redirect_uri(uri)?,
-            None => sign_in_redirect.clone(),
-        };
-        let scope = crate::scope::Scopes::parse(&[self.scope.as_str()])?
-            .as_str()
-            .to_owned();
-        if self.confirm_attempts == 0 {
-            return Err(Error::InvalidConfiguration(
-                "confirm_retries needs at least one attempt".into(),
-            ));
-        }
-        if self.max_age.is_zero() {
-            return Err(Error::InvalidConfiguration(
-                "max_age is zero; give the admin a few minutes".into(),
-            ));
-        }
-        let validator = match self.validator {
-            Some(v) => v,
-            None => TokenValidator::builder(cloud.clone())
-                .clock(self.clock.clone())
-                .build()?,
-        };
-        Ok(Onboarding {
-            client: self.client,
-            cloud,
-            validator,
-            scope,
-            sign_in_redirect,
-            consent_redirect,
-            response_mode: self.response_mode,
-            required_roles: self.required_roles,
-            max_age: self.max_age,
-            confirm_attempts: self.confirm_attempts,
-            confirm_delay: self.confirm_delay,
-            clock: self.clock,
-            sleeper: self.sleeper,
-            spent: Mutex::new(HashMap::new()),
-        })
-    }
-}
-
-/// The cloud whose authority host the credential uses.
-fn cloud_of(host: &Url) -> Result<Cloud, Error> {
-    for known in [Cloud::Public, Cloud::UsGovernment, Cloud::China] {
-        if known.authority_host() == host {
-            return Ok(known);
-        }
-    }
-    Cloud::custom(host.as_str(), Cloud::Public.token_exchange_audience())
 }
 
 /// A redirect URI Entra will send codes and consent answers to: `https`, or plain `http`

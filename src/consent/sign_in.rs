@@ -82,14 +82,23 @@ impl fmt::Debug for PendingSignIn {
     }
 }
 
-/// An admin whose sign-in was proven by a validated `id_token`: the tenant they signed
-/// in to and who they are. Only [`Onboarding::finish_sign_in`] makes one.
+/// Most directory roles read from one `id_token` (Entra defines about a hundred).
+const MAX_ROLES: usize = 256;
+
+/// A user whose sign-in was proven by a validated `id_token`: the tenant they signed in
+/// to, who they are, and the directory roles the token says they hold there. Only
+/// [`Onboarding::finish_sign_in`] makes one.
+///
+/// The sign-in proves the tenant, not that the user is an admin of it: any member or
+/// guest can sign in. [`Onboarding::consent`] asks for that proof (a directory role, or a
+/// consent that did not exist before).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedInAdmin {
     tenant: TenantId,
     object_id: String,
     name: Option<String>,
     username: Option<String>,
+    directory_roles: Vec<String>,
 }
 
 impl SignedInAdmin {
@@ -113,6 +122,35 @@ impl SignedInAdmin {
     pub fn username(&self) -> Option<&str> {
         self.username.as_deref()
     }
+
+    /// The directory roles the user holds in the tenant, as role *template* ids in lower
+    /// case (the `id_token`'s `wids`; Global Administrator is
+    /// `62e90394-69f5-4237-9190-012177145e10`). Empty when the user holds none, or when
+    /// Entra does not emit `wids` for the app: it does only when the app's token
+    /// configuration asks for it (Token configuration > Add groups claim > Directory
+    /// roles, i.e. `groupMembershipClaims` `DirectoryRole` or `All` in the manifest, or
+    /// the optional claim `wids`).
+    pub fn directory_roles(&self) -> &[String] {
+        &self.directory_roles
+    }
+}
+
+/// The `wids` claim: directory role template ids, lower case, bounded. Anything that is
+/// not a string is skipped; a `wids` that is not an array reads as no roles.
+pub(super) fn directory_roles(raw: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
+    let Some(serde_json::Value::Array(wids)) = raw.get("wids") else {
+        return Vec::new();
+    };
+    let mut roles: Vec<String> = wids
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .filter(|r| !r.is_empty() && r.len() <= 64)
+        .take(MAX_ROLES)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    roles.sort();
+    roles.dedup();
+    roles
 }
 
 impl Onboarding {
@@ -146,7 +184,13 @@ impl Onboarding {
 
     /// Checks the sign-in answer (`callback`: the query string, or the `form_post` body),
     /// redeems its code with the app's credential, validates the `id_token` and returns
-    /// the proven admin. `pending` is spent whatever the outcome.
+    /// the proven user.
+    ///
+    /// `pending` is consumed. Its state is recorded as spent as soon as a callback carrying
+    /// it passes the state check, whatever happens next, so that callback cannot be played
+    /// again (in this process, while the state is younger than `max_age`). A callback
+    /// refused before that point (expired pending value, malformed, an `error`, another
+    /// state) spends nothing.
     pub async fn finish_sign_in(
         &self,
         pending: PendingSignIn,
@@ -190,8 +234,9 @@ impl Onboarding {
             object_id: claims.oid,
             name: claims.name.as_deref().map(crate::error::echo),
             username: claims.preferred_username.as_deref().map(crate::error::echo),
+            directory_roles: directory_roles(&claims.raw),
         };
-        tracing::info!(tenant = %admin.tenant, admin = %admin.object_id, "admin sign-in proven");
+        tracing::info!(tenant = %admin.tenant, admin = %admin.object_id, roles = ?admin.directory_roles, "sign-in proven");
         Ok(admin)
     }
 }
@@ -214,5 +259,37 @@ mod tests {
             assert!(!shown.contains(secret.as_str()), "{shown}");
         }
         assert!(shown.contains("organizations"));
+    }
+
+    #[test]
+    fn wids_are_read_as_lower_case_role_ids_and_anything_else_is_no_role() {
+        let read = |v: serde_json::Value| {
+            let serde_json::Value::Object(raw) = v else {
+                unreachable!()
+            };
+            directory_roles(&raw)
+        };
+        let ga = "62e90394-69f5-4237-9190-012177145e10";
+        assert_eq!(
+            read(
+                serde_json::json!({"wids": [ga.to_uppercase(), 7, null, "", ga, "b79fbf4d-3ef9-4689-8143-76b194e85509"]})
+            ),
+            vec![
+                ga.to_owned(),
+                "b79fbf4d-3ef9-4689-8143-76b194e85509".to_owned()
+            ]
+        );
+        for none in [
+            serde_json::json!({}),
+            serde_json::json!({"wids": ga}),
+            serde_json::json!({"wids": {"0": ga}}),
+            serde_json::json!({"wids": ["x".repeat(65)]}),
+        ] {
+            assert!(read(none.clone()).is_empty(), "{none}");
+        }
+        let many: Vec<String> = (0..10_000)
+            .map(|i| format!("{i:08}-0000-0000-0000-000000000000"))
+            .collect();
+        assert_eq!(read(serde_json::json!({ "wids": many })).len(), MAX_ROLES);
     }
 }

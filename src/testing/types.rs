@@ -68,6 +68,9 @@ pub struct MockUser {
     pub tenant: TenantId,
     /// Whether the user may grant admin consent for the tenant.
     pub is_admin: bool,
+    /// The directory role template ids the user holds (lower case); id tokens carry them
+    /// as `wids` when the app asks (see [`MockEntra::emit_wids`](crate::testing::MockEntra::emit_wids)).
+    pub directory_roles: Vec<String>,
 }
 
 /// How a token request proved the app's identity.

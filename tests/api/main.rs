@@ -25,6 +25,7 @@ mod mock_server;
 mod mock_signin;
 mod mock_wire;
 mod onboarding;
+mod onboarding_admin;
 mod redaction;
 mod redirects;
 mod secret;

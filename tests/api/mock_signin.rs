@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-use crate::mock_wire::ResponseExt;
+use crate::mock_wire::{JsonExt, ResponseExt};
 
 use azure_cross_tenant::TenantId;
 use azure_cross_tenant::insecure::decode_unverified;
@@ -345,4 +345,97 @@ async fn the_v1_authorize_endpoint_yields_a_v1_id_token_at_the_v1_token_endpoint
         .await
         .unwrap();
     assert_eq!(r.json_value().await["error_codes"][0], 70000);
+}
+
+/// Like Entra, the mock puts `wids` (the user's directory roles) in id tokens only for an
+/// app that asks for them, and only for a user who holds one.
+#[tokio::test]
+async fn id_tokens_carry_directory_roles_only_when_the_app_opts_in() {
+    const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
+    const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+    let f = flow().await;
+    let member = f.entra.add_user(&f.customer, "member@customer.example");
+    assert!(!member.is_admin && member.directory_roles.is_empty());
+    assert_eq!(f.admin.directory_roles, [GLOBAL_ADMINISTRATOR]);
+    let apps = f.entra.add_user_with_roles(
+        &f.customer,
+        "apps@customer.example",
+        &[&APPLICATION_ADMINISTRATOR.to_uppercase()],
+    );
+    assert!(apps.is_admin);
+    assert_eq!(apps.directory_roles, [APPLICATION_ADMINISTRATOR]);
+
+    let wids = |upn: &'static str| {
+        let f = &f;
+        async move {
+            let hint = format!("&login_hint={upn}");
+            let back = f
+                .entra
+                .follow(&authorize_url(f, "organizations", &hint))
+                .await
+                .unwrap();
+            let code = back.get("code").unwrap().to_owned();
+            let (status, body) = redeem(f, "organizations", &code, "the-verifier").await;
+            assert_eq!(status, 200, "{body}");
+            let id = decode_unverified(body["id_token"].as_str().unwrap()).unwrap();
+            id.raw.get("wids").cloned()
+        }
+    };
+    assert_eq!(wids("admin@customer.example").await, None, "not asked for");
+    f.entra.emit_wids(&f.app, true);
+    assert_eq!(
+        wids("admin@customer.example").await,
+        Some(serde_json::json!([GLOBAL_ADMINISTRATOR]))
+    );
+    assert_eq!(
+        wids("apps@customer.example").await,
+        Some(serde_json::json!([APPLICATION_ADMINISTRATOR]))
+    );
+    assert_eq!(wids("member@customer.example").await, None, "no role held");
+
+    // The control API takes the same: a user's roles, an app's opt-in.
+    let post = |path: &str, body: Value| {
+        let url = f.entra.control_url().join(path).unwrap();
+        let client = f.entra.http_client();
+        async move {
+            let r = client.post(url).json_body(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json_value().await)
+        }
+    };
+    let (status, user) = post(
+        "users",
+        serde_json::json!({"tenant": "customer.example", "upn": "reader@customer.example",
+            "directory_roles": ["4a5d8f65-41da-4de4-8968-e035b65339cf"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["admin"], false);
+    assert_eq!(
+        user["directory_roles"],
+        serde_json::json!(["4a5d8f65-41da-4de4-8968-e035b65339cf"])
+    );
+    let (status, _) = post(
+        "users",
+        serde_json::json!({"tenant": "customer.example", "upn": "x@customer.example",
+            "directory_roles": ["Global Administrator"]}),
+    )
+    .await;
+    assert_eq!(status, 400, "a role is a template id");
+    let (status, app) = post(
+        "apps",
+        serde_json::json!({"home": "customer.example", "emit_wids": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{app}");
+    let (status, _) = post(
+        "emit-wids",
+        serde_json::json!({"app": f.app.client_id(), "emit": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        wids("admin@customer.example").await,
+        None,
+        "opted out again"
+    );
 }

@@ -1,7 +1,8 @@
 //! Onboarding against the mock: admin sign-in proving the tenant, admin consent bound to
-//! it (the tenant swap refused), confirmation by a token request, linking in the
-//! registry, and a daemon loop over the registry where one failing tenant never stops
-//! the others.
+//! it (the tenant swap refused), proof that an admin acted (a directory role, or a fresh
+//! consent; a forged callback from a non-admin refused), confirmation by a token
+//! request, linking in the registry, and a daemon loop over the registry where one
+//! failing tenant never stops the others.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,23 +12,23 @@ use crate::common::{VAULT, World};
 use azure_cross_tenant::Clock as _;
 use azure_cross_tenant::testing::{MockFault, MockRedirect, MockUser};
 use azure_cross_tenant::{
-    Cached, ClientSecret, Error, InMemoryRegistry, LinkError, Onboarding, OnboardingError,
-    OnboardingState, PendingConsent, PendingSignIn, Relink, ResponseMode, SignInTenant,
-    SignedInAdmin, TenantId, TenantRecord, TenantRegistry, TokenValidator, ValidationError,
-    for_each_active,
+    AdminProof, Cached, ClientSecret, Error, InMemoryRegistry, LinkError, Onboarding,
+    OnboardingError, OnboardingState, PendingConsent, PendingSignIn, Relink, ResponseMode,
+    SignInTenant, SignedInAdmin, TenantId, TenantRecord, TenantRegistry, TokenValidator,
+    ValidationError, for_each_active,
 };
 
-const SIGNED_IN: &str = "https://saas.example/onboarding/signed-in";
-const CONSENTED: &str = "https://saas.example/onboarding/consented";
+pub(crate) const SIGNED_IN: &str = "https://saas.example/onboarding/signed-in";
+pub(crate) const CONSENTED: &str = "https://saas.example/onboarding/consented";
 
 /// The provider's onboarding, on the world's clock, with both redirect URIs registered.
-fn onboarding(w: &World) -> Onboarding {
+pub(crate) fn onboarding(w: &World) -> Onboarding {
     w.entra.add_redirect_uri(&w.app, SIGNED_IN);
     w.entra.add_redirect_uri(&w.app, CONSENTED);
     onboarding_with(w, Cached::new(w.credential()))
 }
 
-fn onboarding_with(w: &World, credential: Cached<ClientSecret>) -> Onboarding {
+pub(crate) fn onboarding_with(w: &World, credential: Cached<ClientSecret>) -> Onboarding {
     Onboarding::builder(credential, VAULT, SIGNED_IN)
         .consent_redirect_uri(CONSENTED)
         .clock(Arc::new(w.clock.clone()))
@@ -37,21 +38,21 @@ fn onboarding_with(w: &World, credential: Cached<ClientSecret>) -> Onboarding {
 }
 
 /// A new customer tenant with an admin signed in to the (mock) browser.
-fn newcomer(w: &World, domain: &str) -> (TenantId, MockUser) {
+pub(crate) fn newcomer(w: &World, domain: &str) -> (TenantId, MockUser) {
     let tenant = w.entra.add_tenant(domain);
     let admin = w.entra.add_admin(&tenant, &format!("admin@{domain}"));
     (tenant, admin)
 }
 
 /// What the browser brings back, as the query string or form body the app receives.
-fn callback(back: &MockRedirect) -> String {
+pub(crate) fn callback(back: &MockRedirect) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&back.params)
         .finish()
 }
 
 /// Same callback with one parameter's value replaced (what an attacker edits).
-fn edited(back: &MockRedirect, name: &str, value: &str) -> String {
+pub(crate) fn edited(back: &MockRedirect, name: &str, value: &str) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(
             back.params
@@ -62,7 +63,7 @@ fn edited(back: &MockRedirect, name: &str, value: &str) -> String {
 }
 
 /// Steps 1 and 2 through the mock: the signed-in admin follows the sign-in URL.
-async fn sign_in(w: &World, onboarding: &Onboarding, admin: &MockUser) -> SignedInAdmin {
+pub(crate) async fn sign_in(w: &World, onboarding: &Onboarding, admin: &MockUser) -> SignedInAdmin {
     w.entra.sign_in(admin);
     let (url, pending) = onboarding.sign_in(SignInTenant::Organizations).unwrap();
     let back = w.entra.follow(url.as_str()).await.unwrap();
@@ -74,12 +75,12 @@ async fn sign_in(w: &World, onboarding: &Onboarding, admin: &MockUser) -> Signed
 }
 
 /// Step 3 through the mock: the admin follows the consent URL; what comes back.
-async fn consent(
+pub(crate) async fn consent(
     w: &World,
     onboarding: &Onboarding,
     admin: &SignedInAdmin,
 ) -> (PendingConsent, MockRedirect) {
-    let (url, pending) = onboarding.consent(admin).unwrap();
+    let (url, pending) = onboarding.consent(admin).await.unwrap();
     assert!(
         url.as_str().starts_with(&format!(
             "{}{}/v2.0/adminconsent?",
@@ -117,10 +118,11 @@ async fn an_admin_signs_in_consents_and_the_proven_tenant_is_linked_to_their_acc
         onboarded.service_principal_object_id,
         w.entra.service_principal_id(&x, &w.app)
     );
+    assert_eq!(onboarded.proof, AdminProof::FreshConsent);
     assert_eq!(
         w.entra.token_requests_for(&x),
-        1,
-        "one confirmation request"
+        2,
+        "the check that the tenant had not consented yet, then one confirmation request"
     );
 
     let registry = InMemoryRegistry::new();
@@ -196,12 +198,18 @@ async fn a_declined_consent_is_refused_and_nothing_is_confirmed() {
         matches!(&err, OnboardingError::Denied { error, .. } if error == "access_denied"),
         "{err:?}"
     );
-    assert_eq!(w.entra.token_requests_for(&x), 0);
+    assert_eq!(
+        w.entra.token_requests_for(&x),
+        1,
+        "only the check before consent; no confirmation"
+    );
 }
 
 #[tokio::test]
 async fn a_replayed_state_is_refused_at_both_steps() {
     let w = World::new().await;
+    // The admin's directory role proves them after the tenant has consented too.
+    w.entra.emit_wids(&w.app, true);
     let onboarding = onboarding(&w);
     let (_x, x_admin) = newcomer(&w, "newcomer.example");
 
@@ -233,7 +241,7 @@ async fn a_replayed_state_is_refused_at_both_steps() {
         Err(OnboardingError::Replayed)
     ));
     // Another session's state: refused.
-    let (_, other) = onboarding.consent(&admin).unwrap();
+    let (_, other) = onboarding.consent(&admin).await.unwrap();
     assert!(matches!(
         onboarding.finish_consent(other, &callback(&back)).await,
         Err(OnboardingError::StateMismatch)

@@ -51,26 +51,61 @@ impl MockRedirect {
 }
 
 impl MockEntra {
-    /// Adds a user to `tenant` (not an admin).
+    /// Adds a user to `tenant`: not an admin, no directory role. The admin consent page
+    /// refuses them (AADSTS90094), as Entra does.
     ///
     /// # Panics
     /// If the tenant is unknown or the UPN taken or malformed.
     pub fn add_user(&self, tenant: &TenantId, upn: &str) -> MockUser {
-        self.user(tenant, upn, false)
+        self.user(tenant, upn, false, None)
     }
 
-    /// Adds a user to `tenant` who may grant admin consent for it.
+    /// Adds a user to `tenant` who may grant admin consent for it: a Global Administrator
+    /// (directory role `62e90394-69f5-4237-9190-012177145e10`).
     ///
     /// # Panics
     /// If the tenant is unknown or the UPN taken or malformed.
     pub fn add_admin(&self, tenant: &TenantId, upn: &str) -> MockUser {
-        self.user(tenant, upn, true)
+        self.user(tenant, upn, true, None)
     }
 
-    fn user(&self, tenant: &TenantId, upn: &str, admin: bool) -> MockUser {
+    /// Adds a user to `tenant` holding the directory roles `roles` (role template ids).
+    /// They may grant admin consent if one of them is Global, Privileged Role, Cloud
+    /// Application or Application Administrator.
+    ///
+    /// ```
+    /// use azure_cross_tenant::testing::MockEntra;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let entra = MockEntra::start().await;
+    /// let customer = entra.add_tenant("customer.example");
+    /// const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+    /// let admin = entra.add_user_with_roles(&customer, "apps@customer.example", &[APPLICATION_ADMINISTRATOR]);
+    /// assert!(admin.is_admin);
+    /// const REPORTS_READER: &str = "4a5d8f65-41da-4de4-8968-e035b65339cf";
+    /// let reader = entra.add_user_with_roles(&customer, "reports@customer.example", &[REPORTS_READER]);
+    /// assert!(!reader.is_admin);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    /// If the tenant is unknown, the UPN taken or malformed, or a role not a GUID.
+    pub fn add_user_with_roles(&self, tenant: &TenantId, upn: &str, roles: &[&str]) -> MockUser {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        self.user(tenant, upn, false, Some(&roles))
+    }
+
+    fn user(
+        &self,
+        tenant: &TenantId,
+        upn: &str,
+        admin: bool,
+        roles: Option<&[String]>,
+    ) -> MockUser {
         let user = or_panic(
             self.lock()
-                .add_user(tenant.as_str(), upn, None, admin, None),
+                .add_user(tenant.as_str(), upn, None, admin, None, roles),
         );
         MockUser {
             object_id: user.object_id,
@@ -81,6 +116,7 @@ impl MockEntra {
                 .parse()
                 .unwrap_or_else(|_| unreachable!("a GUID is a tenant id")),
             is_admin: user.admin,
+            directory_roles: user.directory_roles,
         }
     }
 

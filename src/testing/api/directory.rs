@@ -172,6 +172,14 @@ impl MockEntra {
         or_panic(self.lock().require_role(&app.client_id, resource, role));
     }
 
+    /// Makes the app's id tokens carry `wids`, the signed-in user's directory role
+    /// template ids (for a user who holds any), as Entra does once the app's token
+    /// configuration asks for directory roles (`groupMembershipClaims` `DirectoryRole`, or
+    /// the optional claim `wids`). Off by default, as in Entra.
+    pub fn emit_wids(&self, app: &MockApp, emit: bool) {
+        or_panic(self.lock().emit_wids(&app.client_id, emit));
+    }
+
     /// Registers a redirect URI on the app. Until one is registered, sign-in and admin
     /// consent accept any https URI and http on loopback; afterwards only registered ones.
     pub fn add_redirect_uri(&self, app: &MockApp, uri: &str) {

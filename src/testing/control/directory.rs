@@ -199,6 +199,20 @@ pub(super) fn redirect_uri(shared: &Shared, request: &MockRequest) -> CtlResult 
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct AppWids {
+    app: String,
+    emit: bool,
+}
+
+pub(super) fn emit_wids(shared: &Shared, request: &MockRequest) -> CtlResult {
+    let b: AppWids = body(request)?;
+    let names = shared.names();
+    shared.dir().emit_wids(names.app(&b.app), b.emit)?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AppRole {
     app: String,
     resource: String,

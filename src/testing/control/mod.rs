@@ -58,6 +58,7 @@ const ENDPOINTS: &[(&str, Method, Handler)] = &[
     ("api", Method::POST, directory::api),
     ("redirect-uris", Method::POST, directory::redirect_uri),
     ("required-roles", Method::POST, directory::required_role),
+    ("emit-wids", Method::POST, directory::emit_wids),
     ("resources", Method::POST, directory::resource),
     ("consent", Method::POST, directory::consent),
     ("revoke", Method::POST, directory::revoke),

@@ -289,9 +289,16 @@ fn mint_sign_in(
         format!("{}|{}", user.object_id, code.client_id).as_bytes(),
     ));
     let tid = &code.tid;
-    let id_token = scopes
-        .contains(&"openid")
-        .then(|| id_token_claims(base, code, user, &sub, iat));
+    let emit_wids = dir.apps.get(&code.client_id).is_some_and(|a| a.emit_wids);
+    let id_token = scopes.contains(&"openid").then(|| {
+        let mut claims = id_token_claims(base, code, user, &sub, iat);
+        // Entra emits `wids` only when the app's token configuration asks for it, and
+        // only for a user who holds a directory role.
+        if emit_wids && !user.directory_roles.is_empty() {
+            claims["wids"] = json!(user.directory_roles);
+        }
+        claims
+    });
     let access = json!({
         "aud": "00000003-0000-0000-c000-000000000000",
         "iss": format!("https://sts.windows.net/{tid}/"),

@@ -122,12 +122,14 @@ fn users(
             u.display_name.as_deref(),
             u.admin,
             u.object_id.as_deref(),
+            u.directory_roles.as_deref(),
         )?;
+        u.directory_roles = Some(user.directory_roles.clone());
         u.object_id = Some(user.object_id.clone());
         names.users.insert(name.clone(), user.object_id.clone());
         out.insert(
             name.clone(),
-            json!({"object_id": user.object_id, "upn": user.upn, "display_name": user.display_name, "tenant": user.tenant, "admin": user.admin}),
+            json!({"object_id": user.object_id, "upn": user.upn, "display_name": user.display_name, "tenant": user.tenant, "admin": user.admin, "directory_roles": user.directory_roles}),
         );
     }
     if !out.is_empty() {
@@ -213,6 +215,7 @@ fn register(
     for role in &app.required_roles {
         dir.require_role(&client_id, &role.resource, &role.role)?;
     }
+    dir.emit_wids(&client_id, app.emit_wids)?;
     for f in &app.federated_credentials {
         dir.add_fic(
             &client_id,

@@ -61,6 +61,9 @@ pub(crate) struct AppSpec {
     pub(crate) redirect_uris: Vec<String>,
     #[serde(default)]
     pub(crate) required_roles: Vec<RoleSpec>,
+    /// Id tokens carry `wids` (directory roles), as with Token configuration > Directory roles.
+    #[serde(default)]
+    pub(crate) emit_wids: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -132,6 +135,9 @@ pub(crate) struct UserSpec {
     pub(crate) admin: bool,
     #[serde(default)]
     pub(crate) object_id: Option<String>,
+    /// Directory role template ids; absent: Global Administrator for an admin, else none.
+    #[serde(default)]
+    pub(crate) directory_roles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

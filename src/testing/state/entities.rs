@@ -77,6 +77,9 @@ pub(crate) struct App {
     pub(crate) redirect_uris: Vec<String>,
     /// App roles the app asks for, (resource, role): admin consent grants them.
     pub(crate) required_roles: Vec<(String, String)>,
+    /// Whether its id tokens carry `wids` (the user's directory roles), as when the app's
+    /// token configuration asks for directory roles.
+    pub(crate) emit_wids: bool,
 }
 
 /// A certificate registered on an app: its thumbprints and RSA public key.
@@ -115,6 +118,8 @@ pub(crate) struct User {
     pub(crate) display_name: String,
     pub(crate) tenant: String,
     pub(crate) admin: bool,
+    /// Directory role template ids (lower case) the user holds in the tenant.
+    pub(crate) directory_roles: Vec<String>,
 }
 
 pub(crate) struct AppSecret {

@@ -125,6 +125,7 @@ impl Directory {
                 certs: Vec::new(),
                 redirect_uris: Vec::new(),
                 required_roles: Vec::new(),
+                emit_wids: false,
             },
         );
         self.tenant_mut(&home)?
@@ -337,6 +338,7 @@ impl Directory {
         display_name: Option<&str>,
         admin: bool,
         object_id: Option<&str>,
+        directory_roles: Option<&[String]>,
     ) -> Result<User, MockError> {
         let tid = self.tenant(tenant)?.id.clone();
         if !upn.contains('@') || upn.len() > 256 {
@@ -349,6 +351,11 @@ impl Directory {
             return Err(MockError::Taken(format!("user {upn}")));
         }
         let object_id = guid_or_new(object_id, "object id")?;
+        let directory_roles = directory_roles_of(admin, directory_roles)?;
+        let admin = admin
+            || directory_roles
+                .iter()
+                .any(|r| CONSENT_ROLES.contains(&r.as_str()));
         if self.users.contains_key(&object_id) {
             return Err(MockError::Taken(format!("user object id {object_id}")));
         }
@@ -360,6 +367,7 @@ impl Directory {
                 .unwrap_or_else(|| upn.split('@').next().unwrap_or(upn).to_owned()),
             tenant: tid,
             admin,
+            directory_roles,
         };
         self.upns.insert(key, user.object_id.clone());
         self.users.insert(user.object_id.clone(), user.clone());
@@ -391,6 +399,12 @@ impl Directory {
         Ok(())
     }
 
+    /// Whether the app's id tokens carry `wids`.
+    pub(crate) fn emit_wids(&mut self, client_id: &str, emit: bool) -> Result<(), MockError> {
+        self.app_mut(client_id)?.emit_wids = emit;
+        Ok(())
+    }
+
     /// An app role the app asks for on `resource`: admin consent grants it.
     pub(crate) fn require_role(
         &mut self,
@@ -405,4 +419,40 @@ impl Directory {
         }
         Ok(())
     }
+}
+
+/// Global Administrator: the directory role an admin gets unless told otherwise.
+pub(crate) const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
+
+/// Directory roles whose holders may grant tenant-wide admin consent (Global, Privileged
+/// Role, Cloud Application, Application Administrator).
+pub(crate) const CONSENT_ROLES: [&str; 4] = [
+    GLOBAL_ADMINISTRATOR,
+    "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    "158c047a-c907-4556-b7ef-446551a6b5f7",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+];
+
+/// A user's directory roles: as given (GUIDs, lower-cased), else Global Administrator
+/// for an admin and none for anyone else.
+fn directory_roles_of(admin: bool, given: Option<&[String]>) -> Result<Vec<String>, MockError> {
+    let Some(given) = given else {
+        return Ok(if admin {
+            vec![GLOBAL_ADMINISTRATOR.to_owned()]
+        } else {
+            Vec::new()
+        });
+    };
+    given
+        .iter()
+        .map(|r| {
+            uuid::Uuid::try_parse(r)
+                .map(|id| id.hyphenated().to_string())
+                .map_err(|_| {
+                    MockError::invalid(format!(
+                        "directory role {r:?} is not a role template id (a GUID)"
+                    ))
+                })
+        })
+        .collect()
 }
