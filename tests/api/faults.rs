@@ -165,15 +165,37 @@ async fn malformed_answers_are_malformed_response_never_a_panic() {
     }
 }
 
-#[tokio::test]
-async fn a_token_issued_for_another_tenant_or_app_is_discarded() {
-    let w = World::new().await;
-    let now = w
-        .clock
+/// The world's clock in Unix seconds.
+fn unix_now(w: &World) -> u64 {
+    w.clock
         .now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs();
+        .as_secs()
+}
+
+/// Makes the customer's next token answer a 200 carrying a token the mock signs with
+/// `claims`, said to last `expires_in` seconds; returns the token.
+fn answer_next_with(w: &World, claims: serde_json::Value, expires_in: u64) -> String {
+    let token = w
+        .entra
+        .sign_token(&serde_json::json!({"typ": "JWT", "alg": "RS256"}), &claims);
+    let body = serde_json::json!({"token_type": "Bearer", "expires_in": expires_in, "access_token": token});
+    w.entra.inject_fault(
+        &w.customer,
+        MockFault::Body {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        },
+        1,
+    );
+    token
+}
+
+#[tokio::test]
+async fn a_token_issued_for_another_tenant_or_app_is_discarded() {
+    let w = World::new().await;
+    let now = unix_now(&w);
     for (tid, appid, claim) in [
         (w.stranger.as_str(), w.app.client_id(), "tid"),
         (
@@ -182,19 +204,10 @@ async fn a_token_issued_for_another_tenant_or_app_is_discarded() {
             "appid",
         ),
     ] {
-        let forged = w.entra.sign_token(
-            &serde_json::json!({"typ": "JWT", "alg": "RS256"}),
-            &serde_json::json!({"tid": tid, "appid": appid, "aud": "https://vault.azure.net", "exp": now + 3600}),
-        );
-        let body =
-            serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": forged});
-        w.entra.inject_fault(
-            &w.customer,
-            MockFault::Body {
-                status: 200,
-                body: body.to_string().into_bytes(),
-            },
-            1,
+        let forged = answer_next_with(
+            &w,
+            serde_json::json!({"tid": tid, "appid": appid, "aud": "https://vault.azure.net", "exp": now + 3600}),
+            3599,
         );
         let err = w
             .credential()
@@ -218,27 +231,10 @@ async fn a_token_issued_for_another_tenant_or_app_is_discarded() {
 #[tokio::test]
 async fn a_token_is_never_cached_past_its_own_exp_whatever_expires_in_says() {
     let w = World::new().await;
-    let now = w
-        .clock
-        .now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let short = w.entra.sign_token(
-        &serde_json::json!({"typ": "JWT", "alg": "RS256"}),
-        &serde_json::json!({"tid": w.customer.as_str(), "appid": w.app.client_id(),
-            "aud": "https://vault.azure.net", "exp": now + 600}),
-    );
-    let body =
-        serde_json::json!({"token_type": "Bearer", "expires_in": 86_400, "access_token": short});
-    w.entra.inject_fault(
-        &w.customer,
-        MockFault::Body {
-            status: 200,
-            body: body.to_string().into_bytes(),
-        },
-        1,
-    );
+    let now = unix_now(&w);
+    let claims = serde_json::json!({"tid": w.customer.as_str(), "appid": w.app.client_id(),
+        "aud": "https://vault.azure.net", "exp": now + 600});
+    answer_next_with(&w, claims.clone(), 86_400);
     let token = w
         .credential()
         .get_token(&w.customer, &[VAULT])
@@ -255,14 +251,7 @@ async fn a_token_is_never_cached_past_its_own_exp_whatever_expires_in_says() {
         CacheOptions::default().clock(Arc::new(w.clock.clone())),
     )
     .unwrap();
-    w.entra.inject_fault(
-        &w.customer,
-        MockFault::Body {
-            status: 200,
-            body: body.to_string().into_bytes(),
-        },
-        1,
-    );
+    let short = answer_next_with(&w, claims, 86_400);
     let first = cached.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert_eq!(first.secret(), short);
     w.clock.advance(Duration::from_secs(601));
