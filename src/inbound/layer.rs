@@ -263,7 +263,7 @@ pub(crate) fn fuzz_authorization(value: &[u8]) {
     let Ok(value) = http::HeaderValue::from_bytes(value) else {
         return;
     };
-    let (mut parts, ()) = http::Request::builder()
+    let (mut parts, ()) = Request::builder()
         .header(AUTHORIZATION, value)
         .body(())
         .map(Request::into_parts)
