@@ -93,3 +93,20 @@ pub async fn run_child(module: &str, name: &str, env: &[(&str, &str)]) {
     );
     assert!(stdout.contains("1 passed"), "{stdout}");
 }
+
+/// The proxy settings a child process gets: every variable reqwest reads, pointing at
+/// `proxy`, with no exceptions.
+pub fn proxy_env(proxy: &str) -> Vec<(&'static str, String)> {
+    [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ]
+    .into_iter()
+    .map(|k| (k, proxy.to_owned()))
+    .chain([("NO_PROXY", String::new()), ("no_proxy", String::new())])
+    .collect()
+}

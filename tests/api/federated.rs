@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{VAULT, World, run_child};
+use crate::common::{VAULT, World, proxy_env, run_child};
 use crate::loopback::Loopback;
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::insecure::decode_unverified;
@@ -718,23 +718,6 @@ async fn child_silent_identity_endpoint() {
         "{:?}",
         started.elapsed()
     );
-}
-
-/// The proxy settings a child process gets: every variable reqwest reads, pointing at
-/// `proxy`, with no exceptions.
-fn proxy_env(proxy: &str) -> Vec<(&'static str, String)> {
-    [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ]
-    .into_iter()
-    .map(|k| (k, proxy.to_owned()))
-    .chain([("NO_PROXY", String::new()), ("no_proxy", String::new())])
-    .collect()
 }
 
 /// Managed identity requests go straight to the identity endpoint, never to a proxy from

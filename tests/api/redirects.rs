@@ -136,3 +136,43 @@ async fn a_retry_after_date_with_a_huge_year_is_ignored() {
         "{err:?}"
     );
 }
+
+/// A plain-http authority (a mock on loopback, the only place http is allowed) is asked
+/// directly, never through a proxy from the environment: the form, client secret
+/// included, would reach the proxy in clear text. In a child process, for the
+/// environment.
+#[tokio::test]
+async fn a_plain_http_authority_is_never_asked_through_a_proxy_from_the_environment() {
+    let w = crate::common::World::new().await;
+    let proxy = Loopback::answering(502, &[], "{}").await;
+    let proxied = crate::common::proxy_env(proxy.url().as_str());
+    let authority = w.entra.uri().to_string();
+    let secret = w.secret.clone();
+    let mut env: Vec<(&str, &str)> = proxied.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend([
+        ("ACT_AUTHORITY", authority.as_str()),
+        ("ACT_CLIENT_ID", w.app.client_id()),
+        ("ACT_SECRET", secret.as_str()),
+        ("ACT_TENANT", w.customer.as_str()),
+    ]);
+    crate::common::run_child(module_path!(), "child_secret_token_without_proxy", &env).await;
+    assert_eq!(
+        proxy.connections(),
+        0,
+        "the proxy saw: {:?}",
+        proxy.requests()
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by a_plain_http_authority_is_never_asked_through_a_proxy_from_the_environment in its own process"]
+async fn child_secret_token_without_proxy() {
+    let var = |k: &str| std::env::var(k).unwrap();
+    let credential = ClientSecret::new(var("ACT_CLIENT_ID"), var("ACT_SECRET"))
+        .authority_host(var("ACT_AUTHORITY").parse().unwrap())
+        .build()
+        .unwrap();
+    let tenant: TenantId = var("ACT_TENANT").parse().unwrap();
+    let token = credential.get_token(&tenant, &[VAULT]).await;
+    assert!(token.is_ok(), "{token:?}");
+}
