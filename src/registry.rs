@@ -139,7 +139,8 @@ pub trait TenantRegistry: Send + Sync + fmt::Debug {
     /// ([`LinkError::TenantNotGuid`]); if another account holds the tenant, refuses with
     /// [`LinkError::LinkedElsewhere`] unless `relink` is [`Relink::MoveToThisAccount`];
     /// linking a tenant again to the account that holds it updates the record but keeps
-    /// its `state` and `allowed_scopes`. Returns the stored record.
+    /// its `allowed_scopes`, and its state if `Revoked` (a suspension is the operator's
+    /// to lift; a `Pending` record becomes what `record` says). Returns the stored record.
     ///
     /// Implementations must check and write in one step (a transaction, a conditional
     /// write, a lock): two onboardings racing for one tenant must not both succeed.
@@ -170,10 +171,11 @@ pub trait TenantRegistry: Send + Sync + fmt::Debug {
 /// - Held by another account: [`LinkError::LinkedElsewhere`], unless `relink` is
 ///   [`Relink::MoveToThisAccount`]; then `record` is stored as given.
 /// - Held by `account` already (a second onboarding of the same tenant): `record`'s
-///   display name, service principal and `linked_by` are taken, but the stored `state`
-///   and `allowed_scopes` are kept, so re-running onboarding neither widens the scopes
-///   an operator narrowed nor reactivates a tenant an operator revoked (use
-///   [`TenantRegistry::set_state`] for that).
+///   display name, service principal, `linked_by` and state are taken, but the stored
+///   `allowed_scopes` are kept, and a stored `Revoked` state too, so re-running
+///   onboarding neither widens the scopes an operator narrowed nor reactivates a tenant
+///   an operator revoked (use [`TenantRegistry::set_state`] for that); a `Pending`
+///   record becomes `Active` when the finished onboarding links it.
 ///
 /// ```
 /// use azure_cross_tenant::{LinkError, OnboardingState, Relink, TenantRecord, decide_link};
@@ -211,7 +213,11 @@ pub fn decide_link(
         tracing::warn!(tenant = %record.tenant, from = previous, to = account, "tenant moved to another account on request");
     }
     if let Some(held) = existing.filter(|e| e.account.as_deref() == Some(account)) {
-        record.state = held.state;
+        // The operator's decisions stand: narrowed scopes, and a suspension. A `Pending`
+        // record (linked as onboarding began) moves on to what the onboarding found.
+        if held.state == OnboardingState::Revoked {
+            record.state = held.state;
+        }
         record.allowed_scopes = held.allowed_scopes.clone();
     }
     record.account = Some(account.to_owned());
@@ -389,7 +395,7 @@ mod tests {
     }
 
     #[test]
-    fn relinking_to_the_same_account_keeps_state_and_scopes_and_a_move_takes_the_record() {
+    fn relinking_to_the_same_account_keeps_scopes_and_a_suspension_and_a_move_takes_the_record() {
         let t: TenantId = "72f988bf-86f1-41af-91ab-2d7cd011db47".parse().unwrap();
         let mut held = TenantRecord::new(t.clone(), "Contoso", OnboardingState::Revoked);
         held.account = Some("acct-x".into());
@@ -401,9 +407,21 @@ mod tests {
         assert_eq!(stored.allowed_scopes, held.allowed_scopes);
         assert_eq!(stored.display_name, "Contoso Ltd");
         assert_eq!(stored.linked_by.as_deref(), Some("admin-2"));
-        let moved = decide_link("acct-y", Some(&held), again, Relink::MoveToThisAccount).unwrap();
+        let moved = decide_link(
+            "acct-y",
+            Some(&held),
+            again.clone(),
+            Relink::MoveToThisAccount,
+        )
+        .unwrap();
         assert_eq!(moved.state, OnboardingState::Active);
         assert!(moved.allowed_scopes.is_empty());
+
+        // Linked as `Pending` when the onboarding began: the finished onboarding activates it.
+        held.state = OnboardingState::Pending;
+        let finished = decide_link("acct-x", Some(&held), again, Relink::Refuse).unwrap();
+        assert_eq!(finished.state, OnboardingState::Active);
+        assert_eq!(finished.allowed_scopes, held.allowed_scopes);
     }
 
     #[test]

@@ -29,6 +29,7 @@ impl IssuedTokenCheck {
         tenant: &TenantId,
         client_id: &str,
         token: AccessToken,
+        now: SystemTime,
     ) -> Result<AccessToken, Error> {
         let claims = match crate::jwt::claims_if_jwt(token.secret()) {
             Ok(Some(claims)) => claims,
@@ -60,17 +61,20 @@ impl IssuedTokenCheck {
                 return Err(Error::unexpected_claim(tenant, name, client_id, v));
             }
         }
-        // `expires_in` beside the token is not signed by anyone; the token's own `exp` is
-        // what its resource enforces. A longer `expires_in` would keep it cached (and
-        // handed out) after every resource refuses it. `exp` counts whole seconds and
-        // `expires_in` is counted from when the answer arrived, so they differ by a
-        // fraction of a second on every honest answer: that much is not a lie.
-        let exp = claims
-            .exp
-            .and_then(|exp| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(exp)));
-        Ok(match exp {
-            Some(exp) if exp.checked_add(EXP_ROUNDING) < Some(token.expires_on()) => {
-                token.expiring_no_later_than(exp)
+        // `expires_in` beside the token is not signed by anyone; the token's own lifetime
+        // is what its resource enforces. A longer `expires_in` would keep it cached (and
+        // handed out) after every resource refuses it. The lifetime is `exp - iat`,
+        // counted from now: both are the issuer's clock, so a host clock that is off
+        // shortens nothing (an absolute `exp` only when there is no `iat`). `exp` counts
+        // whole seconds, so an honest answer runs past it by a fraction of one.
+        let latest = match (claims.iat, claims.exp) {
+            (Some(iat), Some(exp)) => now.checked_add(Duration::from_secs(exp.saturating_sub(iat))),
+            (None, Some(exp)) => SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(exp)),
+            _ => None,
+        };
+        Ok(match latest {
+            Some(latest) if latest.checked_add(EXP_ROUNDING) < Some(token.expires_on()) => {
+                token.expiring_no_later_than(latest)
             }
             _ => token,
         })

@@ -198,13 +198,14 @@ impl TokenClient {
     /// A 2xx: the token, if it parses and is for what was asked.
     fn accept(&self, request: &Request<'_>, answer: &GrantAnswer) -> Result<AccessToken, Error> {
         let tenant = request.tenant;
-        let result = parse_success(&answer.body, self.clock.now(), tenant, request.scopes)
+        let now = self.clock.now();
+        let result = parse_success(&answer.body, now, tenant, request.scopes)
             .map_err(|reason| Error::MalformedResponse {
                 tenant: tenant.clone(),
                 status: answer.status,
                 reason: reason.into(),
             })
-            .and_then(|token| self.issued.check(tenant, &self.client_id, token));
+            .and_then(|token| self.issued.check(tenant, &self.client_id, token, now));
         if let Err(e) = &result {
             tracing::warn!(tenant = %tenant, client_id = %self.client_id, correlation_id = %answer.correlation_id, error = %e, "token response rejected");
         }
@@ -320,7 +321,7 @@ pub(crate) fn fuzz_answer(body: &[u8], retry_after: &[u8], status: u16) {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let client_id = "11111111-2222-3333-4444-555555555555";
     if let Ok(token) = parse_success(body, now, &tenant, &scopes) {
-        let _ = IssuedTokenCheck::default().check(&tenant, client_id, token);
+        let _ = IssuedTokenCheck::default().check(&tenant, client_id, token, now);
     }
     let mut headers = reqwest::header::HeaderMap::new();
     if let Ok(value) = reqwest::header::HeaderValue::from_bytes(retry_after) {

@@ -18,7 +18,7 @@ use crate::token::AccessToken;
 
 /// An admin consent sent to the browser and not yet answered: the single-use state, the
 /// tenant the admin proved, and what proves an admin's part (their directory roles, or
-/// that the tenant had not consented yet). Keep it server-side in the admin's session and
+/// that the app lacked its required app roles in the tenant as the flow began). Keep it server-side in the admin's session and
 /// remove it when the callback arrives (see [`Onboarding`](crate::Onboarding)). `Debug`
 /// does not show the state.
 ///
@@ -34,10 +34,11 @@ pub struct PendingConsent {
     /// The signed-in user's directory role template ids (`wids`).
     #[serde(default)]
     directory_roles: Vec<String>,
-    /// True only when Entra said, as the flow began, that the app was not consented in
-    /// the tenant; false (the safe side) when it was, or for older stored values.
+    /// True only when Entra showed, as the flow began, that the app did not hold the
+    /// required app roles in the tenant (no service principal, or a token without them);
+    /// false (the safe side) otherwise, or for older stored values.
     #[serde(default)]
-    unconsented_at_start: bool,
+    roles_absent_at_start: bool,
 }
 
 impl fmt::Debug for PendingConsent {
@@ -47,7 +48,7 @@ impl fmt::Debug for PendingConsent {
             .field("admin_object_id", &self.admin_object_id)
             .field("issued_at", &self.issued_at)
             .field("directory_roles", &self.directory_roles)
-            .field("unconsented_at_start", &self.unconsented_at_start)
+            .field("roles_absent_at_start", &self.roles_absent_at_start)
             .finish_non_exhaustive()
     }
 }
@@ -63,10 +64,11 @@ impl PendingConsent {
         &self.directory_roles
     }
 
-    /// Whether the app had no consent in the tenant when the flow began, so that a
-    /// confirmed consent afterwards proves someone granted it in between.
-    pub fn unconsented_at_start(&self) -> bool {
-        self.unconsented_at_start
+    /// Whether the app lacked its [required app roles](crate::OnboardingBuilder::require_role)
+    /// in the tenant when the flow began, so that a confirmation carrying them afterwards
+    /// proves someone granted them in between.
+    pub fn roles_absent_at_start(&self) -> bool {
+        self.roles_absent_at_start
     }
 }
 
@@ -77,8 +79,11 @@ pub enum AdminProof {
     /// The signed-in user's `id_token` carried this admin role (a directory role template
     /// id from [`OnboardingBuilder::admin_roles`](crate::OnboardingBuilder::admin_roles)).
     DirectoryRole(String),
-    /// The app was not consented in the tenant when the flow began and was afterwards:
-    /// someone who could grant tenant-wide consent did so in between.
+    /// The app's [required app roles](crate::OnboardingBuilder::require_role)
+    /// (application permissions, which a user's own consent never grants) were absent in
+    /// the tenant when the flow began and present at the confirmation: someone able to
+    /// grant them, an admin, did so in between. The user who signed in
+    /// ([`OnboardedTenant::admin_object_id`]) need not be that admin.
     FreshConsent,
 }
 
@@ -89,7 +94,9 @@ pub enum AdminProof {
 pub struct OnboardedTenant {
     /// The tenant (its GUID).
     pub tenant: TenantId,
-    /// The object id of the admin who signed in and consented.
+    /// The object id of the user who signed in: an admin by their directory role for
+    /// [`AdminProof::DirectoryRole`]; for [`AdminProof::FreshConsent`], whoever started
+    /// the flow (the admin who granted the roles may be someone else).
     pub admin_object_id: String,
     /// The app's service principal object id there (the `oid` its tokens carry): store it
     /// as the expected `oid` when validating.
@@ -118,25 +125,36 @@ impl Onboarding {
     /// the consent redirect URI.
     ///
     /// When `admin`'s `id_token` carries none of the [admin
-    /// roles](crate::OnboardingBuilder::admin_roles), this first asks Entra, in one
-    /// app-only token request bounded by the credential's timeout, whether the app is
-    /// consented in the tenant already (see [`Onboarding`](crate::Onboarding), "Proof that
-    /// an admin acted").
+    /// roles](crate::OnboardingBuilder::admin_roles) and the onboarding
+    /// [requires app roles](crate::OnboardingBuilder::require_role), this first asks
+    /// Entra, in one app-only token request bounded by the credential's timeout, whether
+    /// the app holds them in the tenant already (see [`Onboarding`](crate::Onboarding),
+    /// "Proof that an admin acted").
     ///
     /// # Errors
-    /// [`OnboardingError::AdminNotProven`] when the tenant consented already and the user
-    /// holds no admin role; [`OnboardingError::ConsentCheckFailed`] when Entra could not
-    /// tell (fail closed; [retryable](OnboardingError::is_retryable) when the cause is
-    /// passing).
+    /// [`OnboardingError::AdminNotProven`] when the user holds no admin role and either no
+    /// app role is required or the app holds the required roles already;
+    /// [`OnboardingError::ConsentCheckFailed`] when Entra could not tell (fail closed;
+    /// [retryable](OnboardingError::is_retryable) when the cause is passing).
     pub async fn consent(
         &self,
         admin: &SignedInAdmin,
     ) -> Result<(Url, PendingConsent), OnboardingError> {
-        let unconsented_at_start = match self.admin_role_of(admin) {
+        let roles_absent_at_start = match self.admin_role_of(admin) {
             Some(_) => false,
+            // A user's own sign-in can create the app's service principal (user consent
+            // to `openid profile`), so "no consent yet" proves nothing; only app roles,
+            // which no user consent grants, can.
+            None if self.required_roles.is_empty() => {
+                return Err(self.admin_not_proven(
+                    admin.tenant(),
+                    admin.object_id(),
+                    admin.directory_roles(),
+                ));
+            }
             None => {
-                let consented = self.consented_already(admin.tenant()).await?;
-                if consented {
+                let granted = self.required_roles_held(admin.tenant()).await?;
+                if granted {
                     return Err(self.admin_not_proven(
                         admin.tenant(),
                         admin.object_id(),
@@ -152,7 +170,7 @@ impl Onboarding {
             admin_object_id: admin.object_id().to_owned(),
             issued_at: self.now_secs(),
             directory_roles: admin.directory_roles().to_vec(),
-            unconsented_at_start,
+            roles_absent_at_start,
         };
         let mut url = self.cloud.authority_host().clone();
         url.path_segments_mut()
@@ -184,8 +202,10 @@ impl Onboarding {
     ) -> Result<OnboardedTenant, OnboardingError> {
         self.check_age(pending.issued_at)?;
         let callback = Callback::parse(callback)?;
-        callback.refusal()?;
+        // The state first: anyone can send the admin's browser to the callback with
+        // `error=...`, and a refusal that counted without it would end the real flow.
         callback.check_state(&pending.state)?;
+        callback.refusal()?;
         self.spend(&pending.state, pending.issued_at)?;
         if !callback
             .get("admin_consent")
@@ -228,12 +248,14 @@ impl Onboarding {
         })
     }
 
-    /// What proves an admin's part in `pending`: the user's admin role, else a consent
-    /// that did not exist when the flow began (the confirmation then shows it does).
+    /// What proves an admin's part in `pending`: the user's admin role, else required app
+    /// roles that were absent when the flow began (the confirmation then requires them).
     fn proof_of_admin(&self, pending: &PendingConsent) -> Result<AdminProof, OnboardingError> {
         match self.admin_role_in(&pending.directory_roles) {
             Some(role) => Ok(AdminProof::DirectoryRole(role.to_owned())),
-            None if pending.unconsented_at_start => Ok(AdminProof::FreshConsent),
+            None if pending.roles_absent_at_start && !self.required_roles.is_empty() => {
+                Ok(AdminProof::FreshConsent)
+            }
             None => Err(self.admin_not_proven(
                 &pending.tenant,
                 &pending.admin_object_id,
@@ -242,17 +264,17 @@ impl Onboarding {
         }
     }
 
-    /// Whether the app is consented in `tenant` now: one app-only token request, past any
-    /// cache. "Not consented" only on Entra's word that the app or the resource has no
-    /// service principal there; anything else that is not a token means "cannot tell",
-    /// and the flow stops rather than guess.
-    async fn consented_already(&self, tenant: &TenantId) -> Result<bool, OnboardingError> {
+    /// Whether the app holds every required app role in `tenant` now: one app-only token
+    /// request, past any cache. "No" on a token without them, or on Entra's word that the
+    /// app or the resource has no service principal there; anything else that is not a
+    /// token means "cannot tell", and the flow stops rather than guess.
+    async fn required_roles_held(&self, tenant: &TenantId) -> Result<bool, OnboardingError> {
         let CodeClient { client, auth } = self.client.code_client();
         match client.request_once(tenant, &[&self.scope], auth).await {
-            Ok(_) => Ok(true),
+            Ok(token) => Ok(self.missing_roles(&token).is_empty()),
             Err(Error::NotConsented { .. } | Error::ResourceNotFound(_)) => Ok(false),
             Err(e) => {
-                tracing::warn!(tenant = %tenant, error = %e, "could not tell whether the tenant consented already; refused");
+                tracing::warn!(tenant = %tenant, error = %e, "could not tell whether the app holds its roles in the tenant already; refused");
                 Err(OnboardingError::ConsentCheckFailed {
                     tenant: tenant.clone(),
                     source: Box::new(e),
@@ -271,7 +293,7 @@ impl Onboarding {
             tenant = %tenant,
             user = %object_id,
             roles = ?roles,
-            "the tenant consented before this onboarding and the user holds no admin role; refused"
+            "the user holds no admin role, and no app role the app lacked is required; refused"
         );
         OnboardingError::AdminNotProven {
             tenant: tenant.clone(),
@@ -338,9 +360,10 @@ impl Onboarding {
     }
 }
 
-/// Consent not replicated yet, or a passing failure: worth another try.
+/// Consent (the app's or the resource's service principal) not replicated yet, or a
+/// passing failure: worth another try.
 fn worth_retrying(e: &Error) -> bool {
-    matches!(e, Error::NotConsented { .. }) || e.is_retryable()
+    matches!(e, Error::NotConsented { .. } | Error::ResourceNotFound(_)) || e.is_retryable()
 }
 
 #[cfg(test)]
@@ -352,7 +375,7 @@ mod tests {
         let stored = r#"{"state":"s","tenant":"72f988bf-86f1-41af-91ab-2d7cd011db47","admin_object_id":"a","issued_at":1700000000}"#;
         let pending: PendingConsent = serde_json::from_str(stored).unwrap();
         assert!(pending.directory_roles().is_empty());
-        assert!(!pending.unconsented_at_start());
+        assert!(!pending.roles_absent_at_start());
         let round: PendingConsent =
             serde_json::from_str(&serde_json::to_string(&pending).unwrap()).unwrap();
         assert_eq!(round.tenant(), pending.tenant());

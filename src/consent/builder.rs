@@ -65,6 +65,11 @@ impl OnboardingBuilder {
 
     /// An app role the confirmation token must carry (call once per role); confirmation
     /// retries while it is missing, as role grants replicate too. Default: none.
+    ///
+    /// Required roles are also a proof that an admin acted (see
+    /// [`Onboarding`](crate::Onboarding)): application permissions are granted only by an
+    /// admin, so roles the app lacked when [`consent`](Onboarding::consent) began and holds
+    /// at confirmation prove one granted them, for a user without an admin role in `wids`.
     pub fn require_role(mut self, role: impl Into<String>) -> Self {
         self.required_roles.push(role.into());
         self
@@ -104,7 +109,8 @@ impl OnboardingBuilder {
     /// `attempts` (at least 1; default 6) is the number of token requests in the tenant.
     /// Each is one call through the credential, which itself retries transient failures
     /// (timeouts, 5xx, throttling) under its own retry policy. Another attempt follows
-    /// only while the app is not consented yet (AADSTS700016, 7000229: replication), the
+    /// only while the app or the resource has no service principal yet (AADSTS700016,
+    /// 7000229, 500011, 650052: replication), the
     /// token lacks a [required role](Self::require_role), or the failure is retryable;
     /// any other refusal ends confirmation at once. The wait before the first retry is
     /// `first_delay` (default 1 s), doubled before each further one, each wait capped at

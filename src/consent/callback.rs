@@ -47,8 +47,8 @@ impl Callback {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Entra's (or the admin's) refusal, checked before anything else: v2 consent
-    /// errors may also carry `admin_consent=True`.
+    /// Entra's (or the admin's) refusal, checked right after the state and before
+    /// anything else: v2 consent errors may also carry `admin_consent=True`.
     pub(super) fn refusal(&self) -> Result<(), OnboardingError> {
         let short = |s: &str| crate::error::echo(s.lines().next().unwrap_or_default());
         match self.get("error") {

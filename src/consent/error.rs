@@ -7,10 +7,12 @@ use crate::tenant::TenantId;
 
 /// Why an onboarding step refused. Never holds a code, token, nonce or verifier.
 ///
-/// Every refusal of a callback (`Denied`, `StateMismatch`, `Replayed`, `Expired`,
-/// `Malformed`, `NotGranted`, `TenantMismatch`, `AdminNotProven`) means: show the admin an
-/// error and let them start over from [`Onboarding::sign_in`](crate::Onboarding::sign_in);
-/// link nothing. [`is_retryable`](Self::is_retryable) tells the ones worth another try
+/// Every refusal of a callback (`Denied`, `Replayed`, `Expired`, `Malformed`,
+/// `NotGranted`, `TenantMismatch`, `AdminNotProven`) means: show the admin an error and
+/// let them start over from [`Onboarding::sign_in`](crate::Onboarding::sign_in); link
+/// nothing. `StateMismatch` is the exception: the callback is not this session's (forged,
+/// or sent by someone else), so keep the pending value, as the real callback may still
+/// come; the state is checked before anything else the callback says. [`is_retryable`](Self::is_retryable) tells the ones worth another try
 /// as they are.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -130,14 +132,14 @@ pub enum OnboardingError {
         /// The roles not in the token.
         missing: Vec<String>,
     },
-    /// Nothing proves that an admin acted: the tenant had consented to the app *before*
-    /// this onboarding began (for another account, or long ago), so a consent callback
-    /// cannot show that anyone consented now, and the signed-in user's `id_token` carries
-    /// none of the configured admin roles in `wids`. Any member or guest of a consented
-    /// tenant could otherwise sign in, forge the unsigned callback and link the tenant.
-    /// Nothing is linked.
+    /// Nothing proves that an admin acted: the signed-in user's `id_token` carries none of
+    /// the configured admin roles in `wids`, and no app role that only an admin can grant
+    /// was missing when the flow began (none is required, or the app held them already).
+    /// The consent callback is unsigned and a user's own sign-in can create the app's
+    /// service principal, so any member or guest could otherwise forge the callback and
+    /// link the tenant. Nothing is linked.
     #[error(
-        "tenant {tenant} already consented to the app and user {object_id} is not proven an admin (directory roles in the id_token: {roles:?}); have a Global, Privileged Role, Application or Cloud Application Administrator sign in, and make Entra emit the `wids` claim: Entra portal > App registrations > the app > Token configuration > Add groups claim > Directory roles (or the optional claim `wids`)"
+        "user {object_id} of tenant {tenant} is not proven an admin: the id_token names no admin role (directory roles: {roles:?}), and the onboarding requires no app role the app lacked in the tenant before; have a Global, Privileged Role, Application or Cloud Application Administrator sign in, and make Entra emit the `wids` claim: Entra portal > App registrations > the app > Token configuration > Add groups claim > Directory roles (or the optional claim `wids`)"
     )]
     AdminNotProven {
         /// The proven tenant.
@@ -148,13 +150,13 @@ pub enum OnboardingError {
         /// Entra does not emit `wids` for the app).
         roles: Vec<String>,
     },
-    /// Whether the tenant had consented already could not be told (network failure,
+    /// Whether the app holds its required roles in the tenant already could not be told (network failure,
     /// timeout, throttling, an unexpected answer from Entra): the onboarding fails closed
     /// rather than accept a consent nobody can prove. Nothing was sent to the admin; try
     /// again shortly (see [`is_retryable`](Self::is_retryable)), and check the cause if
     /// it repeats.
     #[error(
-        "could not tell whether tenant {tenant} already consented to the app ({source}); nothing was accepted: try again shortly"
+        "could not tell whether the app already holds its roles in tenant {tenant} ({source}); nothing was accepted: try again shortly"
     )]
     ConsentCheckFailed {
         /// The proven tenant.

@@ -36,9 +36,11 @@ const DEFAULT_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_CONFIRM_ATTEMPTS: u32 = 6;
 const DEFAULT_CONFIRM_DELAY: Duration = Duration::from_secs(1);
 
-/// Directory role template ids that may grant tenant-wide admin consent to an app asking
-/// for application permissions: Global Administrator, Privileged Role Administrator,
-/// Cloud Application Administrator, Application Administrator.
+/// Directory role template ids that may grant tenant-wide admin consent: Global
+/// Administrator, Privileged Role Administrator, Cloud Application Administrator,
+/// Application Administrator. The last two cannot grant application permissions of
+/// Microsoft Graph; an app that asks for those should trust only the first two
+/// ([`OnboardingBuilder::admin_roles`]).
 pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
     "62e90394-69f5-4237-9190-012177145e10",
     "e8611ab8-c189-46e8-94e1-60213ab1f814",
@@ -68,8 +70,8 @@ pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
 ///    (below).
 /// 4. [`finish_consent`](Self::finish_consent): accepts only a callback without `error`, with
 ///    `admin_consent=True`, that `state`, and `tenant` equal to the proven tenant; then
-///    confirms by getting an app-only token in the tenant (retrying a few times while
-///    the new service principal replicates).
+///    confirms by getting an app-only token in the tenant carrying the required roles
+///    (retrying a few times while the new service principal and its grants replicate).
 ///
 /// # Proof that an admin acted
 ///
@@ -85,14 +87,26 @@ pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
 ///   app's token configuration asks for it: Entra portal > App registrations > the app >
 ///   Token configuration > Add groups claim > Directory roles (or the optional claim
 ///   `wids`);
-/// - **a fresh consent**: when the user holds no such role, [`consent`](Self::consent)
-///   first asks Entra for an app-only token in the tenant. If the app is not consented
-///   there yet, the pending consent records it, and a confirmation token after the
-///   callback proves that consent was granted in between, which only an admin can do. If
-///   the app is consented already, nothing could prove an admin's part, and `consent`
-///   refuses with [`OnboardingError::AdminNotProven`]; if Entra cannot be asked (network,
+/// - **freshly granted app roles**: when the user holds no such role and the onboarding
+///   [requires app roles](OnboardingBuilder::require_role) (application permissions,
+///   which only an admin's consent or an admin's assignment grants, never a user's own
+///   consent), [`consent`](Self::consent) first asks Entra for an app-only token in the
+///   tenant. If the app lacks the required roles there (no service principal yet, or a
+///   token without them), the pending consent records it, and a confirmation token
+///   carrying them after the callback proves an admin granted them in between. Whether
+///   the app's service principal merely exists proves nothing: a member's own sign-in
+///   (user consent to `openid profile`) can create it. If the app holds the roles
+///   already, or none is required, `consent` refuses with
+///   [`OnboardingError::AdminNotProven`]; if Entra cannot be asked (network,
 ///   throttling), it fails closed with the retryable
 ///   [`OnboardingError::ConsentCheckFailed`].
+///
+/// So an app that needs no app role (its access comes from Azure RBAC, as for Key
+/// Vault or Storage data) onboards only admins proven by `wids`. The second proof does
+/// not name the admin: a member who asked an admin to grant the roles (or who saw an
+/// admin grant them during the 15 minutes a pending consent lives) finishes the flow
+/// as themselves, and the tenant is linked to the member's account. Gate
+/// [`AdminProof::FreshConsent`] records behind your own approval if that matters.
 ///
 /// [`OnboardedTenant::proof`] says which proof was used. The confirmation token proves
 /// that consent *exists* in the tenant; the signed-in `id_token` is what binds the
@@ -104,10 +118,13 @@ pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
 ///
 /// [`PendingSignIn`] and [`PendingConsent`] hold the state, nonce and PKCE verifier
 /// between the redirects. Keep them **server-side** in the admin's session (your session
-/// store: a database, Redis; not a cookie-only session) and *remove* them when the
-/// callback arrives. Server-side, because the nonce and verifier are secrets the browser
-/// must not see, and because only a store you control makes `state` single-use: a sealed
-/// cookie would be tamper-evident but could be replayed. They serialize with serde for
+/// store: a database, Redis; not a cookie-only session) and *remove* them once a
+/// callback got past the state check (any result but
+/// [`OnboardingError::StateMismatch`]). Server-side, because the nonce and verifier are
+/// secrets the browser must not see, because only a store you control makes `state`
+/// single-use (a sealed cookie would be tamper-evident but could be replayed), and
+/// because the proof of an admin's part that a [`PendingConsent`] records is trusted as
+/// stored: whoever can write your store can write it. They serialize with serde for
 /// that store, and expire after [`OnboardingBuilder::max_age`]. The `Onboarding` also
 /// records each state whose callback passed the state check (whether the step then
 /// succeeded or not), and refuses it again while it is younger than `max_age`, so a
@@ -269,11 +286,14 @@ impl Onboarding {
         }
         if spent.len() >= MAX_SPENT {
             // Anyone can start flows; the record of spent states must stay bounded. The
-            // oldest tenth goes (the session store is the first line against replays).
-            let mut ages: Vec<u64> = spent.values().copied().collect();
-            let (_, cut, _) = ages.select_nth_unstable(MAX_SPENT / 10);
-            let cut = *cut;
-            spent.retain(|_, issued| *issued > cut);
+            // oldest tenth goes, exactly a tenth even when many share one second (the
+            // session store is the first line against replays).
+            let tenth = MAX_SPENT / 10;
+            let mut by_age: Vec<(u64, [u8; 32])> = spent.iter().map(|(k, v)| (*v, *k)).collect();
+            by_age.select_nth_unstable(tenth);
+            for (_, oldest) in &by_age[..tenth] {
+                spent.remove(oldest);
+            }
         }
         if spent.insert(key, issued_at).is_some() {
             return Err(OnboardingError::Replayed);
@@ -346,7 +366,10 @@ mod tests {
         for i in 0..MAX_SPENT + 10 {
             onboarding.spend(&format!("state-{i}"), now).unwrap();
         }
-        assert!(onboarding.spent.lock().unwrap().len() <= MAX_SPENT);
+        let kept = onboarding.spent.lock().unwrap().len();
+        assert!(kept <= MAX_SPENT, "{kept}");
+        // States spent in one second are not all forgotten at once: a tenth goes.
+        assert!(kept >= MAX_SPENT - MAX_SPENT / 10, "{kept}");
         let last = format!("state-{}", MAX_SPENT + 9);
         assert!(matches!(
             onboarding.spend(&last, now),

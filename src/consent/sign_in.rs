@@ -198,8 +198,10 @@ impl Onboarding {
     ) -> Result<SignedInAdmin, OnboardingError> {
         self.check_age(pending.issued_at)?;
         let callback = Callback::parse(callback)?;
-        callback.refusal()?;
+        // The state first: anyone can send the admin's browser to the callback with
+        // `error=...`, and a refusal that counted without it would end the real flow.
         callback.check_state(&pending.state)?;
+        callback.refusal()?;
         self.spend(&pending.state, pending.issued_at)?;
         let code = callback
             .get("code")

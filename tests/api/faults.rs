@@ -232,26 +232,58 @@ async fn a_token_issued_for_another_tenant_or_app_is_discarded() {
 async fn a_token_is_never_cached_past_its_own_exp_whatever_expires_in_says() {
     let w = World::new().await;
     let now = unix_now(&w);
-    let claims = serde_json::json!({"tid": w.customer.as_str(), "appid": w.app.client_id(),
-        "aud": "https://vault.azure.net", "exp": now + 600});
-    answer_next_with(&w, claims.clone(), 86_400);
+    let base = serde_json::json!({"tid": w.customer.as_str(), "appid": w.app.client_id(),
+        "aud": "https://vault.azure.net"});
+    let with = |extra: serde_json::Value| {
+        let mut claims = base.clone();
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        claims
+    };
+    // The lifetime is `exp - iat` from arrival; without `iat`, `exp` itself.
+    for claims in [
+        with(serde_json::json!({"iat": now, "exp": now + 600})),
+        with(serde_json::json!({"exp": now + 600})),
+    ] {
+        answer_next_with(&w, claims, 86_400);
+        let token = w
+            .credential()
+            .get_token(&w.customer, &[VAULT])
+            .await
+            .unwrap();
+        let left = token.expires_on().duration_since(w.clock.now()).unwrap();
+        assert!(
+            left <= Duration::from_secs(600) && left > Duration::from_secs(598),
+            "the expiry is the token's own, not a day: {left:?} left"
+        );
+    }
+    // An issuer whose clock is an hour behind ours (or ours ahead): the token still
+    // lives its own 600 s here, not zero.
+    let behind = now - 3600;
+    answer_next_with(
+        &w,
+        with(serde_json::json!({"iat": behind, "exp": behind + 600})),
+        599,
+    );
     let token = w
         .credential()
         .get_token(&w.customer, &[VAULT])
         .await
         .unwrap();
-    assert_eq!(
-        token.expires_on(),
-        std::time::UNIX_EPOCH + Duration::from_secs(now + 600),
-        "the expiry is the token's own exp"
-    );
+    assert_eq!(token.expires_on(), w.clock.now() + Duration::from_secs(599));
 
     let cached = Cached::with_options(
         w.credential(),
         CacheOptions::default().clock(Arc::new(w.clock.clone())),
     )
     .unwrap();
-    let short = answer_next_with(&w, claims, 86_400);
+    let short = answer_next_with(
+        &w,
+        with(serde_json::json!({"iat": now, "exp": now + 600})),
+        86_400,
+    );
     let first = cached.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert_eq!(first.secret(), short);
     w.clock.advance(Duration::from_secs(601));

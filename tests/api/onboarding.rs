@@ -22,9 +22,12 @@ pub(crate) const SIGNED_IN: &str = "https://saas.example/onboarding/signed-in";
 pub(crate) const CONSENTED: &str = "https://saas.example/onboarding/consented";
 
 /// The provider's onboarding, on the world's clock, with both redirect URIs registered.
+/// The app set up for onboarding, its id tokens naming the user's directory roles
+/// (`wids`), so the admins of `newcomer` prove themselves by role.
 pub(crate) fn onboarding(w: &World) -> Onboarding {
     w.entra.add_redirect_uri(&w.app, SIGNED_IN);
     w.entra.add_redirect_uri(&w.app, CONSENTED);
+    w.entra.emit_wids(&w.app, true);
     onboarding_with(w, Cached::new(w.credential()))
 }
 
@@ -118,11 +121,14 @@ async fn an_admin_signs_in_consents_and_the_proven_tenant_is_linked_to_their_acc
         onboarded.service_principal_object_id,
         w.entra.service_principal_id(&x, &w.app)
     );
-    assert_eq!(onboarded.proof, AdminProof::FreshConsent);
+    assert_eq!(
+        onboarded.proof,
+        AdminProof::DirectoryRole("62e90394-69f5-4237-9190-012177145e10".into())
+    );
     assert_eq!(
         w.entra.token_requests_for(&x),
-        2,
-        "the check that the tenant had not consented yet, then one confirmation request"
+        1,
+        "the admin's role is the proof: one confirmation request"
     );
 
     let registry = InMemoryRegistry::new();
@@ -200,8 +206,8 @@ async fn a_declined_consent_is_refused_and_nothing_is_confirmed() {
     );
     assert_eq!(
         w.entra.token_requests_for(&x),
-        1,
-        "only the check before consent; no confirmation"
+        0,
+        "no confirmation of a declined consent"
     );
 }
 

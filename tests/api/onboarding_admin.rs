@@ -1,7 +1,8 @@
 //! Onboarding accepts a consent only with proof that an admin acted: the signed-in
-//! `id_token`'s directory roles (`wids`), or a consent that did not exist when the flow
-//! began. A member of a tenant that consented long ago cannot forge the unsigned consent
-//! callback; a check Entra cannot answer fails closed. Also: repeated callback
+//! `id_token`'s directory roles (`wids`), or required app roles (which no user's own
+//! consent grants) that the app lacked when the flow began. A member of a tenant that
+//! consented long ago, or whose own sign-in created the app's service principal, cannot
+//! forge the unsigned consent callback; a check Entra cannot answer fails closed. Also: repeated callback
 //! parameters, relinking a linked tenant, and domain-named tenants in the registry.
 
 use std::sync::Arc;
@@ -18,6 +19,23 @@ use azure_cross_tenant::{
 
 const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
 const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+/// An application permission of the resource: only an admin's consent grants it.
+const SECRETS_READ: &str = "Secrets.Read";
+
+/// An onboarding that requires the app role [`SECRETS_READ`] on Key Vault, which the
+/// app asks for (its API permissions), so admin consent grants it.
+fn onboarding_requiring_a_role(w: &World) -> Onboarding {
+    let _ = onboarding(w);
+    w.entra
+        .require_role(&w.app, "https://vault.azure.net", SECRETS_READ);
+    Onboarding::builder(Cached::new(w.credential()), VAULT, SIGNED_IN)
+        .consent_redirect_uri(CONSENTED)
+        .require_role(SECRETS_READ)
+        .clock(Arc::new(w.clock.clone()))
+        .sleeper(Arc::new(w.clock.clone()))
+        .build()
+        .unwrap()
+}
 
 /// The attack: a member of a tenant that consented long ago (for another account, or
 /// another reason) signs in, skips the consent page and forges the unsigned callback
@@ -62,8 +80,38 @@ async fn a_non_admin_of_an_already_consented_tenant_cannot_forge_the_consent_cal
     }
     assert_eq!(
         w.entra.token_requests_for(&y) - before,
+        0,
+        "no app role is required, so nothing but a directory role could prove an admin"
+    );
+
+    // A tenant that never consented: a member's own sign-in can create the app's service
+    // principal, so its absence (or a replica lagging behind) proves nothing either.
+    let (z, _) = newcomer(&w, "never-consented.example");
+    let newcomer_member = w.entra.add_user(&z, "member@never-consented.example");
+    let signed_in = sign_in(&w, &onboarding, &newcomer_member).await;
+    let err = onboarding.consent(&signed_in).await.unwrap_err();
+    assert!(
+        matches!(&err, OnboardingError::AdminNotProven { tenant, .. } if *tenant == z),
+        "{err:?}"
+    );
+    assert_eq!(w.entra.token_requests_for(&z), 0);
+
+    // With an app role required that the app holds already (granted long ago), the
+    // member is refused after one check.
+    let requiring = onboarding_requiring_a_role(&w);
+    w.entra
+        .grant_role(&y, &w.app, "https://vault.azure.net", SECRETS_READ);
+    let signed_in = sign_in(&w, &requiring, &member).await;
+    let before = w.entra.token_requests_for(&y);
+    let err = requiring.consent(&signed_in).await.unwrap_err();
+    assert!(
+        matches!(&err, OnboardingError::AdminNotProven { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        w.entra.token_requests_for(&y) - before,
         1,
-        "one check that found the old consent; nothing confirmed"
+        "one check that found the roles granted already"
     );
 
     // The same forgery against a pending consent stored without any proof (as an earlier
@@ -79,7 +127,7 @@ async fn a_non_admin_of_an_already_consented_tenant_cannot_forge_the_consent_cal
         "issued_at": now,
     });
     let pending: PendingConsent = serde_json::from_value(stored).unwrap();
-    assert!(!pending.unconsented_at_start());
+    assert!(!pending.roles_absent_at_start());
     let forged = format!("admin_consent=True&tenant={y}&state=s-3f9a");
     let before = w.entra.token_requests_for(&y);
     let err = onboarding
@@ -93,25 +141,43 @@ async fn a_non_admin_of_an_already_consented_tenant_cannot_forge_the_consent_cal
     assert_eq!(w.entra.token_requests_for(&y), before, "nothing confirmed");
 }
 
-/// A member starts onboarding of a tenant that has not consented; only an admin can
-/// grant it (the consent page refuses the member), and once one has, the member's
-/// callback is accepted: the consent that appeared in between is the proof.
+/// A member's own sign-in can create the app's service principal (user consent to
+/// `openid profile`), so whether it exists proves nothing. What only an admin can grant
+/// is the app roles the app asks for: a member starts onboarding while the app lacks
+/// them, the consent page refuses the member, an admin grants it, and the member's
+/// callback is accepted with the roles as proof. A member who forges the callback while
+/// nobody grants them gets nothing.
 #[tokio::test]
-async fn a_non_admin_is_onboarded_when_an_admin_grants_the_consent_that_did_not_exist_yet() {
+async fn a_non_admin_is_onboarded_only_once_an_admin_grants_the_app_roles_it_lacked() {
     let w = World::new().await;
-    w.entra.emit_wids(&w.app, true);
-    let onboarding = onboarding(&w);
     let (x, x_admin) = newcomer(&w, "newcomer.example");
     let member = w.entra.add_user(&x, "member@newcomer.example");
+    // The member's sign-in consented for themselves: the app's service principal exists
+    // in X, without any app role (the app asks for none yet).
+    w.entra.consent(&x, &w.app);
+    let onboarding = onboarding_requiring_a_role(&w);
 
     let signed_in = sign_in(&w, &onboarding, &member).await;
+    assert_eq!(onboarding.admin_role_of(&signed_in), None);
     let (url, pending) = onboarding.consent(&signed_in).await.unwrap();
-    assert!(pending.unconsented_at_start());
-    // Entra's consent page refuses the member.
+    assert!(pending.roles_absent_at_start());
+
+    // Forged at once: the confirmation never finds the role.
+    let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
+    let forged = format!("admin_consent=True&tenant={x}&state={state}");
+    let err = onboarding
+        .finish_consent(pending, &forged)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, OnboardingError::MissingRoles { missing, .. } if missing == &[SECRETS_READ]),
+        "{err:?}"
+    );
+
+    // The real flow: Entra's consent page refuses the member; an admin grants it.
+    let (url, pending) = onboarding.consent(&signed_in).await.unwrap();
     let back = w.entra.follow(url.as_str()).await.unwrap();
     assert_eq!(back.get("error"), Some("access_denied"));
-    assert!(w.entra.service_principal_id(&x, &w.app).is_none());
-    // An admin of the tenant grants it (the member asked them to).
     w.entra.sign_in(&x_admin);
     let back = w.entra.follow(url.as_str()).await.unwrap();
     assert_eq!(back.target.as_str(), CONSENTED);
@@ -122,13 +188,15 @@ async fn a_non_admin_is_onboarded_when_an_admin_grants_the_consent_that_did_not_
     assert_eq!(onboarded.tenant, x);
     assert_eq!(onboarded.proof, AdminProof::FreshConsent);
     assert_eq!(onboarded.admin_object_id, member.object_id);
+    assert_eq!(onboarded.roles, vec![SECRETS_READ.to_owned()]);
 
-    // A member who forges the callback while nobody consents gets nothing: the
-    // confirmation never finds a consent.
+    // A member of a tenant where the app holds nothing at all (no service principal):
+    // the same rule, and a forged callback gets nothing.
     let (z, _) = newcomer(&w, "late.example");
     let forger = w.entra.add_user(&z, "member@late.example");
     let signed_in = sign_in(&w, &onboarding, &forger).await;
     let (url, pending) = onboarding.consent(&signed_in).await.unwrap();
+    assert!(pending.roles_absent_at_start());
     let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
     let forged = format!("admin_consent=True&tenant={z}&state={state}");
     let err = onboarding
@@ -220,7 +288,7 @@ async fn an_admin_whose_id_token_carries_an_admin_role_onboards_an_already_conse
 #[tokio::test]
 async fn the_check_before_consent_fails_closed_and_retryably_when_entra_cannot_answer() {
     let w = World::new().await;
-    let onboarding = onboarding(&w);
+    let onboarding = onboarding_requiring_a_role(&w);
     let (x, _) = newcomer(&w, "newcomer.example");
     let member = w.entra.add_user(&x, "member@newcomer.example");
     let signed_in = sign_in(&w, &onboarding, &member).await;
@@ -246,6 +314,7 @@ async fn the_check_before_consent_fails_closed_and_retryably_when_entra_cannot_a
         .build()
         .unwrap();
     let offline = Onboarding::builder(Cached::new(credential), VAULT, SIGNED_IN)
+        .require_role(SECRETS_READ)
         .clock(Arc::new(w.clock.clone()))
         .build()
         .unwrap();
@@ -261,7 +330,7 @@ async fn the_check_before_consent_fails_closed_and_retryably_when_entra_cannot_a
 
     // Once Entra answers, the same user goes on.
     let (_, pending) = onboarding.consent(&signed_in).await.unwrap();
-    assert!(pending.unconsented_at_start());
+    assert!(pending.roles_absent_at_start());
 }
 
 #[tokio::test]
@@ -351,4 +420,28 @@ async fn onboarding_a_linked_tenant_again_keeps_its_scopes_and_state_and_domains
         .unwrap_err();
     assert!(matches!(err, LinkError::TenantNotGuid { .. }), "{err:?}");
     assert_eq!(registry.list().await.unwrap().len(), 1);
+}
+
+/// Anyone can send the admin's browser to the callback with `error=access_denied` (a
+/// cross-site request): without this session's `state` it is not this session's answer,
+/// and the real callback that follows still completes the onboarding.
+#[tokio::test]
+async fn a_forged_error_callback_without_the_state_does_not_end_the_real_flow() {
+    let w = World::new().await;
+    let onboarding = onboarding(&w);
+    let (x, x_admin) = newcomer(&w, "newcomer.example");
+    let admin = sign_in(&w, &onboarding, &x_admin).await;
+    let (pending, back) = consent(&w, &onboarding, &admin).await;
+    let saved = serde_json::to_string(&pending).unwrap();
+    let err = onboarding
+        .finish_consent(pending, "error=access_denied&error_description=forged")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OnboardingError::StateMismatch), "{err:?}");
+    let pending: PendingConsent = serde_json::from_str(&saved).unwrap();
+    let onboarded = onboarding
+        .finish_consent(pending, &callback(&back))
+        .await
+        .unwrap();
+    assert_eq!(onboarded.tenant, x);
 }
