@@ -139,8 +139,9 @@ pub trait TenantRegistry: Send + Sync + fmt::Debug {
     /// ([`LinkError::TenantNotGuid`]); if another account holds the tenant, refuses with
     /// [`LinkError::LinkedElsewhere`] unless `relink` is [`Relink::MoveToThisAccount`];
     /// linking a tenant again to the account that holds it updates the record but keeps
-    /// its `allowed_scopes`, and its state if `Revoked` (a suspension is the operator's
-    /// to lift; a `Pending` record becomes what `record` says). Returns the stored record.
+    /// its `allowed_scopes`, and its state if `Revoked` or `Active` (a suspension is the
+    /// operator's to lift; a `Pending` record becomes `Active` only when `record` is).
+    /// Returns the stored record.
     ///
     /// Implementations must check and write in one step (a transaction, a conditional
     /// write, a lock): two onboardings racing for one tenant must not both succeed.
@@ -171,11 +172,12 @@ pub trait TenantRegistry: Send + Sync + fmt::Debug {
 /// - Held by another account: [`LinkError::LinkedElsewhere`], unless `relink` is
 ///   [`Relink::MoveToThisAccount`]; then `record` is stored as given.
 /// - Held by `account` already (a second onboarding of the same tenant): `record`'s
-///   display name, service principal, `linked_by` and state are taken, but the stored
-///   `allowed_scopes` are kept, and a stored `Revoked` state too, so re-running
-///   onboarding neither widens the scopes an operator narrowed nor reactivates a tenant
-///   an operator revoked (use [`TenantRegistry::set_state`] for that); a `Pending`
-///   record becomes `Active` when the finished onboarding links it.
+///   display name, service principal and `linked_by` are taken, but the stored
+///   `allowed_scopes` are kept, and a stored `Revoked` or `Active` state too, so
+///   re-running onboarding neither widens the scopes an operator narrowed nor reactivates
+///   a tenant an operator revoked (use [`TenantRegistry::set_state`] for that); a
+///   `Pending` record becomes `Active` when an onboarding that proved an admin by role
+///   links it.
 ///
 /// ```
 /// use azure_cross_tenant::{LinkError, OnboardingState, Relink, TenantRecord, decide_link};
@@ -213,11 +215,13 @@ pub fn decide_link(
         tracing::warn!(tenant = %record.tenant, from = previous, to = account, "tenant moved to another account on request");
     }
     if let Some(held) = existing.filter(|e| e.account.as_deref() == Some(account)) {
-        // The operator's decisions stand: narrowed scopes, and a suspension. A `Pending`
-        // record (linked as onboarding began) moves on to what the onboarding found.
-        if held.state == OnboardingState::Revoked {
-            record.state = held.state;
-        }
+        // The operator's decisions stand: narrowed scopes, a suspension, an activation. A
+        // `Pending` record moves on to `Active` when an onboarding found that.
+        record.state = match (held.state, record.state) {
+            (OnboardingState::Revoked, _) => OnboardingState::Revoked,
+            (OnboardingState::Active, _) | (_, OnboardingState::Active) => OnboardingState::Active,
+            (_, found) => found,
+        };
         record.allowed_scopes = held.allowed_scopes.clone();
     }
     record.account = Some(account.to_owned());

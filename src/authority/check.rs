@@ -11,6 +11,8 @@ use crate::tenant::TenantId;
 
 /// How far `expires_in` may run past `exp` before it is cut: `exp`'s whole-second rounding.
 const EXP_ROUNDING: Duration = Duration::from_secs(2);
+/// How far this host's clock may run ahead of the issuer's before tokens are cut short.
+const HOST_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 use crate::token::AccessToken;
 
 /// What tokens said so far: a domain tenant's GUID, learnt from its first token, so a
@@ -63,14 +65,22 @@ impl IssuedTokenCheck {
         }
         // `expires_in` beside the token is not signed by anyone; the token's own lifetime
         // is what its resource enforces. A longer `expires_in` would keep it cached (and
-        // handed out) after every resource refuses it. The lifetime is `exp - iat`,
-        // counted from now: both are the issuer's clock, so a host clock that is off
-        // shortens nothing (an absolute `exp` only when there is no `iat`). `exp` counts
-        // whole seconds, so an honest answer runs past it by a fraction of one.
-        let latest = match (claims.iat, claims.exp) {
-            (Some(iat), Some(exp)) => now.checked_add(Duration::from_secs(exp.saturating_sub(iat))),
-            (None, Some(exp)) => SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(exp)),
+        // handed out) after every resource refuses it. Two caps: `exp - iat` counted from
+        // now (both the issuer's clock, so a host clock that is off shortens nothing),
+        // and `exp` itself plus the clock skew a host may have (a stale token replayed
+        // with a fresh `expires_in`). `exp` counts whole seconds, so an honest answer runs
+        // past it by a fraction of one.
+        let secs = |s: u64| Duration::from_secs(s);
+        let relative = match (claims.iat, claims.exp) {
+            (Some(iat), Some(exp)) => now.checked_add(secs(exp.saturating_sub(iat))),
             _ => None,
+        };
+        let absolute = claims.exp.and_then(|exp| {
+            SystemTime::UNIX_EPOCH.checked_add(secs(exp).saturating_add(HOST_CLOCK_SKEW))
+        });
+        let latest = match (relative, absolute) {
+            (Some(r), Some(a)) => Some(r.min(a)),
+            (r, a) => r.or(a),
         };
         Ok(match latest {
             Some(latest) if latest.checked_add(EXP_ROUNDING) < Some(token.expires_on()) => {

@@ -34,11 +34,11 @@ pub struct PendingConsent {
     /// The signed-in user's directory role template ids (`wids`).
     #[serde(default)]
     directory_roles: Vec<String>,
-    /// True only when Entra showed, as the flow began, that the app did not hold the
-    /// required app roles in the tenant (no service principal, or a token without them);
-    /// false (the safe side) otherwise, or for older stored values.
+    /// The required app roles Entra showed the app lacking in the tenant as the flow began
+    /// (no service principal, or a token without them); the confirmation must carry them
+    /// all. Empty (the safe side) otherwise, or for older stored values.
     #[serde(default)]
-    roles_absent_at_start: bool,
+    roles_missing_at_start: Vec<String>,
 }
 
 impl fmt::Debug for PendingConsent {
@@ -48,7 +48,7 @@ impl fmt::Debug for PendingConsent {
             .field("admin_object_id", &self.admin_object_id)
             .field("issued_at", &self.issued_at)
             .field("directory_roles", &self.directory_roles)
-            .field("roles_absent_at_start", &self.roles_absent_at_start)
+            .field("roles_missing_at_start", &self.roles_missing_at_start)
             .finish_non_exhaustive()
     }
 }
@@ -64,11 +64,11 @@ impl PendingConsent {
         &self.directory_roles
     }
 
-    /// Whether the app lacked its [required app roles](crate::OnboardingBuilder::require_role)
-    /// in the tenant when the flow began, so that a confirmation carrying them afterwards
-    /// proves someone granted them in between.
-    pub fn roles_absent_at_start(&self) -> bool {
-        self.roles_absent_at_start
+    /// The [required app roles](crate::OnboardingBuilder::require_role) the app lacked in
+    /// the tenant when the flow began: a confirmation carrying them afterwards proves
+    /// someone granted them in between. Empty when the user's directory role is the proof.
+    pub fn roles_missing_at_start(&self) -> &[String] {
+        &self.roles_missing_at_start
     }
 }
 
@@ -108,11 +108,19 @@ pub struct OnboardedTenant {
 }
 
 impl OnboardedTenant {
-    /// A registry record for it, active, to store with
-    /// [`TenantRegistry::link`](crate::TenantRegistry::link).
+    /// A registry record for it, to store with
+    /// [`TenantRegistry::link`](crate::TenantRegistry::link): `Active` when the user's
+    /// directory role proved an admin; `Pending` for [`AdminProof::FreshConsent`], which
+    /// proves that *an* admin granted the roles, not that the user is theirs: activate it
+    /// after your own approval ([`TenantRegistry::set_state`](crate::TenantRegistry::set_state)).
     pub fn record(&self, display_name: impl Into<String>) -> TenantRecord {
-        let mut record =
-            TenantRecord::new(self.tenant.clone(), display_name, OnboardingState::Active);
+        // Roles granted during the flow prove that *an* admin acted, not that the user who
+        // finishes it is theirs: such a record waits for the provider's own approval.
+        let state = match self.proof {
+            AdminProof::DirectoryRole(_) => OnboardingState::Active,
+            AdminProof::FreshConsent => OnboardingState::Pending,
+        };
+        let mut record = TenantRecord::new(self.tenant.clone(), display_name, state);
         record.service_principal_object_id = self.service_principal_object_id.clone();
         record.linked_by = Some(self.admin_object_id.clone());
         record
@@ -140,8 +148,8 @@ impl Onboarding {
         &self,
         admin: &SignedInAdmin,
     ) -> Result<(Url, PendingConsent), OnboardingError> {
-        let roles_absent_at_start = match self.admin_role_of(admin) {
-            Some(_) => false,
+        let roles_missing_at_start = match self.admin_role_of(admin) {
+            Some(_) => Vec::new(),
             // A user's own sign-in can create the app's service principal (user consent
             // to `openid profile`), so "no consent yet" proves nothing; only app roles,
             // which no user consent grants, can.
@@ -153,15 +161,15 @@ impl Onboarding {
                 ));
             }
             None => {
-                let granted = self.required_roles_held(admin.tenant()).await?;
-                if granted {
+                let missing = self.required_roles_missing(admin.tenant()).await?;
+                if missing.is_empty() {
                     return Err(self.admin_not_proven(
                         admin.tenant(),
                         admin.object_id(),
                         admin.directory_roles(),
                     ));
                 }
-                true
+                missing
             }
         };
         let pending = PendingConsent {
@@ -170,7 +178,7 @@ impl Onboarding {
             admin_object_id: admin.object_id().to_owned(),
             issued_at: self.now_secs(),
             directory_roles: admin.directory_roles().to_vec(),
-            roles_absent_at_start,
+            roles_missing_at_start,
         };
         let mut url = self.cloud.authority_host().clone();
         url.path_segments_mut()
@@ -185,10 +193,10 @@ impl Onboarding {
         Ok((url, pending))
     }
 
-    /// Checks the consent callback (`callback`: its query string) against `pending`: no
-    /// `error`, the issued `state` (once), `admin_consent=True`, `tenant` equal to the
-    /// proven tenant, and proof of an admin's part (an admin role, or a tenant that had not
-    /// consented when the flow began). Then confirms with an app-only token in that
+    /// Checks the consent callback (`callback`: its query string) against `pending`: the
+    /// issued `state` (once), no `error`, `admin_consent=True`, `tenant` equal to the
+    /// proven tenant, and proof of an admin's part (an admin role, or required app roles
+    /// the app lacked when the flow began and carries at confirmation). Then confirms with an app-only token in that
     /// tenant, retrying while consent replicates (see
     /// [`confirm_retries`](crate::OnboardingBuilder::confirm_retries)).
     ///
@@ -229,6 +237,23 @@ impl Onboarding {
         let proof = self.proof_of_admin(&pending)?;
         let token = self.confirm(&pending.tenant).await?;
         let claims = crate::jwt::peek_claims(token.secret()).unwrap_or_default();
+        // The roles the proof rests on are the ones missing then, whatever is required
+        // now (the configuration may have changed in between).
+        let absent: Vec<String> = match proof {
+            AdminProof::FreshConsent => pending
+                .roles_missing_at_start
+                .iter()
+                .filter(|r| !claims.roles.contains(r))
+                .cloned()
+                .collect(),
+            AdminProof::DirectoryRole(_) => Vec::new(),
+        };
+        if !absent.is_empty() {
+            return Err(OnboardingError::MissingRoles {
+                tenant: pending.tenant,
+                missing: absent,
+            });
+        }
         if claims
             .tid
             .as_deref()
@@ -253,7 +278,9 @@ impl Onboarding {
     fn proof_of_admin(&self, pending: &PendingConsent) -> Result<AdminProof, OnboardingError> {
         match self.admin_role_in(&pending.directory_roles) {
             Some(role) => Ok(AdminProof::DirectoryRole(role.to_owned())),
-            None if pending.roles_absent_at_start && !self.required_roles.is_empty() => {
+            None if !pending.roles_missing_at_start.is_empty()
+                && !self.required_roles.is_empty() =>
+            {
                 Ok(AdminProof::FreshConsent)
             }
             None => Err(self.admin_not_proven(
@@ -264,22 +291,41 @@ impl Onboarding {
         }
     }
 
-    /// Whether the app holds every required app role in `tenant` now: one app-only token
-    /// request, past any cache. "No" on a token without them, or on Entra's word that the
-    /// app or the resource has no service principal there; anything else that is not a
-    /// token means "cannot tell", and the flow stops rather than guess.
-    async fn required_roles_held(&self, tenant: &TenantId) -> Result<bool, OnboardingError> {
+    /// The required app roles the app lacks in `tenant` now: one app-only token request,
+    /// past any cache. All of them on Entra's word that the app or the resource has no
+    /// service principal there; anything else that is not a readable token means "cannot
+    /// tell", and the flow stops rather than guess.
+    async fn required_roles_missing(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<String>, OnboardingError> {
+        let cannot_tell = |e: Error| {
+            tracing::warn!(tenant = %tenant, error = %e, "could not tell whether the app holds its roles in the tenant already; refused");
+            OnboardingError::ConsentCheckFailed {
+                tenant: tenant.clone(),
+                source: Box::new(e),
+            }
+        };
         let CodeClient { client, auth } = self.client.code_client();
         match client.request_once(tenant, &[&self.scope], auth).await {
-            Ok(token) => Ok(self.missing_roles(&token).is_empty()),
-            Err(Error::NotConsented { .. } | Error::ResourceNotFound(_)) => Ok(false),
-            Err(e) => {
-                tracing::warn!(tenant = %tenant, error = %e, "could not tell whether the app holds its roles in the tenant already; refused");
-                Err(OnboardingError::ConsentCheckFailed {
+            Ok(token) => match crate::jwt::peek_claims(token.secret()) {
+                Some(claims) => Ok(self
+                    .required_roles
+                    .iter()
+                    .filter(|r| !claims.roles.contains(r))
+                    .cloned()
+                    .collect()),
+                // An unreadable token would read as "no roles": it proves nothing.
+                None => Err(cannot_tell(Error::MalformedResponse {
                     tenant: tenant.clone(),
-                    source: Box::new(e),
-                })
+                    status: 200,
+                    reason: "the token cannot be read for its roles".into(),
+                })),
+            },
+            Err(Error::NotConsented { .. } | Error::ResourceNotFound(_)) => {
+                Ok(self.required_roles.clone())
             }
+            Err(e) => Err(cannot_tell(e)),
         }
     }
 
@@ -375,7 +421,7 @@ mod tests {
         let stored = r#"{"state":"s","tenant":"72f988bf-86f1-41af-91ab-2d7cd011db47","admin_object_id":"a","issued_at":1700000000}"#;
         let pending: PendingConsent = serde_json::from_str(stored).unwrap();
         assert!(pending.directory_roles().is_empty());
-        assert!(!pending.roles_absent_at_start());
+        assert!(pending.roles_missing_at_start().is_empty());
         let round: PendingConsent =
             serde_json::from_str(&serde_json::to_string(&pending).unwrap()).unwrap();
         assert_eq!(round.tenant(), pending.tenant());

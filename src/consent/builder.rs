@@ -79,7 +79,8 @@ impl OnboardingBuilder {
     /// holders are trusted to have granted admin consent, replacing the default
     /// [`DEFAULT_ADMIN_ROLES`](crate::DEFAULT_ADMIN_ROLES) (Global, Privileged Role, Cloud
     /// Application and Application Administrator). Narrow it to demand a Global
-    /// Administrator, say; an empty list accepts only a fresh consent (see
+    /// Administrator, say; an empty list accepts only the proof by
+    /// [required app roles](Self::require_role), which this list does not constrain (see
     /// [`Onboarding`]'s "Proof that an admin acted"). Ids are compared without regard to
     /// case; `build` fails on one that is not a GUID.
     ///

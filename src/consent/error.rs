@@ -10,9 +10,10 @@ use crate::tenant::TenantId;
 /// Every refusal of a callback (`Denied`, `Replayed`, `Expired`, `Malformed`,
 /// `NotGranted`, `TenantMismatch`, `AdminNotProven`) means: show the admin an error and
 /// let them start over from [`Onboarding::sign_in`](crate::Onboarding::sign_in); link
-/// nothing. `StateMismatch` is the exception: the callback is not this session's (forged,
-/// or sent by someone else), so keep the pending value, as the real callback may still
-/// come; the state is checked before anything else the callback says. [`is_retryable`](Self::is_retryable) tells the ones worth another try
+/// nothing. `StateMismatch` and `Malformed` are the exceptions: the callback is not
+/// provably this session's (forged, or sent by someone else), so keep the pending value,
+/// as the real callback may still come; the state is checked before anything else a
+/// well-formed callback says. [`is_retryable`](Self::is_retryable) tells the ones worth another try
 /// as they are.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]

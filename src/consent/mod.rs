@@ -89,8 +89,8 @@ pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
 ///   `wids`);
 /// - **freshly granted app roles**: when the user holds no such role and the onboarding
 ///   [requires app roles](OnboardingBuilder::require_role) (application permissions,
-///   which only an admin's consent or an admin's assignment grants, never a user's own
-///   consent), [`consent`](Self::consent) first asks Entra for an app-only token in the
+///   which only an admin's consent grants, or an assignment by an admin, an app allowed
+///   to assign app roles or an owner of the resource; never a user's own consent), [`consent`](Self::consent) first asks Entra for an app-only token in the
 ///   tenant. If the app lacks the required roles there (no service principal yet, or a
 ///   token without them), the pending consent records it, and a confirmation token
 ///   carrying them after the callback proves an admin granted them in between. Whether
@@ -103,10 +103,11 @@ pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
 ///
 /// So an app that needs no app role (its access comes from Azure RBAC, as for Key
 /// Vault or Storage data) onboards only admins proven by `wids`. The second proof does
-/// not name the admin: a member who asked an admin to grant the roles (or who saw an
-/// admin grant them during the 15 minutes a pending consent lives) finishes the flow
-/// as themselves, and the tenant is linked to the member's account. Gate
-/// [`AdminProof::FreshConsent`] records behind your own approval if that matters.
+/// not name the admin, and [`OnboardingBuilder::admin_roles`] does not constrain who
+/// granted: a member who asked an admin to grant the roles, or whose pending consents
+/// (each lives 15 minutes; a script can keep some open) were open when any admin granted
+/// them, finishes the flow as themselves. So [`OnboardedTenant::record`] makes an
+/// [`AdminProof::FreshConsent`] record `Pending`: activate it after your own approval.
 ///
 /// [`OnboardedTenant::proof`] says which proof was used. The confirmation token proves
 /// that consent *exists* in the tenant; the signed-in `id_token` is what binds the
@@ -120,14 +121,15 @@ pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
 /// between the redirects. Keep them **server-side** in the admin's session (your session
 /// store: a database, Redis; not a cookie-only session) and *remove* them once a
 /// callback got past the state check (any result but
-/// [`OnboardingError::StateMismatch`]). Server-side, because the nonce and verifier are
+/// [`OnboardingError::StateMismatch`] or [`OnboardingError::Malformed`]: anyone can send
+/// the admin's browser to the callback with a forged or malformed query). Server-side, because the nonce and verifier are
 /// secrets the browser must not see, because only a store you control makes `state`
 /// single-use (a sealed cookie would be tamper-evident but could be replayed), and
 /// because the proof of an admin's part that a [`PendingConsent`] records is trusted as
 /// stored: whoever can write your store can write it. They serialize with serde for
 /// that store, and expire after [`OnboardingBuilder::max_age`]. The `Onboarding` also
-/// records each state whose callback passed the state check (whether the step then
-/// succeeded or not), and refuses it again while it is younger than `max_age`, so a
+/// records each state whose callback passed the state check and carried no `error`
+/// (whether the step then succeeded or not), and refuses it again while it is younger than `max_age`, so a
 /// replayed callback is refused even if a session was not cleared. That record lives in
 /// this process's memory only (another replica, or a restart, does not know it) and holds
 /// at most 100,000 states: past that, states older than `max_age` are dropped first, then

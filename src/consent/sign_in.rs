@@ -90,8 +90,8 @@ const MAX_ROLES: usize = 256;
 /// [`Onboarding::finish_sign_in`] makes one.
 ///
 /// The sign-in proves the tenant, not that the user is an admin of it: any member or
-/// guest can sign in. [`Onboarding::consent`] asks for that proof (a directory role, or a
-/// consent that did not exist before).
+/// guest can sign in. [`Onboarding::consent`] asks for that proof (a directory role, or
+/// required app roles the app lacked before).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedInAdmin {
     tenant: TenantId,

@@ -122,12 +122,14 @@ async fn a_non_admin_of_an_already_consented_tenant_cannot_forge_the_consent_cal
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    // (`unconsented_at_start` is a name an unreleased build used for a proof that
+    // proved nothing: it is ignored.)
     let stored = serde_json::json!({
         "state": "s-3f9a", "tenant": y.as_str(), "admin_object_id": member.object_id,
-        "issued_at": now,
+        "issued_at": now, "unconsented_at_start": true,
     });
     let pending: PendingConsent = serde_json::from_value(stored).unwrap();
-    assert!(!pending.roles_absent_at_start());
+    assert!(pending.roles_missing_at_start().is_empty());
     let forged = format!("admin_consent=True&tenant={y}&state=s-3f9a");
     let before = w.entra.token_requests_for(&y);
     let err = onboarding
@@ -139,6 +141,23 @@ async fn a_non_admin_of_an_already_consented_tenant_cannot_forge_the_consent_cal
         "{err:?}"
     );
     assert_eq!(w.entra.token_requests_for(&y), before, "nothing confirmed");
+
+    // Roles recorded as missing prove nothing to an onboarding that requires none (it
+    // trusts directory roles only).
+    let stored = serde_json::json!({
+        "state": "s-77c1", "tenant": y.as_str(), "admin_object_id": member.object_id,
+        "issued_at": now, "roles_missing_at_start": [SECRETS_READ],
+    });
+    let pending: PendingConsent = serde_json::from_value(stored).unwrap();
+    let forged = format!("admin_consent=True&tenant={y}&state=s-77c1");
+    let err = onboarding
+        .finish_consent(pending, &forged)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, OnboardingError::AdminNotProven { .. }),
+        "{err:?}"
+    );
 }
 
 /// A member's own sign-in can create the app's service principal (user consent to
@@ -160,7 +179,7 @@ async fn a_non_admin_is_onboarded_only_once_an_admin_grants_the_app_roles_it_lac
     let signed_in = sign_in(&w, &onboarding, &member).await;
     assert_eq!(onboarding.admin_role_of(&signed_in), None);
     let (url, pending) = onboarding.consent(&signed_in).await.unwrap();
-    assert!(pending.roles_absent_at_start());
+    assert_eq!(pending.roles_missing_at_start(), [SECRETS_READ]);
 
     // Forged at once: the confirmation never finds the role.
     let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
@@ -189,6 +208,9 @@ async fn a_non_admin_is_onboarded_only_once_an_admin_grants_the_app_roles_it_lac
     assert_eq!(onboarded.proof, AdminProof::FreshConsent);
     assert_eq!(onboarded.admin_object_id, member.object_id);
     assert_eq!(onboarded.roles, vec![SECRETS_READ.to_owned()]);
+    // *An* admin granted the roles; the member is not proven theirs: the record waits
+    // for the provider's approval.
+    assert_eq!(onboarded.record("Newcomer").state, OnboardingState::Pending);
 
     // A member of a tenant where the app holds nothing at all (no service principal):
     // the same rule, and a forged callback gets nothing.
@@ -196,7 +218,7 @@ async fn a_non_admin_is_onboarded_only_once_an_admin_grants_the_app_roles_it_lac
     let forger = w.entra.add_user(&z, "member@late.example");
     let signed_in = sign_in(&w, &onboarding, &forger).await;
     let (url, pending) = onboarding.consent(&signed_in).await.unwrap();
-    assert!(pending.roles_absent_at_start());
+    assert_eq!(pending.roles_missing_at_start(), [SECRETS_READ]);
     let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
     let forged = format!("admin_consent=True&tenant={z}&state={state}");
     let err = onboarding
@@ -330,7 +352,7 @@ async fn the_check_before_consent_fails_closed_and_retryably_when_entra_cannot_a
 
     // Once Entra answers, the same user goes on.
     let (_, pending) = onboarding.consent(&signed_in).await.unwrap();
-    assert!(pending.roles_absent_at_start());
+    assert_eq!(pending.roles_missing_at_start(), [SECRETS_READ]);
 }
 
 #[tokio::test]
