@@ -114,6 +114,15 @@ impl TokenClient {
         }
     }
 
+    /// The scopes parsed and the tenant's token endpoint, unless a `Retry-After` Entra
+    /// gave for them is still running (then no request is made).
+    fn prepare(&self, tenant: &TenantId, scopes: &[&str]) -> Result<(Scopes, Url), Error> {
+        let scopes = Scopes::parse(scopes)?;
+        self.throttles
+            .check(tenant, &scopes, self.clock.now(), &self.client_id)?;
+        Ok((scopes, self.cloud.token_endpoint(tenant)))
+    }
+
     /// One app-only token for `scopes` from `tenant`, retrying what is retryable.
     pub(crate) async fn request(
         &self,
@@ -121,10 +130,7 @@ impl TokenClient {
         scopes: &[&str],
         auth: &dyn AuthSource,
     ) -> Result<AccessToken, Error> {
-        let scopes = Scopes::parse(scopes)?;
-        self.throttles
-            .check(tenant, &scopes, self.clock.now(), &self.client_id)?;
-        let endpoint = self.cloud.token_endpoint(tenant);
+        let (scopes, endpoint) = self.prepare(tenant, scopes)?;
         let started = self.clock.now();
         let mut fresh = false;
         let mut retry = 0u32;
@@ -160,10 +166,7 @@ impl TokenClient {
         scopes: &[&str],
         auth: &dyn AuthSource,
     ) -> Result<AccessToken, Error> {
-        let scopes = Scopes::parse(scopes)?;
-        self.throttles
-            .check(tenant, &scopes, self.clock.now(), &self.client_id)?;
-        let endpoint = self.cloud.token_endpoint(tenant);
+        let (scopes, endpoint) = self.prepare(tenant, scopes)?;
         match self.attempt(tenant, &scopes, &endpoint, auth, false).await {
             Attempt::Done(result) => result,
             Attempt::Retry { error, .. } => Err(error),
