@@ -66,9 +66,9 @@ impl IssuedTokenCheck {
         // `expires_in` beside the token is not signed by anyone; the token's own lifetime
         // is what its resource enforces. A longer `expires_in` would keep it cached (and
         // handed out) after every resource refuses it. Two caps: `exp - iat` counted from
-        // now (both the issuer's clock, so a host clock that is off shortens nothing),
-        // and `exp` itself plus the clock skew a host may have (a stale token replayed
-        // with a fresh `expires_in`). `exp` counts whole seconds, so an honest answer runs
+        // now (both the issuer's clock), and `exp` itself plus the clock skew a host may
+        // have (a stale token replayed with a fresh `expires_in`): a host clock up to five
+        // minutes ahead of the issuer's shortens nothing. `exp` counts whole seconds, so an honest answer runs
         // past it by a fraction of one.
         let secs = |s: u64| Duration::from_secs(s);
         let relative = match (claims.iat, claims.exp) {
