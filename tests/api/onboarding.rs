@@ -25,10 +25,15 @@ pub(crate) const CONSENTED: &str = "https://saas.example/onboarding/consented";
 /// The app set up for onboarding, its id tokens naming the user's directory roles
 /// (`wids`), so the admins of `newcomer` prove themselves by role.
 pub(crate) fn onboarding(w: &World) -> Onboarding {
+    set_up_app(w);
+    onboarding_with(w, Cached::new(w.credential()))
+}
+
+/// The app's side in the mock: both redirect URIs registered, `wids` in its id tokens.
+pub(crate) fn set_up_app(w: &World) {
     w.entra.add_redirect_uri(&w.app, SIGNED_IN);
     w.entra.add_redirect_uri(&w.app, CONSENTED);
     w.entra.emit_wids(&w.app, true);
-    onboarding_with(w, Cached::new(w.credential()))
 }
 
 pub(crate) fn onboarding_with(w: &World, credential: Cached<ClientSecret>) -> Onboarding {
@@ -214,8 +219,8 @@ async fn a_declined_consent_is_refused_and_nothing_is_confirmed() {
 #[tokio::test]
 async fn a_replayed_state_is_refused_at_both_steps() {
     let w = World::new().await;
-    // The admin's directory role proves them after the tenant has consented too.
-    w.entra.emit_wids(&w.app, true);
+    // The admin's directory role (`onboarding` turns `wids` on) proves them after the
+    // tenant has consented too.
     let onboarding = onboarding(&w);
     let (_x, x_admin) = newcomer(&w, "newcomer.example");
 

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use crate::common::{VAULT, World};
-use crate::onboarding::{CONSENTED, SIGNED_IN, callback, consent, newcomer, onboarding, sign_in};
+use crate::onboarding::{
+    CONSENTED, SIGNED_IN, callback, consent, newcomer, onboarding, set_up_app, sign_in,
+};
 use azure_cross_tenant::Clock as _;
 use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
@@ -22,10 +24,21 @@ const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
 /// An application permission of the resource: only an admin's consent grants it.
 const SECRETS_READ: &str = "Secrets.Read";
 
+/// What a user who skips the consent page sends: "granted", their own tenant, and the
+/// state from the consent URL they were given.
+fn forged_callback(consent_url: &url::Url, tenant: &azure_cross_tenant::TenantId) -> String {
+    let state = consent_url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1;
+    format!("admin_consent=True&tenant={tenant}&state={state}")
+}
+
 /// An onboarding that requires the app role [`SECRETS_READ`] on Key Vault, which the
 /// app asks for (its API permissions), so admin consent grants it.
 fn onboarding_requiring_a_role(w: &World) -> Onboarding {
-    let _ = onboarding(w);
+    set_up_app(w);
     w.entra
         .require_role(&w.app, "https://vault.azure.net", SECRETS_READ);
     Onboarding::builder(Cached::new(w.credential()), VAULT, SIGNED_IN)
@@ -44,7 +57,6 @@ fn onboarding_requiring_a_role(w: &World) -> Onboarding {
 #[tokio::test]
 async fn a_non_admin_of_an_already_consented_tenant_cannot_forge_the_consent_callback() {
     let w = World::new().await;
-    w.entra.emit_wids(&w.app, true);
     let onboarding = onboarding(&w);
     let y = w.customer.clone(); // consented long ago
     assert!(w.entra.service_principal_id(&y, &w.app).is_some());
@@ -182,8 +194,7 @@ async fn a_non_admin_is_onboarded_only_once_an_admin_grants_the_app_roles_it_lac
     assert_eq!(pending.roles_missing_at_start(), [SECRETS_READ]);
 
     // Forged at once: the confirmation never finds the role.
-    let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
-    let forged = format!("admin_consent=True&tenant={x}&state={state}");
+    let forged = forged_callback(&url, &x);
     let err = onboarding
         .finish_consent(pending, &forged)
         .await
@@ -219,8 +230,7 @@ async fn a_non_admin_is_onboarded_only_once_an_admin_grants_the_app_roles_it_lac
     let signed_in = sign_in(&w, &onboarding, &forger).await;
     let (url, pending) = onboarding.consent(&signed_in).await.unwrap();
     assert_eq!(pending.roles_missing_at_start(), [SECRETS_READ]);
-    let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
-    let forged = format!("admin_consent=True&tenant={z}&state={state}");
+    let forged = forged_callback(&url, &z);
     let err = onboarding
         .finish_consent(pending, &forged)
         .await
@@ -234,7 +244,6 @@ async fn a_non_admin_is_onboarded_only_once_an_admin_grants_the_app_roles_it_lac
 #[tokio::test]
 async fn an_admin_whose_id_token_carries_an_admin_role_onboards_an_already_consented_tenant() {
     let w = World::new().await;
-    w.entra.emit_wids(&w.app, true);
     let onboarding = onboarding(&w);
     let y = w.customer.clone(); // consented long ago
     let apps_admin =
@@ -393,7 +402,6 @@ async fn a_consent_callback_repeating_a_parameter_is_refused_whichever_copy_come
 async fn onboarding_a_linked_tenant_again_keeps_its_scopes_and_state_and_domains_are_never_linked()
 {
     let w = World::new().await;
-    w.entra.emit_wids(&w.app, true);
     let onboarding = onboarding(&w);
     let (x, x_admin) = newcomer(&w, "newcomer.example");
     let registry = InMemoryRegistry::new();
