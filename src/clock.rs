@@ -177,3 +177,10 @@ mod manual {
         }
     }
 }
+
+/// Whole seconds since the Unix epoch (0 before it): the unit of JWT and Entra times.
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}

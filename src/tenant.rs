@@ -64,7 +64,7 @@ pub(crate) struct TenantError {
 
 impl fmt::Display for TenantError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown: String = self.input.chars().take(64).collect();
+        let shown = crate::error::echo(&self.input);
         write!(f, "invalid tenant id {shown:?}: {}", self.reason)
     }
 }

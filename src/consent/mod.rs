@@ -13,11 +13,11 @@ mod sign_in;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use url::Url;
 
-use crate::clock::{SharedClock, SharedSleeper, SystemClock, TokioSleeper};
+use crate::clock::{SharedClock, SharedSleeper, SystemClock, TokioSleeper, unix_secs};
 use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::validate::TokenValidator;
@@ -335,12 +335,6 @@ fn is_loopback_host(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
-}
-
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 #[cfg(test)]

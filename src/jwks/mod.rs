@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use url::Url;
 
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, unix_secs};
 use crate::error::ValidationError;
 
 pub(crate) use fetch::{Key, KeySet};
@@ -382,12 +382,6 @@ impl Run {
 /// within).
 fn within(now: SystemTime, at: SystemTime, window: Duration) -> bool {
     now.duration_since(at).unwrap_or_default() < window
-}
-
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 fn lookup(slot: &Arc<Slot>, kid: &str) -> Option<Found> {

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, unix_secs};
 
 /// Real time plus an offset that `advance` moves forward.
 #[derive(Debug, Default)]
@@ -29,16 +29,9 @@ impl Clock for OffsetClock {
     }
 }
 
-/// Seconds since the epoch.
-pub(crate) fn epoch_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
 /// The civil date (year, month, day) of `t` in UTC (Howard Hinnant's algorithm).
 pub(crate) fn civil_date(t: SystemTime) -> (i32, u8, u8) {
-    let days = (epoch_secs(t) / 86_400) as i64;
+    let days = (unix_secs(t) / 86_400) as i64;
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -58,7 +51,7 @@ pub(crate) fn civil_date(t: SystemTime) -> (i32, u8, u8) {
 /// Entra's timestamp format: `2021-05-16 05:21:44Z`.
 pub(crate) fn entra_timestamp(t: SystemTime) -> String {
     let (y, m, d) = civil_date(t);
-    let rem = epoch_secs(t) % 86_400;
+    let rem = unix_secs(t) % 86_400;
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
         rem / 3600,

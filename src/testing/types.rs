@@ -1,8 +1,6 @@
 //! The small public types of the mock: handles to what it created, the request log's
 //! entries, and [`DropOnThread`].
 
-use std::time::SystemTime;
-
 use serde::Serialize;
 
 use crate::tenant::TenantId;
@@ -261,9 +259,4 @@ impl<T: Send + 'static> Drop for DropOnThread<T> {
             let _ = std::thread::spawn(move || drop(value)).join();
         }
     }
-}
-
-/// Seconds since the epoch, for JSON output.
-pub(crate) fn epoch(t: SystemTime) -> u64 {
-    crate::testing::clock::epoch_secs(t)
 }

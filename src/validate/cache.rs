@@ -89,7 +89,7 @@ struct UntilExp {
 
 impl UntilExp {
     fn remaining(&self, entry: &Entry) -> Option<Duration> {
-        let now = super::unix_secs(self.clock.now());
+        let now = crate::clock::unix_secs(self.clock.now());
         Some(Duration::from_secs(entry.exp.saturating_sub(now)))
     }
 }

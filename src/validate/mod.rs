@@ -11,9 +11,9 @@ mod ext;
 mod id_token;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use crate::clock::{Clock, SharedClock, SystemClock};
+use crate::clock::{Clock, SharedClock, SystemClock, unix_secs};
 use crate::cloud::Cloud;
 use crate::error::ValidationError;
 use crate::jwks::{FetchPolicy, JwksCache, Source};
@@ -313,12 +313,6 @@ fn check_usable(expect: &Expectations) -> Result<(), ValidationError> {
         ));
     }
     Ok(())
-}
-
-fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 /// The validator's path for untrusted token text, without keys: parsing, the header and

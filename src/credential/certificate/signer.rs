@@ -95,10 +95,7 @@ impl Signer {
             let chain: Vec<String> = self.chain.iter().map(|c| STANDARD.encode(c)).collect();
             header["x5c"] = json!(chain);
         }
-        let iat = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let iat = crate::clock::unix_secs(now);
         let claims = json!({
             "aud": endpoint.as_str(),
             "iss": client_id,

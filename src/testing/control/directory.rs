@@ -119,7 +119,7 @@ pub(super) fn secret(shared: &Shared, request: &MockRequest) -> CtlResult {
         (false, None) => now + std::time::Duration::from_secs(2 * 365 * 86_400),
     };
     let value = dir.add_secret(names.app(&app), spec.value.as_deref(), expires)?;
-    Ok(json!({"value": value, "expires_on": crate::testing::types::epoch(expires)}))
+    Ok(json!({"value": value, "expires_on": crate::clock::unix_secs(expires)}))
 }
 
 #[derive(Deserialize)]

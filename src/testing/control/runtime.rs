@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{CtlResult, bad, body};
+use crate::clock::unix_secs;
 use crate::testing::MockEndpoint;
-use crate::testing::clock::epoch_secs;
 use crate::testing::faults::FaultSpec;
 use crate::testing::scenario::apply::{apply_settings, settings_json};
 use crate::testing::scenario::spec::SettingsSpec;
@@ -99,7 +99,7 @@ fn keys_json(dir: &mut Directory) -> Value {
     let pending = dir
         .keys
         .pending()
-        .map(|(k, at)| json!({"kid": k.kid, "signs_from": epoch_secs(at)}));
+        .map(|(k, at)| json!({"kid": k.kid, "signs_from": unix_secs(at)}));
     let published: Vec<&str> = dir
         .keys
         .published()
@@ -179,7 +179,7 @@ pub(super) fn sign_token(shared: &Shared, request: &MockRequest) -> CtlResult {
 }
 
 pub(super) fn clock(shared: &Shared, _: &MockRequest) -> CtlResult {
-    Ok(json!({"now": epoch_secs(shared.now()), "controllable": shared.own_clock.is_some()}))
+    Ok(json!({"now": unix_secs(shared.now()), "controllable": shared.own_clock.is_some()}))
 }
 
 #[derive(Deserialize)]
@@ -199,7 +199,7 @@ pub(super) fn advance_clock(shared: &Shared, request: &MockRequest) -> CtlResult
         return Err(bad("advance by at most ten years at a time"));
     }
     clock.advance(std::time::Duration::from_secs(b.seconds));
-    Ok(json!({"now": epoch_secs(shared.now())}))
+    Ok(json!({"now": unix_secs(shared.now())}))
 }
 
 pub(super) fn requests(shared: &Shared, request: &MockRequest) -> CtlResult {

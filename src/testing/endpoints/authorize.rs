@@ -10,8 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use crate::clock::unix_secs;
 use crate::testing::MockEndpoint;
-use crate::testing::clock::epoch_secs;
 use crate::testing::endpoints::client_auth::{ClientAuth, authenticate};
 use crate::testing::endpoints::issue::{Minted, missing};
 use crate::testing::endpoints::params::{self, Known};
@@ -271,7 +271,7 @@ fn mint_sign_in(
     client_info: bool,
 ) -> Minted {
     let now = dir.now();
-    let iat = epoch_secs(now);
+    let iat = unix_secs(now);
     let life = dir.settings.token_lifetime.as_secs();
     let scopes: Vec<&str> = code.scope.split_whitespace().collect();
     let api_scopes: Vec<&str> = scopes

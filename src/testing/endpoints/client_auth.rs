@@ -9,8 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
+use crate::clock::unix_secs;
 use crate::testing::CredentialKind;
-use crate::testing::clock::epoch_secs;
 use crate::testing::endpoints::Form;
 use crate::testing::state::{App, Directory};
 use crate::testing::wire::{EntraErr, MockRequest, err};
@@ -203,7 +203,7 @@ fn check_assertion(
             "Client assertion failed signature validation.",
         ));
     }
-    if claims.exp.is_none_or(|exp| exp <= epoch_secs(now)) {
+    if claims.exp.is_none_or(|exp| exp <= unix_secs(now)) {
         return Err(err(
             400,
             "invalid_client",
@@ -282,7 +282,7 @@ fn check_certificate(
         return Err(invalid("The sub claim must be the client id."));
     }
     const SKEW: u64 = 300;
-    let now_secs = epoch_secs(now);
+    let now_secs = unix_secs(now);
     let exp = claims.exp.unwrap_or(0);
     let nbf = claims.nbf.or(claims.iat).unwrap_or(0);
     if exp + SKEW <= now_secs || nbf > now_secs + SKEW {

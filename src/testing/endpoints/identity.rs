@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::testing::clock::epoch_secs;
+use crate::clock::unix_secs;
 use crate::testing::keys::SigningKey;
 use crate::testing::server::Shared;
 use crate::testing::state::{Directory, Identity};
@@ -20,7 +20,7 @@ pub(crate) fn identity_token(
     resource: &str,
 ) -> (Value, Arc<SigningKey>, Value) {
     let now_t = dir.now();
-    let now = epoch_secs(now_t);
+    let now = unix_secs(now_t);
     let life = dir.settings.identity_token_lifetime.as_secs();
     let aud = resource.trim_end_matches("/.default");
     let claims = json!({

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::testing::clock::epoch_secs;
+use crate::clock::unix_secs;
 use crate::testing::endpoints::Form;
 use crate::testing::endpoints::client_auth::{ClientAuth, authenticate};
 use crate::testing::keys::SigningKey;
@@ -92,7 +92,7 @@ pub(crate) fn client_credentials(
         ));
     }
     let now = dir.now();
-    let iat = epoch_secs(now);
+    let iat = unix_secs(now);
     let life = dir.settings.token_lifetime.as_secs();
     let mut claims = json!({
         "aud": aud, "iat": iat, "nbf": iat, "exp": iat + life,

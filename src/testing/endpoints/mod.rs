@@ -193,13 +193,10 @@ pub(crate) fn check_redirect(
             .then(|| uri.to_owned())
             .ok_or_else(mismatch);
     }
-    let url = url::Url::parse(uri).map_err(|_| mismatch())?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if url.scheme() == "https" || (url.scheme() == "http" && loopback) {
-        Ok(uri.to_owned())
-    } else {
-        Err(mismatch())
-    }
+    // No URI registered: the rule the crate itself holds redirect URIs to.
+    crate::consent::checked_redirect_uri(uri)
+        .map(|_| uri.to_owned())
+        .map_err(|_| mismatch())
 }
 
 /// Sends the browser back to `redirect` with an OAuth error.

@@ -4,13 +4,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::{App, AppCert, AppSecret, Directory, Fic, Identity, ServicePrincipal, Tenant, User};
-use crate::tenant::TenantId;
+use crate::tenant::{TenantId, is_guid};
 use crate::testing::MockError;
 use crate::testing::state::resource_key;
-
-fn is_guid(s: &str) -> bool {
-    uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
-}
 
 fn new_guid() -> String {
     uuid::Uuid::new_v4().to_string()
