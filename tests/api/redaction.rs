@@ -246,11 +246,12 @@ async fn validator(w: &World, leaks: &mut Leaks) {
     let forged = format!("{head}.AAAA");
     let err = validator.validate(&forged, &expect).await.unwrap_err();
     leaks.error("bad signature", &err);
-    if let Some(bearer) = err.bearer_error() {
-        leaks
-            .seen
-            .push(("WWW-Authenticate".into(), bearer.to_string()));
-    }
+    let bearer = err
+        .bearer_error()
+        .expect("a bad signature is a bearer error a service sends back");
+    leaks
+        .seen
+        .push(("WWW-Authenticate".into(), bearer.to_string()));
 }
 
 async fn shared_cache(w: &World, leaks: &mut Leaks) {

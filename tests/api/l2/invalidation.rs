@@ -112,6 +112,7 @@ async fn a_token_fetched_while_its_tenant_was_invalidated_is_not_served_from_l2(
     }
     assert_eq!(w.entra.token_requests(), 1, "A's request is in flight");
     replica(&w, &backend).invalidate_tenant(&w.customer).await;
+    assert!(!in_flight.is_finished(), "the request was still in flight");
     let stale = in_flight.await.unwrap();
 
     w.entra.set_latency(Duration::ZERO);
@@ -156,6 +157,7 @@ async fn a_token_fetched_while_its_entry_was_invalidated_is_not_served_from_l2(b
             "a request is in flight"
         );
         invalidating.invalidate(&w.customer, &[VAULT]).await;
+        assert!(!in_flight.is_finished(), "the request was still in flight");
         let stale = in_flight.await.unwrap();
 
         w.entra.set_latency(Duration::ZERO);
