@@ -67,7 +67,8 @@ impl Entry {
 
     /// Claims the right to refresh now, if it is due and nobody else is refreshing.
     pub(super) fn try_begin_refresh(&self, now: SystemTime) -> bool {
-        if now < self.refresh_at {
+        // Every hit past `refresh_at` asks; while a refresh runs, answer without the lock.
+        if now < self.refresh_at || self.refreshing.load(Ordering::Acquire) {
             return false;
         }
         let retry = self.retry.lock().unwrap_or_else(|p| p.into_inner());
