@@ -1,6 +1,8 @@
 //! `Cached<ClientSecret>` against `azure_identity::ClientSecretCredential` doing the same
-//! work in the same run, against the same MockEntra; and a 30,000-entry cache hit in a
-//! random order beside a plain `HashMap` and moka alone doing the same lookups. Report
+//! work in the same run, against the same MockEntra; a 30,000-entry cache hit in a
+//! random order beside a plain `HashMap` and moka alone doing the same lookups; and one
+//! SDK call through azure_core's bearer policy on our `TenantCredential`, which the policy
+//! asks per request, beside the same policy keeping its own copy of the token. Report
 //! ratios (ours / theirs), not absolute times: see the README's "Benchmarks".
 //!
 //! Hits are timed per thread: 1 or 2 OS threads, each driving one task on its own
@@ -438,9 +440,85 @@ fn many_tenants(c: &mut Criterion) {
     g.finish();
 }
 
+/// A transport answering every request at once from memory, so an SDK call costs its
+/// pipeline only.
+#[derive(Debug)]
+struct Answering;
+
+#[async_trait::async_trait]
+impl azure_core::http::HttpClient for Answering {
+    async fn execute_request(
+        &self,
+        _request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        Ok(azure_core::http::AsyncRawResponse::from_bytes(
+            azure_core::http::StatusCode::Ok,
+            azure_core::http::headers::Headers::new(),
+            &b"{}"[..],
+        ))
+    }
+}
+
+/// One request through an SDK client's pipeline (its bearer policy on `credential`, then
+/// a transport answering from memory), as every `azure_core` client sends it.
+fn sdk_pipeline(credential: Arc<dyn TokenCredential>) -> azure_core::http::Pipeline {
+    let bearer =
+        azure_core::http::policies::auth::BearerTokenAuthorizationPolicy::new(credential, [VAULT]);
+    azure_core::http::Pipeline::new(
+        None,
+        None,
+        ClientOptions {
+            transport: Some(azure_core::http::Transport::new(Arc::new(Answering))),
+            ..Default::default()
+        },
+        Vec::new(),
+        vec![Arc::new(bearer)],
+        None,
+    )
+}
+
+async fn sdk_request(pipeline: &azure_core::http::Pipeline, url: &azure_core::http::Url) {
+    let mut request = azure_core::http::Request::new(url.clone(), azure_core::http::Method::Get);
+    let ctx = azure_core::http::Context::new();
+    black_box(pipeline.send(&ctx, &mut request, None).await.unwrap());
+}
+
+fn sdk_call(c: &mut Criterion) {
+    use azure_cross_tenant::TenantCredentialExt;
+    let rt = runtime();
+    let world = rt.block_on(World::new(1));
+    let tenant = world.tenants[0].clone();
+    let ours = world.ours();
+    let per_call = sdk_pipeline(ours.for_tenant(tenant.clone()));
+    let kept = sdk_pipeline(ours.for_tenant(tenant.clone()).reporting_token_expiry());
+    let theirs = sdk_pipeline(world.theirs(&tenant));
+    let url: azure_core::http::Url = "https://fabrikam.vault.azure.net/secrets/db?api-version=7.6"
+        .parse()
+        .unwrap();
+    let call = |pipeline| sdk_request(pipeline, &url);
+    let ct = current_thread();
+    for pipeline in [&per_call, &kept, &theirs] {
+        ct.block_on(call(pipeline));
+    }
+
+    let mut g = c.benchmark_group("sdk_call");
+    g.bench_function("ours_asked_per_request", |b| {
+        b.iter(|| ct.block_on(call(&per_call)))
+    });
+    g.bench_function("ours_policy_keeps_the_token", |b| {
+        b.iter(|| ct.block_on(call(&kept)))
+    });
+    g.bench_function("azure_identity_policy_keeps_the_token", |b| {
+        b.iter(|| ct.block_on(call(&theirs)))
+    });
+    g.finish();
+    drop(world);
+}
+
 criterion_group!(
     benches,
     warm_hit,
+    sdk_call,
     fleet_hit,
     parallel_cold_misses,
     many_tenants

@@ -22,6 +22,24 @@ use crate::tenant::TenantId;
 /// tenant**, all from one shared [`Cached`](crate::Cached) provider: the cache, not the
 /// SDK, is where tokens live, and no client can ever be handed another tenant's token.
 ///
+/// **Invalidation reaches the SDK at its next call.** azure_core's bearer policy keeps the
+/// token it was given and asks its credential again only within 5 minutes of the expiry
+/// it was told; when that second ask fails it keeps the old token until that expiry. So
+/// this credential tells azure_core that each token has already expired (`expires_on` is
+/// the Unix epoch): the policy asks again before every request, each ask is a cache hit
+/// (about 100 ns more per SDK call than a policy holding its own copy; see the README's
+/// benchmarks), and once [`invalidate_tenant`](crate::Cached::invalidate_tenant) (or any
+/// invalidation) has returned, no request of an SDK client sends the token it dropped:
+/// the next one carries a new token, or fails with the cache's error (`NotConsented` once
+/// consent is revoked). A request already past its policy when the invalidation runs
+/// still goes out with the old token.
+///
+/// A consumer that schedules its own refresh from `expires_on` instead of asking per
+/// request (the AMQP clients of Event Hubs and Service Bus authorize a connection once
+/// and refresh shortly before the expiry) would refresh in a loop on that answer: give it
+/// [`reporting_token_expiry`](Self::reporting_token_expiry), and know that it then keeps
+/// a token past an invalidation until it refreshes, up to the token's expiry.
+///
 /// Errors arrive as `azure_core::Error` of kind `Credential` wrapping this crate's
 /// [`Error`]: get it back with [`find_error`](crate::find_error) to branch on
 /// `NotConsented` and friends. Transport failures too are of kind `Credential`, as
@@ -55,6 +73,8 @@ use crate::tenant::TenantId;
 pub struct TenantCredential {
     provider: Arc<dyn TenantCredentialProvider>,
     tenant: TenantId,
+    /// Whether azure_core is told each token's own expiry (else: already expired).
+    token_expiry: bool,
 }
 
 impl fmt::Debug for TenantCredential {
@@ -62,6 +82,7 @@ impl fmt::Debug for TenantCredential {
         f.debug_struct("TenantCredential")
             .field("tenant", &self.tenant)
             .field("client_id", &self.provider.client_id())
+            .field("token_expiry", &self.token_expiry)
             .finish()
     }
 }
@@ -69,12 +90,39 @@ impl fmt::Debug for TenantCredential {
 impl TenantCredential {
     /// A credential for `tenant` over `provider`.
     pub fn new(provider: Arc<dyn TenantCredentialProvider>, tenant: TenantId) -> Arc<Self> {
-        Arc::new(Self { provider, tenant })
+        Arc::new(Self {
+            provider,
+            tenant,
+            token_expiry: false,
+        })
     }
 
     /// The tenant its tokens come from.
     pub fn tenant(&self) -> &TenantId {
         &self.tenant
+    }
+
+    /// The same credential, telling azure_core each token's own expiry instead of "already
+    /// expired": for consumers that schedule their own refresh from `expires_on` (Event
+    /// Hubs' and Service Bus's AMQP clients). Such a consumer keeps a token after an
+    /// invalidation until it refreshes it, up to the token's expiry. HTTP clients (Key
+    /// Vault, Storage, ARM...) want the credential as [`for_tenant`](TenantCredentialExt::for_tenant)
+    /// makes it.
+    ///
+    /// ```
+    /// use azure_cross_tenant::{Cached, ClientSecret, TenantCredentialExt};
+    ///
+    /// let provider = Cached::new(ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?);
+    /// let for_amqp = provider.for_tenant("fabrikam.example".parse()?).reporting_token_expiry();
+    /// # let _ = for_amqp;
+    /// # Ok::<(), azure_cross_tenant::Error>(())
+    /// ```
+    pub fn reporting_token_expiry(&self) -> Arc<Self> {
+        Arc::new(Self {
+            provider: self.provider.clone(),
+            tenant: self.tenant.clone(),
+            token_expiry: true,
+        })
     }
 }
 
@@ -90,9 +138,17 @@ impl TokenCredential for TenantCredential {
             .get_token(&self.tenant, scopes)
             .await
             .map_err(into_core_error)?;
+        // "Already expired" makes azure_core's bearer policy ask again before every
+        // request and, when asking fails, fail the request instead of keeping this token
+        // (it keeps a token whose reported expiry has not passed): see the type's docs.
+        let expires_on = if self.token_expiry {
+            core_time(token.expires_on())
+        } else {
+            OffsetDateTime::UNIX_EPOCH
+        };
         Ok(CoreToken::new(
             Secret::new(token.secret().to_owned()),
-            core_time(token.expires_on()),
+            expires_on,
         ))
     }
 }

@@ -105,6 +105,46 @@ async fn one_cached_provider_serves_one_sdk_client_per_tenant_each_with_its_own_
     assert_eq!(provider.stats().misses, 2);
 }
 
+/// The SDK's bearer policy keeps the token it was handed; the adapter hands it out as
+/// already expired, so the policy asks again before every request and an invalidation
+/// reaches the very next call: after consent is revoked and `invalidate_tenant` returns,
+/// the client's next call fails with `NotConsented` and the vault never sees the old
+/// token again.
+#[tokio::test]
+async fn an_sdk_client_stops_using_a_token_the_cache_invalidated_at_its_next_call() {
+    let w = World::new().await;
+    let provider = Cached::new(w.credential());
+    let server = vault(&w, &w.customer).await;
+    let secrets = client(&server, provider.for_tenant(w.customer.clone()));
+    for _ in 0..2 {
+        secrets.get_secret("db-password", None).await.unwrap();
+    }
+    assert_eq!(
+        w.entra.token_requests_for(&w.customer),
+        1,
+        "calls hit the cache"
+    );
+
+    w.entra.revoke_consent(&w.customer, &w.app);
+    provider.invalidate_tenant(&w.customer).await;
+    let err = secrets.get_secret("db-password", None).await.unwrap_err();
+    let ours = azure_cross_tenant::find_error(&err).expect("our error is reachable");
+    assert!(matches!(ours, Error::NotConsented { .. }), "{ours:?}");
+    assert_eq!(
+        server.accepted().len(),
+        2,
+        "the vault saw the old token before the invalidation only"
+    );
+
+    // Consent again (and onboard again, which invalidates the tenant): the same client
+    // recovers at its next call, with a new token.
+    w.entra.consent(&w.customer, &w.app);
+    provider.invalidate_tenant(&w.customer).await;
+    secrets.get_secret("db-password", None).await.unwrap();
+    assert_eq!(server.accepted().len(), 3);
+    assert_eq!(w.entra.token_requests_for(&w.customer), 3);
+}
+
 #[tokio::test]
 async fn our_typed_error_survives_the_sdk() {
     let w = World::new().await;
@@ -119,13 +159,24 @@ async fn our_typed_error_survives_the_sdk() {
     assert!(matches!(ours, Error::NotConsented { .. }), "{ours:?}");
 }
 
+/// `for_tenant` tells azure_core each token has already expired (so its bearer policy asks
+/// again per request); `reporting_token_expiry` tells it the token's own expiry, for
+/// consumers that schedule their refresh from it.
 #[tokio::test]
-async fn tokens_carry_their_expiry_into_azure_core() {
+async fn azure_core_is_told_a_token_expired_unless_asked_for_its_own_expiry() {
     let w = World::new().await;
     let provider = Cached::new(w.credential());
     let ours = provider.get_token_for_test(&w.customer).await;
-    let theirs = provider
-        .for_tenant(w.customer.clone())
+    let per_call = provider.for_tenant(w.customer.clone());
+    let theirs = per_call.get_token(&[VAULT], None).await.unwrap();
+    assert_eq!(theirs.token.secret(), ours.secret());
+    assert_eq!(
+        theirs.expires_on,
+        azure_core::time::OffsetDateTime::UNIX_EPOCH
+    );
+
+    let theirs = per_call
+        .reporting_token_expiry()
         .get_token(&[VAULT], None)
         .await
         .unwrap();
@@ -137,6 +188,7 @@ async fn tokens_carry_their_expiry_into_azure_core() {
             .unwrap()
             .as_secs() as i64
     );
+    assert_eq!(w.entra.token_requests_for(&w.customer), 1);
 }
 
 trait GetForTest {
@@ -167,7 +219,9 @@ async fn a_lifetime_beyond_any_calendar_reaches_azure_core_without_a_panic() {
             },
             1,
         );
-        let credential = Arc::new(w.credential()).for_tenant(w.customer.clone());
+        let credential = Arc::new(w.credential())
+            .for_tenant(w.customer.clone())
+            .reporting_token_expiry();
         let token = tokio::spawn(async move { credential.get_token(&[VAULT], None).await })
             .await
             .expect("the adapter does not panic")
