@@ -102,31 +102,46 @@ impl fmt::Debug for Claims {
 }
 
 fn opt_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => Some(s),
-        _ => None,
-    })
+    Ok(string(Some(&Value::deserialize(d)?)))
 }
 
 fn opt_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
-        _ => None,
-    })
+    Ok(secs(Some(&Value::deserialize(d)?)))
 }
 
 fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => vec![s],
-        Value::Array(a) => a
-            .into_iter()
+    Ok(strings(Some(&Value::deserialize(d)?)))
+}
+
+/// A claim that must be a string; anything else is as if absent.
+fn string(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Seconds since the epoch: a number (a fraction is cut, a negative one is 0).
+fn secs(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
+        _ => None,
+    }
+}
+
+/// A string or a list of strings (non-strings in the list are skipped).
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
             .filter_map(|v| match v {
-                Value::String(s) => Some(s),
+                Value::String(s) => Some(s.clone()),
                 _ => None,
             })
             .collect(),
         _ => Vec::new(),
-    })
+    }
 }
 
 /// Decodes a JWT's claims **without checking its signature, issuer or lifetime**.
@@ -141,15 +156,24 @@ pub fn decode_unverified(token: &str) -> Result<Claims, ValidationError> {
 }
 
 /// Typed claims read from the payload map by reference (no copy of the map), which then
-/// becomes `raw`.
-pub(crate) fn claims_from(raw: Map<String, Value>) -> Result<Claims, ValidationError> {
-    let value = Value::Object(raw);
-    let mut claims = Claims::deserialize(&value)
-        .map_err(|_| ValidationError::Malformed("the payload has unexpected claim types"))?;
-    if let Value::Object(raw) = value {
-        claims.raw = Arc::new(raw);
+/// becomes `raw`. The same typing as `Claims`'s `Deserialize`.
+pub(crate) fn claims_from(raw: Map<String, Value>) -> Claims {
+    Claims {
+        tid: string(raw.get("tid")),
+        oid: string(raw.get("oid")),
+        aud: strings(raw.get("aud")),
+        iss: string(raw.get("iss")),
+        appid: string(raw.get("appid")),
+        azp: string(raw.get("azp")),
+        roles: strings(raw.get("roles")),
+        ver: string(raw.get("ver")),
+        idtyp: string(raw.get("idtyp")),
+        sub: string(raw.get("sub")),
+        exp: secs(raw.get("exp")),
+        nbf: secs(raw.get("nbf")),
+        iat: secs(raw.get("iat")),
+        raw: Arc::new(raw),
     }
-    Ok(claims)
 }
 
 /// Claims of `token` if it is a JWT; `None` for opaque tokens.
@@ -185,11 +209,27 @@ pub(crate) fn sign(
     key: &aws_lc_rs::rsa::KeyPair,
     alg: RsaAlg,
 ) -> Result<String, aws_lc_rs::error::Unspecified> {
+    sign_raw(
+        header.to_string().as_bytes(),
+        claims.to_string().as_bytes(),
+        key,
+        alg,
+    )
+}
+
+/// A compact JWS of these exact header and claims bytes (the mock forges tokens no
+/// `Value` can hold, such as repeated members).
+pub(crate) fn sign_raw(
+    header: &[u8],
+    claims: &[u8],
+    key: &aws_lc_rs::rsa::KeyPair,
+    alg: RsaAlg,
+) -> Result<String, aws_lc_rs::error::Unspecified> {
     use aws_lc_rs::signature::{self, RsaEncoding};
     let input = format!(
         "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
     );
     let padding: &'static dyn RsaEncoding = match alg {
         RsaAlg::Ps256 => &signature::RSA_PSS_SHA256,
@@ -231,7 +271,9 @@ impl<'a> Jws<'a> {
     /// Splits `token` into three parts and decodes the header and the claims. Refuses
     /// anything over [`MAX_TOKEN_LEN`], any part that is not unpadded base64url, a header
     /// or payload that is not a JSON object (RFC 7515 requires objects; a JSON array
-    /// would otherwise fill the fields by position).
+    /// would otherwise fill the fields by position), and a header or payload repeating a
+    /// member at any depth (RFC 7515 section 4, RFC 8725: readers that keep the first or
+    /// the last copy would disagree about what the token says).
     pub(crate) fn parse(token: &'a str) -> Result<Self, ValidationError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(ValidationError::Malformed("longer than 64 KiB"));
@@ -243,7 +285,7 @@ impl<'a> Jws<'a> {
             return Err(ValidationError::Malformed("not three dot-separated parts"));
         };
         let header = read_header(header)?;
-        let claims = claims_from(json_object(payload, "the payload is not a JSON object")?)?;
+        let claims = claims_from(json_object(payload, "the payload is not a JSON object")?);
         let signed_len = token.len() - signature.len() - 1;
         Ok(Self {
             header,
@@ -280,8 +322,142 @@ pub(crate) fn b64url(part: &str) -> Result<Vec<u8>, ValidationError> {
         .map_err(|_| ValidationError::Malformed("a part is not unpadded base64url"))
 }
 
+/// The error for a JOSE header or claims set that repeats a member.
+const REPEATED: ValidationError =
+    ValidationError::Malformed("the header or the claims repeat a member");
+
+/// A base64url part holding one JSON object, no member repeated at any depth.
 fn json_object(part: &str, what: &'static str) -> Result<Map<String, Value>, ValidationError> {
-    serde_json::from_slice(&b64url(part)?).map_err(|_| ValidationError::Malformed(what))
+    strict::object(&b64url(part)?).map_err(|e| match e {
+        strict::Refused::Repeated => REPEATED,
+        strict::Refused::NotAnObject => ValidationError::Malformed(what),
+    })
+}
+
+/// JSON as serde_json reads it into a `Value`, except that an object repeating a member
+/// is an error (serde_json keeps the last copy silently). One pass, no second walk.
+mod strict {
+    use std::cell::Cell;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer as _, MapAccess, SeqAccess, Visitor};
+    use serde_json::map::Entry;
+    use serde_json::{Map, Number, Value};
+
+    pub(super) enum Refused {
+        Repeated,
+        NotAnObject,
+    }
+
+    /// The JSON object `bytes` hold, with nothing after it but whitespace.
+    pub(super) fn object(bytes: &[u8]) -> Result<Map<String, Value>, Refused> {
+        let repeated = Cell::new(false);
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let parsed = de
+            .deserialize_map(ObjectVisitor(Strict(&repeated)))
+            .and_then(|map| de.end().map(|()| map));
+        parsed.map_err(|_| {
+            if repeated.get() {
+                Refused::Repeated
+            } else {
+                Refused::NotAnObject
+            }
+        })
+    }
+
+    /// Reads any value; sets its flag when an object repeats a member.
+    #[derive(Clone, Copy)]
+    struct Strict<'a>(&'a Cell<bool>);
+
+    impl<'de> DeserializeSeed<'de> for Strict<'_> {
+        type Value = Value;
+
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Strict<'_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            while let Some(item) = seq.next_element_seed(self)? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+            members(self, map).map(Value::Object)
+        }
+    }
+
+    /// The top level: an object and nothing else.
+    struct ObjectVisitor<'a>(Strict<'a>);
+
+    impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+        type Value = Map<String, Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            members(self.0, map)
+        }
+    }
+
+    fn members<'de, A: MapAccess<'de>>(
+        strict: Strict<'_>,
+        mut access: A,
+    ) -> Result<Map<String, Value>, A::Error> {
+        let mut map = Map::new();
+        while let Some(name) = access.next_key::<String>()? {
+            match map.entry(name) {
+                Entry::Vacant(slot) => {
+                    slot.insert(access.next_value_seed(strict)?);
+                }
+                Entry::Occupied(_) => {
+                    strict.0.set(true);
+                    return Err(de::Error::custom("a member is repeated"));
+                }
+            }
+        }
+        Ok(map)
+    }
 }
 
 /// An RSA public key, parsed once, for RS256 verification.
@@ -356,6 +532,42 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_member_is_refused_at_any_depth_in_header_and_claims() {
+        let enc = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        for (header, payload) in [
+            ("{}", r#"{"tid":"a","tid":"a"}"#),
+            ("{}", r#"{"tid":"a","x":{"y":1,"z":{"w":[{"v":1,"v":2}]}}}"#),
+            ("{}", r#"{"a":[{"b":null,"b":null}]}"#),
+            (r#"{"kid":"k","kid":"k"}"#, "{}"),
+            (r#"{"alg":"none","x":1,"alg":"RS256"}"#, "{}"),
+        ] {
+            let token = format!("{}.{}.", enc(header), enc(payload));
+            assert_eq!(
+                decode_unverified(&token),
+                Err(REPEATED),
+                "{header} {payload}"
+            );
+        }
+        // Not repeated: the same name in sibling objects, escapes that differ in bytes
+        // only are one name (`\u0061` is `a`) and so repeated.
+        let token = format!(
+            "e30.{}.",
+            enc(r#"{"a":{"x":1},"b":{"x":1},"c":[{"x":1},{"x":2}]}"#)
+        );
+        assert!(decode_unverified(&token).is_ok());
+        let token = format!("e30.{}.", enc(r#"{"a":1,"\u0061":2}"#));
+        assert_eq!(decode_unverified(&token), Err(REPEATED));
+        // Trailing data after the object is not an object.
+        let token = format!("e30.{}.", enc(r#"{"a":1} {"a":2}"#));
+        assert_eq!(
+            decode_unverified(&token),
+            Err(ValidationError::Malformed(
+                "the payload is not a JSON object"
+            ))
+        );
+    }
+
+    #[test]
     fn base64url_is_strict_no_padding_no_standard_alphabet() {
         use base64::engine::general_purpose::{STANDARD, URL_SAFE};
         // `{"a":"??>"}` encodes with `+`/`/` in the standard alphabet and needs padding.
@@ -382,7 +594,36 @@ mod props {
     use super::*;
     use proptest::prelude::*;
 
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,4}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
+        /// Without repeated members, the strict reader reads what serde_json reads.
+        #[test]
+        fn the_strict_reader_agrees_with_serde_json_without_repetitions(
+            members in proptest::collection::btree_map(".{0,6}", json(), 0..8)
+        ) {
+            let text = Value::Object(members.into_iter().collect()).to_string();
+            let ours = strict::object(text.as_bytes()).ok();
+            let theirs: Map<String, Value> = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(ours, Some(theirs));
+        }
+
         /// JWT-shaped garbage: claims or an error, never a panic.
         #[test]
         fn arbitrary_jwt_parts_never_panic(h in proptest::collection::vec(any::<u8>(), 0..64), p in proptest::collection::vec(any::<u8>(), 0..256)) {

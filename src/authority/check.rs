@@ -56,13 +56,7 @@ impl IssuedTokenCheck {
             });
         };
         self.check_tid(tenant, tid)?;
-        for (name, value) in [("appid", &claims.appid), ("azp", &claims.azp)] {
-            if let Some(v) = value.as_deref()
-                && !v.eq_ignore_ascii_case(client_id)
-            {
-                return Err(Error::unexpected_claim(tenant, name, client_id, v));
-            }
-        }
+        check_client(tenant, client_id, &claims.raw)?;
         // `expires_in` beside the token is not signed by anyone; the token's own lifetime
         // is what its resource enforces. A longer `expires_in` would keep it cached (and
         // handed out) after every resource refuses it. Two caps: `exp - iat` counted from
@@ -109,5 +103,32 @@ impl IssuedTokenCheck {
                 Ok(())
             }
         }
+    }
+}
+
+/// Every Entra access token names the client it was issued to in exactly one claim,
+/// `appid` (v1) or `azp` (v2), a string: it must be `client_id`. None, both, or one that
+/// is not a string is a token this app did not ask for.
+fn check_client(
+    tenant: &TenantId,
+    client_id: &str,
+    raw: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Error> {
+    use serde_json::Value;
+    let refused = |claim, mismatch| Error::UnexpectedToken {
+        tenant: tenant.clone(),
+        claim,
+        mismatch: Box::new(mismatch),
+    };
+    let (claim, value) = match (raw.get("appid"), raw.get("azp")) {
+        (Some(_), Some(_)) => return Err(refused("appid", Mismatch::Conflicting("azp"))),
+        (Some(v), None) => ("appid", v),
+        (None, Some(v)) => ("azp", v),
+        (None, None) => return Err(refused("appid", Mismatch::Missing)),
+    };
+    match value {
+        Value::String(v) if v.eq_ignore_ascii_case(client_id) => Ok(()),
+        Value::String(v) => Err(Error::unexpected_claim(tenant, claim, client_id, v)),
+        _ => Err(refused(claim, Mismatch::Missing)),
     }
 }

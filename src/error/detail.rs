@@ -60,6 +60,9 @@ pub enum Mismatch {
     },
     /// The claim is missing (or not a string).
     Missing,
+    /// The token carries this other claim too, where exactly one of the two belongs
+    /// (`appid` and `azp` both name the client: one per token).
+    Conflicting(&'static str),
     /// The token has a JWT's three dot-separated parts, but they do not decode strictly
     /// (base64url of a JSON object each); the reason says which.
     Undecodable(&'static str),
@@ -71,7 +74,10 @@ impl Mismatch {
             Self::Other { expected, found } => {
                 format!("carries {claim}={found:?}, expected {expected:?}")
             }
-            Self::Missing => format!("carries no {claim} claim"),
+            Self::Missing => format!("carries no {claim} claim (or one that is not a string)"),
+            Self::Conflicting(other) => {
+                format!("carries both {claim} and {other}, where one names the client")
+            }
             Self::Undecodable(why) => format!("looks like a JWT but does not decode ({why})"),
         }
     }

@@ -89,6 +89,12 @@ impl SigningKey {
             .expect("RSA signing failed")
     }
 
+    /// A compact JWS of these exact header and claims bytes, signed RS256.
+    pub(crate) fn sign_raw(&self, header: &[u8], claims: &[u8]) -> String {
+        crate::jwt::sign_raw(header, claims, &self.pair, crate::jwt::RsaAlg::Rs256)
+            .expect("RSA signing failed")
+    }
+
     /// Whether `signature` is this key's RS256 signature of `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         crate::jwt::verify_rs256(&self.n_raw, &self.e_raw, message, signature)

@@ -385,6 +385,134 @@ async fn a_jwt_shaped_token_that_does_not_decode_or_names_no_tenant_is_refused_a
     }
 }
 
+/// The token endpoint answers `access_token` (raw JWT text: header and claims as given,
+/// base64url, any signature) next, once.
+fn answer_next_with_raw(w: &World, header: &str, claims: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let token = format!(
+        "{}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let body =
+        serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": token});
+    w.entra.inject_fault(
+        &w.customer,
+        MockFault::Body {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        },
+        1,
+    );
+    token
+}
+
+/// Every Entra access token names the app it was issued to, in exactly one string claim:
+/// `appid` (v1) or `azp` (v2). A token naming no app, or naming it as something other
+/// than a string, or in both claims, is not one this app asked for.
+#[tokio::test]
+async fn a_token_that_names_no_app_or_names_it_oddly_is_discarded() {
+    let w = World::new().await;
+    let (tid, app) = (w.customer.as_str(), w.app.client_id());
+    let cases = [
+        (serde_json::json!({"tid": tid}), "appid"),
+        (serde_json::json!({"tid": tid, "appid": 42}), "appid"),
+        (serde_json::json!({"tid": tid, "appid": [app]}), "appid"),
+        (
+            serde_json::json!({"tid": tid, "appid": {"id": app}}),
+            "appid",
+        ),
+        (serde_json::json!({"tid": tid, "appid": true}), "appid"),
+        (serde_json::json!({"tid": tid, "azp": null}), "azp"),
+        (serde_json::json!({"tid": tid, "azp": 7}), "azp"),
+        (
+            serde_json::json!({"tid": tid, "appid": app, "azp": app}),
+            "appid",
+        ),
+        (
+            serde_json::json!({"tid": tid, "appid": app, "azp": "99999999-9999-9999-9999-999999999999"}),
+            "appid",
+        ),
+    ];
+    for (claims, claim) in cases {
+        let cached = Cached::new(w.credential());
+        answer_next_with(&w, claims.clone(), 3599);
+        let err = cached.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+        match &err {
+            Error::UnexpectedToken { claim: c, .. } => assert_eq!(*c, claim, "{claims}"),
+            other => panic!("{claims}: expected UnexpectedToken, got {other:?}"),
+        }
+        // Not cached: the next call gets a real token.
+        let token = cached.get_token(&w.customer, &[VAULT]).await.unwrap();
+        assert!(w.entra.signed_by_mock(token.secret()), "{claims}");
+    }
+    // Either claim alone, a string naming this app, passes.
+    for claims in [
+        serde_json::json!({"tid": tid, "appid": app}),
+        serde_json::json!({"tid": tid, "azp": app}),
+    ] {
+        answer_next_with(&w, claims.clone(), 3599);
+        let token = w.credential().get_token(&w.customer, &[VAULT]).await;
+        assert!(token.is_ok(), "{claims}: {token:?}");
+    }
+}
+
+/// JSON lets an object repeat a member and serde_json keeps the last copy, so a token
+/// repeating `tid` could pass a check that another reader (the resource, a log) sees
+/// differently. RFC 7515 section 4 and RFC 8725: a JWT whose header or claims repeat a
+/// member is refused.
+#[tokio::test]
+async fn a_token_repeating_a_claim_or_header_member_is_discarded() {
+    let w = World::new().await;
+    let (tid, other, app) = (
+        w.customer.as_str(),
+        w.entra.tenant_guid(&w.stranger),
+        w.app.client_id(),
+    );
+    let header = r#"{"typ":"JWT","alg":"RS256"}"#;
+    let cases = [
+        (
+            header.to_owned(),
+            format!(r#"{{"tid":"{other}","tid":"{tid}","appid":"{app}"}}"#),
+        ),
+        (
+            header.to_owned(),
+            format!(
+                r#"{{"tid":"{tid}","appid":"99999999-9999-9999-9999-999999999999","appid":"{app}"}}"#
+            ),
+        ),
+        (
+            header.to_owned(),
+            format!(r#"{{"tid":"{tid}","azp":"{app}","xms":{{"a":1,"a":2}}}}"#),
+        ),
+        (
+            r#"{"typ":"JWT","alg":"none","alg":"RS256"}"#.to_owned(),
+            format!(r#"{{"tid":"{tid}","appid":"{app}"}}"#),
+        ),
+    ];
+    for (header, claims) in cases {
+        let cached = Cached::new(w.credential());
+        let token = answer_next_with_raw(&w, &header, &claims);
+        let err = cached.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+        match &err {
+            Error::UnexpectedToken {
+                claim: "token",
+                mismatch,
+                ..
+            } => assert!(
+                matches!(**mismatch, azure_cross_tenant::Mismatch::Undecodable(_)),
+                "{claims}: {mismatch:?}"
+            ),
+            other => panic!("{header} {claims}: expected UnexpectedToken, got {other:?}"),
+        }
+        assert!(err.to_string().contains("repeat"), "{err}");
+        assert!(!err.to_string().contains(&token));
+        let token = cached.get_token(&w.customer, &[VAULT]).await.unwrap();
+        assert!(w.entra.signed_by_mock(token.secret()), "{claims}");
+    }
+}
+
 #[tokio::test]
 async fn an_opaque_token_is_still_accepted() {
     let w = World::new().await;

@@ -104,4 +104,16 @@ impl MockEntra {
         }
         key.sign_with_header(&header, claims)
     }
+
+    /// Signs `header` and `claims` exactly as given (JSON text, byte for byte) with the
+    /// current key: for tokens no `serde_json::Value` can hold, such as a member given
+    /// twice. Nothing is added to the header; name the key with [`current_kid`](Self::current_kid).
+    pub fn sign_token_raw(&self, header: &str, claims: &str) -> String {
+        let key = {
+            let mut dir = self.lock();
+            let now = dir.now();
+            dir.keys.signing(now)
+        };
+        key.sign_raw(header.as_bytes(), claims.as_bytes())
+    }
 }

@@ -42,6 +42,42 @@ async fn id_refused(w: &World, claims: &Value) -> ValidationError {
         .expect_err("the id token must be refused")
 }
 
+/// An id token repeating a claim is refused, whichever copy is the genuine one: the
+/// nonce, the tenant and the user are read once, by every reader alike.
+#[tokio::test]
+async fn an_id_token_repeating_a_claim_is_refused() {
+    let w = World::new().await;
+    let header = format!(
+        r#"{{"typ":"JWT","alg":"RS256","kid":"{}"}}"#,
+        w.entra.current_kid()
+    );
+    let c = id_claims(&w);
+    let other = w.entra.tenant_guid(&w.stranger);
+    for extra in [
+        r#""nonce":"replayed-nonce""#.to_owned(),
+        format!(r#""tid":"{other}""#),
+        r#""oid":"00000000-0000-0000-0000-00000000dead""#.to_owned(),
+    ] {
+        let token = w
+            .entra
+            .sign_token_raw(&header, &super::with_members_first(&c, &extra));
+        let err = validator(&w)
+            .validate_id_token(&token, &id_expect(&w))
+            .await
+            .expect_err("the id token must be refused");
+        assert_eq!(
+            err,
+            ValidationError::Malformed("the header or the claims repeat a member"),
+            "{extra}"
+        );
+    }
+    let token = w.entra.sign_token_raw(&header, &c.to_string());
+    validator(&w)
+        .validate_id_token(&token, &id_expect(&w))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_genuine_admin_id_token_says_who_signed_in_through_the_organizations_keys() {
     let w = World::new().await;

@@ -527,6 +527,70 @@ async fn delegated_user_tokens_are_refused_by_the_default_app_only_check() {
     }
 }
 
+/// `claims` as JSON text with `extra` (`"name":value` members) before its own members: a
+/// reader that keeps the last copy of a repeated member sees the genuine value.
+pub(super) fn with_members_first(claims: &Value, extra: &str) -> String {
+    let text = claims.to_string();
+    format!("{{{extra},{}", &text[1..])
+}
+
+/// A JWT repeating a member in its header or claims is refused, even validly signed
+/// (RFC 7515 section 4, RFC 8725): serde_json keeps the last copy, and a check of the
+/// last copy proves nothing about what another reader of the same token sees.
+#[tokio::test]
+async fn a_token_repeating_a_member_is_refused_even_when_validly_signed() {
+    let w = World::new().await;
+    let kid = w.entra.current_kid();
+    let header = format!(r#"{{"typ":"JWT","alg":"RS256","kid":"{kid}"}}"#);
+    let c = claims(&w);
+    let other = w.entra.tenant_guid(&w.stranger);
+    let cases = [
+        (
+            header.clone(),
+            with_members_first(&c, &format!(r#""tid":"{other}""#)),
+        ),
+        (
+            header.clone(),
+            with_members_first(&c, r#""oid":"00000000-0000-0000-0000-00000000dead""#),
+        ),
+        (
+            header.clone(),
+            with_members_first(&c, r#""aud":"https://graph.microsoft.com""#),
+        ),
+        (
+            header.clone(),
+            with_members_first(&c, r#""appid":"99999999-9999-9999-9999-999999999999""#),
+        ),
+        (
+            header.clone(),
+            with_members_first(&c, r#""xms":{"a":1,"a":1}"#),
+        ),
+        (
+            format!(r#"{{"typ":"JWT","alg":"RS256","kid":"{kid}","kid":"{kid}"}}"#),
+            c.to_string(),
+        ),
+        (
+            format!(r#"{{"alg":"none","typ":"JWT","alg":"RS256","kid":"{kid}"}}"#),
+            c.to_string(),
+        ),
+    ];
+    for (header, claims) in cases {
+        let token = w.entra.sign_token_raw(&header, &claims);
+        assert_eq!(
+            refused(&w, &token).await,
+            ValidationError::Malformed("the header or the claims repeat a member"),
+            "{header} {claims}"
+        );
+        assert!(
+            azure_cross_tenant::insecure::decode_unverified(&token).is_err(),
+            "{claims}"
+        );
+    }
+    // The same texts without the repetition validate.
+    let token = w.entra.sign_token_raw(&header, &c.to_string());
+    validator(&w).validate(&token, &expect(&w)).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_jose_header_that_is_a_json_array_is_refused_even_when_validly_signed() {
     let w = World::new().await;
