@@ -103,7 +103,9 @@ impl TokenClient {
             })?;
         let status = response.status().as_u16();
         let retry_after = parse_retry_after(response.headers(), self.clock.now());
-        let trace_id = http::header_str(response.headers(), "x-ms-request-id");
+        // Visible ASCII and tabs only (a header value), but still outside text: escaped.
+        let trace_id = http::header_str(response.headers(), "x-ms-request-id")
+            .map(|t| crate::error::echo_within(&t, 128));
         let body = http::read_capped(response).await.map_err(|e| match e {
             BodyError::TooLarge => GrantError::TooLarge { status },
             BodyError::Transport(e) => transport(e),

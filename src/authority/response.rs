@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use crate::error::EntraError;
+use crate::error::{EntraError, echo_within};
 use crate::scope::Scopes;
 use crate::tenant::TenantId;
 use crate::token::AccessToken;
@@ -123,11 +123,9 @@ impl ParsedError {
     }
 }
 
-fn short(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
-}
-
-/// Parses an error body; `None` when it is not Entra's shape (no `error` string).
+/// Parses an error body; `None` when it is not Entra's shape (no `error` string). Every
+/// string kept is bounded and escaped ([`echo_within`]): errors print them and logs
+/// carry them.
 pub(crate) fn parse_error(body: &[u8]) -> Option<ParsedError> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let obj = value.as_object()?;
@@ -135,7 +133,7 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<ParsedError> {
     let text = |k: &str| {
         obj.get(k)
             .and_then(Value::as_str)
-            .map(|s| short(s, 128))
+            .map(|s| echo_within(s, 128))
             .filter(|s| !s.is_empty())
     };
     let codes = obj
@@ -153,10 +151,10 @@ pub(crate) fn parse_error(body: &[u8]) -> Option<ParsedError> {
         .get("error_description")
         .and_then(Value::as_str)
         .and_then(|d| d.lines().next())
-        .map(|d| short(d.trim(), 512))
+        .map(|d| echo_within(d.trim(), 512))
         .unwrap_or_default();
     Some(ParsedError {
-        error: short(error, 64),
+        error: echo_within(error, 64),
         codes,
         description,
         trace_id: text("trace_id"),

@@ -19,7 +19,7 @@ mod tenant;
 mod validation;
 
 pub use detail::{FederationField, Mismatch, TransportKind};
-pub(crate) use echo::echo;
+pub(crate) use echo::{echo, echo_within};
 pub use entra::EntraError;
 pub(crate) use entra::is_transient_code;
 pub use validation::{BearerError, ValidationError, ValidationErrorClass};

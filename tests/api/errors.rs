@@ -402,3 +402,136 @@ async fn every_other_code_of_the_table_maps_to_its_variant_and_advice() {
         }
     }
 }
+
+/// An answer full of control characters: a trace id carrying a newline and a forged log
+/// line, a description with ESC sequences and CR (terminal escapes, overwriting a line),
+/// and the other strings Entra's error JSON carries.
+fn hostile_error_body(code: u32) -> Vec<u8> {
+    serde_json::json!({
+        "error": "invalid_request\u{7}",
+        "error_description": format!(
+            "AADSTS{code}: Something failed.\u{1b}[2J\r\u{1b}]0;owned\u{7} see above"
+        ),
+        "error_codes": [code],
+        "trace_id": "0000-trace\n2030-01-01T00:00:00Z ERROR forged: all tenants revoked",
+        "correlation_id": "c0rr\r\nX-Injected: 1",
+        "timestamp": "2030-01-01 00:00:00Z\u{0}\u{85}\u{202e}",
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Log output written on the test's thread.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn assert_printable(what: &str, text: &str) {
+    assert!(
+        !text.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{what} carries a control character: {text:?}"
+    );
+}
+
+/// What a token endpoint says reaches no `Display`, field or log line with a control
+/// character: each is escaped (`\n`, `\u{1b}`), so a log line cannot be forged nor a
+/// terminal driven, and the text stays readable.
+#[tokio::test]
+async fn control_characters_in_an_entra_answer_reach_no_display_field_or_log_line() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let logs = Logs::default();
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || sink.clone()),
+    );
+    let _on_this_thread = tracing::subscriber::set_default(subscriber);
+
+    let w = World::new().await;
+    for code in [12345, 700213] {
+        w.entra.inject_fault(
+            &w.customer,
+            MockFault::Body {
+                status: 400,
+                body: hostile_error_body(code),
+            },
+            1,
+        );
+        let err = w
+            .credential()
+            .get_token(&w.customer, &[VAULT])
+            .await
+            .unwrap_err();
+        let entra = err.entra().expect("Entra's answer is kept");
+        assert_printable("Display", &err.to_string());
+        assert_printable("error", &entra.error);
+        assert_printable("description", &entra.description);
+        assert_printable("trace id", err.trace_id().unwrap());
+        assert_printable("correlation id", err.correlation_id().unwrap());
+        assert_printable("timestamp", entra.timestamp.as_deref().unwrap());
+        assert!(
+            err.trace_id()
+                .unwrap()
+                .contains(r"\n2030-01-01T00:00:00Z ERROR forged"),
+            "escaped, not dropped: {:?}",
+            err.trace_id()
+        );
+    }
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("token request refused"), "{logs}");
+    for line in logs.lines() {
+        assert_printable("a log line", line);
+        assert!(!line.starts_with("2030-01-01T00:00:00Z"), "forged: {line}");
+    }
+}
+
+/// The same for the sign-in's code redemption: `OnboardingError::CodeRefused` shows
+/// Entra's words escaped.
+#[tokio::test]
+async fn control_characters_in_a_code_refusal_reach_no_display_or_field() {
+    use crate::onboarding::{callback, newcomer, onboarding};
+    let w = World::new().await;
+    let onboarding = onboarding(&w);
+    let (_, admin) = newcomer(&w, "newcomer.example");
+    w.entra.sign_in(&admin);
+    let (url, pending) = onboarding
+        .sign_in(azure_cross_tenant::SignInTenant::Organizations)
+        .unwrap();
+    let back = w.entra.follow(url.as_str()).await.unwrap();
+    w.entra.inject_fault_everywhere(
+        MockFault::Body {
+            status: 400,
+            body: hostile_error_body(70000),
+        },
+        1,
+    );
+    let err = onboarding
+        .finish_sign_in(pending, &callback(&back))
+        .await
+        .unwrap_err();
+    let azure_cross_tenant::OnboardingError::CodeRefused {
+        error,
+        description,
+        trace_id,
+        correlation_id,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_printable("Display", &err.to_string());
+    assert_printable("error", error);
+    assert_printable("description", description);
+    assert_printable("trace id", trace_id.as_deref().unwrap());
+    assert_printable("correlation id", correlation_id.as_deref().unwrap());
+}
