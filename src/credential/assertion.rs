@@ -95,6 +95,14 @@ pub trait AssertionSource: Send + Sync + fmt::Debug {
     /// A current assertion.
     async fn assertion(&self) -> Result<Assertion, Error>;
 
+    /// An assertion other than the last one given, asked for when Entra refused that one
+    /// as expired (AADSTS700024). A source that keeps what it fetched (an `azure_core`
+    /// credential keeps its tokens until near their expiry) must fetch anew here rather
+    /// than answer from what it keeps; the default is [`assertion`](Self::assertion).
+    async fn fresh_assertion(&self) -> Result<Assertion, Error> {
+        self.assertion().await
+    }
+
     /// Whether one assertion may be reused for several exchanges until near its expiry
     /// (default true). A source whose token can be replaced under it at any time (a
     /// kubelet-rotated file) returns false, so it is read for every exchange.

@@ -39,9 +39,16 @@ pub(super) struct SharedAssertion {
 #[derive(Default)]
 struct State {
     current: Option<Assertion>,
-    /// The fetch in progress, if any, and its number.
-    flight: Option<(u64, watch::Receiver<Outcome>)>,
+    /// The fetch in progress, if any: its number, its outcome, and whether it asked the
+    /// source for a fresh assertion.
+    flight: Option<Flight>,
     fetches: u64,
+}
+
+struct Flight {
+    number: u64,
+    outcome: watch::Receiver<Outcome>,
+    fresh: bool,
 }
 
 impl fmt::Debug for SharedAssertion {
@@ -72,10 +79,11 @@ impl SharedAssertion {
     }
 
     /// A usable assertion: the kept one, or the result of the fetch in progress (started
-    /// now if there is none).
+    /// now if there is none). `fresh`: Entra refused the last one as expired, so neither
+    /// it nor a fetch that did not ask the source for a fresh one will do.
     async fn get(&self, fresh: bool) -> Result<Assertion, Error> {
         if !self.source.reusable() {
-            return fetch_bounded(&*self.source, self.fetch_timeout).await;
+            return fetch_bounded(&*self.source, self.fetch_timeout, fresh).await;
         }
         let mut flight = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -83,8 +91,8 @@ impl SharedAssertion {
             let usable = |a: &Assertion| a.expires_on().is_none_or(|exp| now + REUSE_MARGIN < exp);
             match (&state.current, &state.flight) {
                 (Some(a), _) if !fresh && usable(a) => return Ok(a.clone()),
-                (_, Some((_, flight))) => flight.clone(),
-                _ => self.start_fetch(&mut state),
+                (_, Some(flight)) if flight.fresh || !fresh => flight.outcome.clone(),
+                _ => self.start_fetch(&mut state, fresh),
             }
         };
         match flight.wait_for(Option::is_some).await {
@@ -98,20 +106,25 @@ impl SharedAssertion {
         }
     }
 
-    /// Starts a fetch as its own task; called with the state locked.
-    fn start_fetch(&self, state: &mut State) -> watch::Receiver<Outcome> {
+    /// Starts a fetch as its own task; called with the state locked. It replaces the
+    /// flight in progress, if any, as the one whose result is kept.
+    fn start_fetch(&self, state: &mut State, fresh: bool) -> watch::Receiver<Outcome> {
         state.fetches += 1;
         let number = state.fetches;
         let (publish, outcome) = watch::channel(None);
-        state.flight = Some((number, outcome.clone()));
-        tracing::debug!(source = ?self.source, number, "fetching a federated assertion");
+        state.flight = Some(Flight {
+            number,
+            outcome: outcome.clone(),
+            fresh,
+        });
+        tracing::debug!(source = ?self.source, number, fresh, "fetching a federated assertion");
         let (source, timeout) = (self.source.clone(), self.fetch_timeout);
         let landing = Landing {
             state: Arc::downgrade(&self.state),
             number,
         };
         tokio::spawn(async move {
-            let result = fetch_bounded(&*source, timeout).await;
+            let result = fetch_bounded(&*source, timeout, fresh).await;
             landing.keep(&result);
             drop(landing);
             // No one may be waiting any more; a good result is kept all the same.
@@ -135,7 +148,7 @@ impl Landing {
             if state
                 .flight
                 .as_ref()
-                .is_some_and(|(n, _)| *n == self.number)
+                .is_some_and(|f| f.number == self.number)
             {
                 state.current = Some(assertion.clone());
             }
@@ -150,7 +163,7 @@ impl Drop for Landing {
             if state
                 .flight
                 .as_ref()
-                .is_some_and(|(n, _)| *n == self.number)
+                .is_some_and(|f| f.number == self.number)
             {
                 state.flight = None;
             }
@@ -158,13 +171,19 @@ impl Drop for Landing {
     }
 }
 
-/// One fetch from `source`, given up after `timeout`.
+/// One fetch from `source` (a fresh assertion when `fresh`), given up after `timeout`.
 async fn fetch_bounded(
     source: &dyn AssertionSource,
     timeout: Duration,
+    fresh: bool,
 ) -> Result<Assertion, Error> {
+    let fetch = if fresh {
+        source.fresh_assertion()
+    } else {
+        source.assertion()
+    };
     crate::clock::Deadline::after(timeout)
-        .run(source.assertion())
+        .run(fetch)
         .await
         .unwrap_or(Err(Error::AssertionTimedOut { after: timeout }))
 }

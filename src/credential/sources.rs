@@ -130,8 +130,10 @@ pub use managed::{ManagedIdentity, TokenCredentialSource};
 mod managed {
     use std::time::{Duration, SystemTime};
 
+    use std::sync::Mutex;
+
     use azure_core::credentials::TokenCredential;
-    use azure_core::http::{ClientOptions, Transport};
+    use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, Transport};
 
     use super::*;
 
@@ -143,7 +145,15 @@ mod managed {
     ///
     /// Its requests go over the credential's own transport: for a managed identity, prefer
     /// [`FederatedAssertion::managed_identity`](crate::FederatedAssertion::managed_identity),
-    /// whose transport never uses a proxy nor follows a redirect.
+    /// whose transport never uses a proxy nor follows a redirect, reads at most 1 MiB of
+    /// an answer, and which, after Entra refused an assertion as expired (AADSTS700024),
+    /// asks the identity endpoint anew: a credential given here keeps its tokens (as
+    /// azure_identity's do, until 5 minutes before their expiry) and may answer that retry
+    /// with the same token.
+    ///
+    /// A failure is [`Error::ManagedIdentityUnavailable`] whose cause says what the
+    /// credential said, escaped and cut to a few hundred characters (an endpoint's error
+    /// page can be megabytes long).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -157,14 +167,20 @@ mod managed {
     /// ```
     #[derive(Clone)]
     pub struct TokenCredentialSource {
-        credential: Arc<dyn TokenCredential>,
+        /// The credential asked; replaced by a new one after a fresh fetch (see `renew`).
+        credential: Arc<Mutex<Arc<dyn TokenCredential>>>,
+        /// Builds a new credential, with an empty token cache, for a fresh assertion.
+        renew: Option<Arc<Renew>>,
         scope: String,
     }
+
+    type Renew = dyn Fn() -> Result<Arc<dyn TokenCredential>, Error> + Send + Sync;
 
     impl fmt::Debug for TokenCredentialSource {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("TokenCredentialSource")
                 .field("scope", &self.scope)
+                .field("renewable", &self.renew.is_some())
                 .finish_non_exhaustive()
         }
     }
@@ -173,21 +189,33 @@ mod managed {
         /// Tokens from `credential` for `audience` (e.g. `api://AzureADTokenExchange`).
         pub fn new(credential: Arc<dyn TokenCredential>, audience: &str) -> Self {
             Self {
-                credential,
+                credential: Arc::new(Mutex::new(credential)),
+                renew: None,
                 scope: format!("{}/.default", audience.trim_end_matches('/')),
             }
         }
-    }
 
-    #[async_trait::async_trait]
-    impl AssertionSource for TokenCredentialSource {
-        async fn assertion(&self) -> Result<Assertion, Error> {
-            let token = self
-                .credential
+        /// A source whose fresh assertions come from a new credential built by `renew`
+        /// (its token cache empty), which then replaces the one in use.
+        fn renewable(renew: Arc<Renew>, audience: &str) -> Result<Self, Error> {
+            let mut source = Self::new(renew()?, audience);
+            source.renew = Some(renew);
+            Ok(source)
+        }
+
+        fn current(&self) -> Arc<dyn TokenCredential> {
+            self.credential
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        }
+
+        async fn ask(&self, credential: &dyn TokenCredential) -> Result<Assertion, Error> {
+            let token = credential
                 .get_token(&[self.scope.as_str()], None)
                 .await
                 .map_err(|e| Error::ManagedIdentityUnavailable {
-                    source: Arc::new(e),
+                    source: Arc::new(Unavailable::from_core(&e)),
                 })?;
             let expires_on = u64::try_from(token.expires_on.unix_timestamp())
                 .ok()
@@ -195,6 +223,82 @@ mod managed {
             Ok(Assertion::new(token.token.secret(), expires_on))
         }
     }
+
+    #[async_trait::async_trait]
+    impl AssertionSource for TokenCredentialSource {
+        async fn assertion(&self) -> Result<Assertion, Error> {
+            let credential = self.current();
+            self.ask(&*credential).await
+        }
+
+        /// A new credential's first token (none kept to answer from) when this source can
+        /// build one (a managed identity); otherwise the credential is asked again.
+        async fn fresh_assertion(&self) -> Result<Assertion, Error> {
+            let Some(renew) = &self.renew else {
+                return self.assertion().await;
+            };
+            let credential = renew()?;
+            let assertion = self.ask(&*credential).await?;
+            *self.credential.lock().unwrap_or_else(|p| p.into_inner()) = credential;
+            Ok(assertion)
+        }
+    }
+
+    /// Longest excerpt of a credential's failure an error keeps.
+    const MAX_EXCERPT: usize = 512;
+
+    /// What a credential (or the identity endpoint through it) said when it gave no token:
+    /// its kind, the HTTP status if there was one, and an escaped excerpt of its message.
+    /// It replaces azure_core's error, which carries the whole answer (twice, and a
+    /// backtrace) and whose causes repeat it again.
+    #[derive(Debug)]
+    struct Unavailable {
+        status: Option<u16>,
+        excerpt: String,
+    }
+
+    impl Unavailable {
+        fn from_core(e: &azure_core::Error) -> Self {
+            let mut status = None;
+            let mut excerpt = String::new();
+            let mut level: Option<&(dyn std::error::Error + 'static)> = Some(e);
+            // Bounded: a wrapping chain is a few levels deep.
+            for _ in 0..8 {
+                let Some(current) = level else { break };
+                if let Some(core) = current.downcast_ref::<azure_core::Error>()
+                    && let azure_core::error::ErrorKind::HttpResponse { status: s, .. } =
+                        core.kind()
+                {
+                    status = status.or(Some(u16::from(*s)));
+                }
+                // Each level's own words, once: wrappers repeat what they wrap.
+                let said = crate::error::echo_within(&current.to_string(), MAX_EXCERPT);
+                let head: String = said.chars().take(64).collect();
+                if !excerpt.contains(&head) {
+                    if !excerpt.is_empty() {
+                        excerpt.push_str(": ");
+                    }
+                    excerpt.push_str(&said);
+                }
+                level = current.source();
+            }
+            Self {
+                status,
+                excerpt: crate::error::echo_within(&excerpt, 2 * MAX_EXCERPT),
+            }
+        }
+    }
+
+    impl fmt::Display for Unavailable {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.status {
+                Some(status) => write!(f, "HTTP {status}: {}", self.excerpt),
+                None => f.write_str(&self.excerpt),
+            }
+        }
+    }
+
+    impl std::error::Error for Unavailable {}
 
     /// Which user-assigned managed identity provides the assertion. Only a user-assigned
     /// identity in the app's home tenant can back a federated credential (AADSTS700236).
@@ -239,19 +343,24 @@ mod managed {
                     UserAssignedId::ResourceId(resource_id)
                 }
             };
-            let options = ManagedIdentityCredentialOptions {
-                user_assigned_id: Some(id),
-                client_options: ClientOptions {
-                    transport: Some(direct_transport()?),
-                    ..Default::default()
-                },
+            let transport = direct_transport()?;
+            // A new credential each time (its token cache empty) for a fresh assertion,
+            // over the one transport.
+            let renew = move || -> Result<Arc<dyn TokenCredential>, Error> {
+                let options = ManagedIdentityCredentialOptions {
+                    user_assigned_id: Some(id.clone()),
+                    client_options: ClientOptions {
+                        transport: Some(transport.clone()),
+                        ..Default::default()
+                    },
+                };
+                ManagedIdentityCredential::new(Some(options))
+                    .map(|c| c as Arc<dyn TokenCredential>)
+                    .map_err(|e| Error::ManagedIdentityUnavailable {
+                        source: Arc::new(Unavailable::from_core(&e)),
+                    })
             };
-            let credential = ManagedIdentityCredential::new(Some(options)).map_err(|e| {
-                Error::ManagedIdentityUnavailable {
-                    source: Arc::new(e),
-                }
-            })?;
-            Ok(TokenCredentialSource::new(credential, audience))
+            TokenCredentialSource::renewable(Arc::new(renew), audience)
         }
     }
 
@@ -270,6 +379,48 @@ mod managed {
                     "could not build the managed identity HTTP client: {e}"
                 ))
             })?;
-        Ok(Transport::new(Arc::new(client)))
+        Ok(Transport::new(Arc::new(Capped(client))))
+    }
+
+    /// An HTTP client that reads at most [`MAX_BODY`](crate::http::MAX_BODY) of an answer,
+    /// as every other answer this crate reads: an identity endpoint answering without end
+    /// is refused at the cap instead of read into memory until the assertion timeout.
+    #[derive(Debug)]
+    struct Capped(reqwest::Client);
+
+    #[async_trait::async_trait]
+    impl HttpClient for Capped {
+        async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+            use futures_util::StreamExt as _;
+            let max = crate::http::MAX_BODY;
+            let (status, headers, mut body) = HttpClient::execute_request(&self.0, request)
+                .await?
+                .deconstruct();
+            // Not `Io`: azure_core's retry policy would ask again, for the same answer.
+            let too_large = || {
+                azure_core::Error::with_message(
+                    azure_core::error::ErrorKind::Other,
+                    format!(
+                        "the managed identity endpoint answered HTTP {} with more than 1 MiB; it was refused",
+                        u16::from(status)
+                    ),
+                )
+            };
+            let declared = headers
+                .get_optional_str(&azure_core::http::headers::CONTENT_LENGTH)
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > max as u64) {
+                return Err(too_large());
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                if bytes.len() + chunk.len() > max {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(AsyncRawResponse::from_bytes(status, headers, bytes))
+        }
     }
 }

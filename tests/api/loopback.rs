@@ -84,6 +84,40 @@ impl Loopback {
         Self::start(move |_| Some(response.clone())).await
     }
 
+    /// A server answering every request with `status` and a body that never ends:
+    /// `start`, then the same 64 KiB chunk over and over until the client hangs up.
+    pub async fn endless(status: u16, start: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let head = format!(
+            "HTTP/1.1 {status} Answer\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{start}"
+        );
+        let (seen, count) = (requests.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let (seen, head) = (seen.clone(), head.clone());
+                connections.spawn(async move {
+                    let request = read_request(&mut stream).await;
+                    seen.lock().unwrap().push(request);
+                    let chunk = vec![b'a'; 64 * 1024];
+                    if stream.write_all(head.as_bytes()).await.is_ok() {
+                        while stream.write_all(&chunk).await.is_ok() {}
+                    }
+                });
+            }
+        });
+        Self {
+            url,
+            requests,
+            connections,
+            task,
+        }
+    }
+
     pub fn url(&self) -> Url {
         self.url.clone()
     }

@@ -17,6 +17,7 @@ mod inbound;
 mod input;
 #[cfg(feature = "redis")]
 mod l2;
+mod managed_identity;
 #[cfg(feature = "mock-server")]
 mod mock_binary;
 mod mock_lifecycle;
