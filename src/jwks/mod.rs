@@ -84,6 +84,27 @@ impl Generation {
     pub(crate) fn is_current(&self) -> bool {
         self.slot.generation.load(Ordering::Acquire) == self.at
     }
+
+    /// A generation of a slot of its own, and a way to move that slot to its next fetch.
+    #[cfg(test)]
+    pub(crate) fn for_test() -> (Self, impl Fn()) {
+        let slot = Arc::new(Slot {
+            segment: "test".into(),
+            shared: false,
+            v2: false,
+            keys: RwLock::new(None),
+            generation: AtomicU64::new(1),
+            stale_at: AtomicU64::new(0),
+            state: Mutex::default(),
+        });
+        let refetch = {
+            let slot = slot.clone();
+            move || {
+                slot.generation.fetch_add(1, Ordering::AcqRel);
+            }
+        };
+        (Self { slot, at: 1 }, refetch)
+    }
 }
 
 /// The keys of one (source, version) and the state of fetching them.

@@ -19,7 +19,7 @@ use crate::error::ValidationError;
 use crate::jwks::{FetchPolicy, JwksCache, Source};
 use crate::jwt::{Claims, Jws};
 
-use cache::{Entry, TokenHash, ValidatedCache};
+use cache::{Fingerprint, Validated, ValidatedCache};
 use checks::{
     check_access, check_id_token_audience, check_issuer, check_signature, check_times,
     issuing_tenant, signing_kid, token_version,
@@ -152,8 +152,8 @@ impl TokenValidatorBuilder {
             Some(c) => c,
             None => crate::http::default_client(&authority)?,
         };
-        let cache = (self.cache_capacity > 0)
-            .then(|| Arc::new(ValidatedCache::new(self.cache_capacity, self.clock.clone())));
+        let cache =
+            (self.cache_capacity > 0).then(|| Arc::new(ValidatedCache::new(self.cache_capacity)));
         Ok(TokenValidator {
             jwks: Arc::new(JwksCache::new(
                 http,
@@ -204,8 +204,8 @@ impl TokenValidator {
         expect: &Expectations,
     ) -> Result<Claims, ValidationError> {
         check_usable(expect)?;
-        let hash = self.cache.as_ref().map(|_| ValidatedCache::hash(token));
-        if let Some(hit) = self.cached(hash.as_ref(), expect) {
+        let fingerprint = self.cache.as_ref().map(|c| c.fingerprint(token));
+        if let Some(hit) = self.cached(token, fingerprint, expect) {
             return hit;
         }
         let jws = Jws::parse(token)?;
@@ -226,18 +226,17 @@ impl TokenValidator {
         check_issuer(&jws.claims, &tid, &found)?;
         check_times(&jws.claims, self.now(), expect.clock_skew, false)?;
         check_access(&jws.claims, version, expect)?;
-        if let (Some(cache), Some(hash), Some(exp)) = (&self.cache, hash, jws.claims.exp) {
-            cache.insert(
-                hash,
-                Entry {
-                    claims: jws.claims.clone(),
-                    tid,
-                    version,
-                    discovery: expect.discovery,
-                    generation: found.generation,
-                    exp,
-                },
-            );
+        if let (Some(cache), Some(fingerprint), Some(exp)) =
+            (&self.cache, fingerprint, jws.claims.exp)
+        {
+            cache.remember(token, fingerprint, self.now(), || Validated {
+                claims: jws.claims.clone(),
+                tid,
+                version,
+                discovery: expect.discovery,
+                generation: found.generation,
+                exp,
+            });
         }
         Ok(jws.claims)
     }
@@ -246,11 +245,12 @@ impl TokenValidator {
     /// `None` on a miss.
     fn cached(
         &self,
-        hash: Option<&TokenHash>,
+        token: &str,
+        fingerprint: Option<Fingerprint>,
         expect: &Expectations,
     ) -> Option<Result<Claims, ValidationError>> {
         let now = self.now();
-        let entry = self.cache.as_ref()?.get(hash?, now)?;
+        let entry = self.cache.as_ref()?.get(token, fingerprint?, now)?;
         if entry.discovery != expect.discovery {
             return None;
         }
