@@ -128,9 +128,8 @@ pub use managed::{ManagedIdentity, TokenCredentialSource};
 
 #[cfg(feature = "azure-core")]
 mod managed {
-    use std::time::{Duration, SystemTime};
-
     use std::sync::Mutex;
+    use std::time::{Duration, SystemTime};
 
     use azure_core::credentials::TokenCredential;
     use azure_core::http::{AsyncRawResponse, ClientOptions, HttpClient, Request, Transport};
@@ -152,8 +151,8 @@ mod managed {
     /// with the same token.
     ///
     /// A failure is [`Error::ManagedIdentityUnavailable`] whose cause says what the
-    /// credential said, escaped and cut to a few hundred characters (an endpoint's error
-    /// page can be megabytes long).
+    /// credential said, escaped and cut to about 1 KiB (an endpoint's error page can be
+    /// megabytes long).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -248,7 +247,7 @@ mod managed {
     const MAX_EXCERPT: usize = 512;
 
     /// What a credential (or the identity endpoint through it) said when it gave no token:
-    /// its kind, the HTTP status if there was one, and an escaped excerpt of its message.
+    /// the HTTP status if there was one, and an escaped excerpt of its messages.
     /// It replaces azure_core's error, which carries the whole answer (twice, and a
     /// backtrace) and whose causes repeat it again.
     #[derive(Debug)]
