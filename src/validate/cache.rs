@@ -2,9 +2,9 @@
 //! hour, and a full validation is an RSA verify. A hit costs a SHA-256 of the token and
 //! a lookup instead.
 //!
-//! - Looked up by a 64-bit fingerprint of the token (foldhash, keyed per cache at random),
-//!   answered only when the token's SHA-256 equals the one stored: a hit proves the same
-//!   bytes were validated, and the token itself is not kept.
+//! - Looked up by a 64-bit fingerprint of the token's signature part (foldhash, keyed per
+//!   cache at random), answered only when the whole token's SHA-256 equals the one
+//!   stored: a hit proves the same bytes were validated, and the token itself is not kept.
 //! - A token is stored the second time it validates. The first success only writes its
 //!   fingerprint into a small table (the doorkeeper of TinyLFU), so a token seen once
 //!   (most are, in some services) costs a fingerprint and no SHA-256, allocation or insert,
@@ -87,8 +87,12 @@ impl ValidatedCache {
         }
     }
 
+    /// Where to look for `token`: a keyed hash of its signature part, a quarter of its
+    /// length and as unique as the signed content. Tokens sharing a signature part but not
+    /// their bytes (forged ones) only share a place: the SHA-256 tells them apart.
     pub(super) fn fingerprint(&self, token: &str) -> Fingerprint {
-        Fingerprint(self.fingerprints.hash_one(token.as_bytes()))
+        let signature = token.rsplit_once('.').map_or(token, |(_, s)| s);
+        Fingerprint(self.fingerprints.hash_one(signature.as_bytes()))
     }
 
     /// The entry for `token` (found by `fingerprint`), if it validated the very same bytes,
@@ -258,10 +262,13 @@ mod tests {
         for _ in 0..2 {
             cache.remember("token-a", fp, NOW, || validated(&generation));
         }
-        for other in ["token-b", "token-a ", "token-", "", "Token-a"] {
+        for other in ["token-b", "token-a ", "token-", "", "Token-a", "x.token-a"] {
             assert!(cache.get(other, fp, NOW).is_none(), "{other:?}");
         }
         assert!(cache.get("token-a", fp, NOW).is_some(), "and kept");
+        // Same signature part, other header or payload: same place, never the answer.
+        assert_eq!(cache.fingerprint("h.p2.token-a"), fp);
+        assert!(cache.get("h.p2.token-a", fp, NOW).is_none());
     }
 
     #[test]
