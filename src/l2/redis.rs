@@ -133,9 +133,13 @@ impl RedisStore {
         nodes: Vec<String>,
         timeout: Duration,
     ) -> Result<ClusterClient, crate::Error> {
+        // Each node gets a third of the deadline, so a master that accepts connections but
+        // answers nothing (hung, partitioned) is left out of a new cluster connection
+        // instead of failing it: only its slots fail until it is back.
+        let per_node = timeout / 3;
         ClusterClient::builder(nodes)
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
+            .connection_timeout(per_node)
+            .response_timeout(per_node)
             // A lost primary must not hold a call in retries: the call's own timeout and
             // the circuit breaker decide, and tokens come from L1 or Entra meanwhile.
             .retries(1)
@@ -253,16 +257,38 @@ impl Link {
     /// Runs `cmd`; a broken connection is dropped so the next call rebuilds it.
     async fn run<T: redis::FromRedisValue>(self: &Arc<Self>, cmd: &Cmd) -> Result<T, L2Error> {
         let (mut conn, generation) = self.connection().await?;
-        match cmd.query_async(&mut conn).await {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if lost(&e) && matches!(conn, Conn::Single(_)) {
-                    // A cluster connection rebuilds its per-node connections itself.
-                    self.drop_connection(generation);
-                }
-                Err(L2Error::with_source("Redis command failed", e))
+        let result = cmd.query_async(&mut conn).await;
+        self.checked(result, &conn, generation)
+    }
+
+    /// Runs `cmds` at once over one connection (a multiplexed connection pipelines them;
+    /// a cluster connection sends each to its key's master), answers in order.
+    async fn run_all<T: redis::FromRedisValue>(
+        self: &Arc<Self>,
+        cmds: &[Cmd],
+    ) -> Result<Vec<T>, L2Error> {
+        let (conn, generation) = self.connection().await?;
+        let result = futures_util::future::try_join_all(cmds.iter().map(|cmd| {
+            let mut conn = conn.clone();
+            async move { cmd.query_async(&mut conn).await }
+        }))
+        .await;
+        self.checked(result, &conn, generation)
+    }
+
+    fn checked<T>(
+        &self,
+        result: Result<T, RedisError>,
+        conn: &Conn,
+        generation: u64,
+    ) -> Result<T, L2Error> {
+        result.map_err(|e| {
+            if lost(&e) && matches!(conn, Conn::Single(_)) {
+                // A cluster connection rebuilds its per-node connections itself.
+                self.drop_connection(generation);
             }
-        }
+            L2Error::with_source("Redis command failed", e)
+        })
     }
 }
 
@@ -334,6 +360,29 @@ fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag (the part between
+/// the first `{` and the next `}`, if not empty) or of the whole key, modulo 16384.
+fn hash_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &bytes[open + 1..];
+        let close = rest.iter().position(|&b| b == b'}')?;
+        (close > 0).then(|| &rest[..close])
+    });
+    let mut crc: u16 = 0;
+    for &byte in tagged.unwrap_or(bytes) {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
+}
+
 #[async_trait::async_trait]
 impl L2Store for RedisStore {
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, L2Error> {
@@ -372,6 +421,58 @@ impl L2Store for RedisStore {
         Ok(set.is_some())
     }
 
+    /// `GETRANGE key 0 limit-1` for each key: Redis sends at most `limit` bytes of any
+    /// value. An empty answer is a missing key (the cache never writes empty values).
+    async fn get_many_bounded(
+        &self,
+        keys: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>, L2Error> {
+        if keys.is_empty() || limit == 0 {
+            return Ok(vec![None; keys.len()]);
+        }
+        let cmds: Vec<Cmd> = keys
+            .iter()
+            .map(|key| {
+                let mut cmd = redis::cmd("GETRANGE");
+                cmd.arg(*key).arg(0).arg(limit - 1);
+                cmd
+            })
+            .collect();
+        let values: Vec<Vec<u8>> = self.link.run_all(&cmds).await?;
+        Ok(values
+            .into_iter()
+            .map(|v| (!v.is_empty()).then_some(v))
+            .collect())
+    }
+
+    /// A Redis Cluster's part is the key's hash slot: a lost master costs only its own
+    /// slots. One server is one part.
+    fn partition(&self, key: &str) -> u32 {
+        match &self.link.target {
+            Target::Single(_) => 0,
+            Target::Cluster { .. } => u32::from(hash_slot(key)),
+        }
+    }
+
+    /// On a cluster, asks the master of `key`'s slot whether the key exists (a read that
+    /// only that master answers; the cluster connection reconnects to it by itself). On
+    /// one server, [`ping`](L2Store::ping).
+    async fn ping_partition(&self, key: &str) -> Result<(), L2Error> {
+        if matches!(self.link.target, Target::Single(_)) {
+            return self.ping().await;
+        }
+        let deadline = self.link.connect_timeout;
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(key);
+        match tokio::time::timeout(deadline, self.link.run::<i64>(&cmd)).await {
+            Ok(answer) => answer.map(drop),
+            Err(_) => Err(L2Error::new(format!(
+                "no answer from the master of the key's slot within {deadline:?}"
+            ))),
+        }
+    }
+
     /// Pings over the current connection; if that fails, drops it and pings over a new
     /// one (each step bounded by the connect timeout), so a probe after an outage
     /// succeeds as soon as Redis answers.
@@ -400,5 +501,22 @@ impl L2Store for RedisStore {
             Ok(()) => Ok(()),
             Err(_) => attempt().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_slot;
+
+    #[test]
+    fn hash_slots_match_redis() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(hash_slot("123456789"), 0x31c3);
+        assert_eq!(hash_slot("foo"), 12_182);
+        assert_eq!(hash_slot("{user1000}.following"), hash_slot("user1000"));
+        assert_eq!(hash_slot("foo{}{bar}"), 8_363);
+        assert_eq!(hash_slot("foo{{bar}}zap"), 4_015);
+        assert_eq!(hash_slot("act:x"), 8_330);
+        assert_eq!(hash_slot("act:{0123abcd}:t:ff"), 2_550);
     }
 }

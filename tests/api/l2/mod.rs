@@ -17,6 +17,7 @@ use azure_cross_tenant::{
 
 mod servers;
 
+mod bounds;
 mod invalidation;
 mod leases;
 mod margin;
@@ -47,6 +48,19 @@ impl Backend {
             Self::Single(r) => RedisStore::new(&r.url()).unwrap(),
             Self::Cluster(c) => RedisStore::cluster(c.urls()).unwrap(),
         }
+    }
+
+    /// Every server of this backend.
+    pub fn servers(&self) -> Vec<&Redis> {
+        match self {
+            Self::Single(r) => vec![r],
+            Self::Cluster(c) => c.nodes.iter().collect(),
+        }
+    }
+
+    /// Bytes all servers have sent to clients so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.servers().iter().map(|s| s.bytes_sent()).sum()
     }
 
     /// A plain client, to look at (or tamper with) what the cache stored.

@@ -99,6 +99,58 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// `redis-cli` against this server's plain port (an operator's commands: ACL, CLIENT,
+    /// INFO...), its output as text.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Bytes this server has sent to clients so far (`INFO stats`).
+    pub fn bytes_sent(&self) -> u64 {
+        self.cli(&["INFO", "stats"])
+            .lines()
+            .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("INFO stats has total_net_output_bytes")
+    }
+
+    /// Keys matching `pattern` on this server alone, sorted.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .cli(&["KEYS", pattern])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Freezes the server (SIGSTOP): connections open, nothing answered, as a hung or
+    /// partitioned host; [`Redis::thaw`] resumes it with its data.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -140,6 +192,9 @@ impl Cluster {
                 "1000",
                 "--cluster-require-full-coverage",
                 "no",
+                // A stopped master can come back with its data (after an explicit SAVE).
+                "--dbfilename",
+                &format!("dump-{port}.rdb"),
                 "--dir",
                 &dir.to_string_lossy(),
             ]
@@ -175,6 +230,17 @@ impl Cluster {
 
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(Redis::url).collect()
+    }
+
+    /// The index of the master serving `key`'s slot.
+    pub fn owner_of(&self, key: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| {
+                // Other masters answer with a MOVED error (on stderr).
+                matches!(n.cli(&["EXISTS", key]).trim(), "0" | "1")
+            })
+            .expect("some master serves every slot")
     }
 
     /// Waits (bounded) until every running node reports `cluster_state:ok`.
