@@ -285,14 +285,15 @@ impl L2 {
         for n in &key.names {
             wanted.extend([n.value.as_str(), &n.tenant_tombstone, &n.tombstone]);
         }
-        let (values, global) = tokio::join!(
+        let (values, global) = futures_util::future::join(
             self.call(
                 now,
                 wanted[0],
-                self.store().get_many_bounded(&wanted, MAX_VALUE + 1)
+                self.store().get_many_bounded(&wanted, MAX_VALUE + 1),
             ),
-            self.global_tombstone_now(now)
-        );
+            self.global_tombstone_now(now),
+        )
+        .await;
         let values = values?;
         if values.len() != wanted.len() {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);

@@ -13,6 +13,8 @@
 //! reach is other replicas' memory: they keep serving a token they already hold until
 //! they refresh it or it expires.
 
+#[cfg(feature = "redis")]
+mod entra;
 mod health;
 mod invalidate;
 mod layer;
@@ -31,6 +33,8 @@ use std::time::Duration;
 use crate::clock::{SharedSleeper, Sleeper, TokioSleeper};
 use crate::seal::SealingKeys;
 
+#[cfg(feature = "redis")]
+pub use entra::{RedisAuthStats, RedisEntraAuth};
 pub(crate) use layer::{L2, L2Counters, Lease};
 pub(crate) use names::L2Key;
 #[cfg(feature = "redis")]
