@@ -548,8 +548,6 @@ struct Subscriber {
     rx: watch::Receiver<Published>,
     /// The generation last yielded (0: none yet).
     yielded: u64,
-    /// The attempt count when it subscribed: a failure after it ends the first wait.
-    attempts_at_start: u64,
     /// Yielded a new token after the first and not polled since: its `AUTH` is pending.
     unconfirmed: bool,
 }
@@ -578,9 +576,9 @@ impl Subscriber {
                     .filter(|c| c.generation > self.yielded && (!first || c.expires_on > now));
                 match (current, &published.failure) {
                     (Some(c), _) => (Some(Ok(c)), false),
-                    (None, Some((attempt, why))) if first && *attempt > self.attempts_at_start => {
-                        (Some(Err(why.clone())), false)
-                    }
+                    // No usable token and the last request failed: a new connection cannot
+                    // sign in, and says why (the refresher keeps retrying meanwhile).
+                    (None, Some((_, why))) if first => (Some(Err(why.clone())), true),
                     (None, _) => (None, first),
                 }
             };
@@ -592,13 +590,14 @@ impl Subscriber {
                     return Some((Ok(auth), self));
                 }
                 Some(Err(why)) => {
+                    if waiting_for_token {
+                        self.shared.wake.notify_one();
+                    }
                     let error = RedisError::from((
                         ErrorKind::AuthenticationFailed,
                         "could not get a Microsoft Entra token for Redis",
                         why.to_string(),
                     ));
-                    // Counted as delivered: the next wait is for a new token.
-                    self.attempts_at_start = u64::MAX;
                     return Some((Err(error), self));
                 }
                 None => {
@@ -623,7 +622,6 @@ impl StreamingCredentialsProvider for EntraCredentials {
             shared: self.shared.clone(),
             rx: self.shared.published.subscribe(),
             yielded: 0,
-            attempts_at_start: self.shared.schedule().attempts,
             unconfirmed: false,
         };
         Box::pin(futures_util::stream::unfold(subscriber, Subscriber::next))

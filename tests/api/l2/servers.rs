@@ -25,6 +25,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A free port whose cluster bus port (+10000) is free and valid too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Whether a missing `redis-server` skips the test (outside CI) or fails it.
 fn skip(what: &str) -> bool {
     if std::env::var_os("CI").is_some() {
@@ -313,7 +323,7 @@ impl Cluster {
         std::fs::create_dir_all(&dir).unwrap();
         let mut nodes = Vec::new();
         for _ in 0..3 {
-            let port = free_port();
+            let port = free_cluster_port();
             let extra = [
                 "--cluster-enabled",
                 "yes",
