@@ -142,6 +142,7 @@ impl L2 {
         {
             let mut pending = self.state.pending.lock().unwrap_or_else(|p| p.into_inner());
             record(&mut pending);
+            self.state.maybe_pending.store(true, Ordering::Release);
             if pending.tombstones.len() + pending.deletions.len() > MAX_PENDING {
                 // One global tombstone stands for them all; this replica honours it at once
                 // (its reads elsewhere go on), the others once it is written.
@@ -219,6 +220,12 @@ impl State {
                     pending.deletions.remove(&name);
                 }
                 Err(e) => error = Some(e),
+            }
+        }
+        {
+            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.tombstones.is_empty() && pending.deletions.is_empty() {
+                self.maybe_pending.store(false, Ordering::Release);
             }
         }
         error.map_or(Ok(()), Err)

@@ -66,6 +66,9 @@ pub(super) struct State {
     /// No background flush of pending invalidations starts before then (ms since the
     /// epoch); `u64::MAX` while one runs.
     pub(super) next_flush: AtomicU64,
+    /// Whether an invalidation may be pending (read on every successful call instead of
+    /// locking `pending`).
+    pub(super) maybe_pending: AtomicBool,
 }
 
 impl L2 {
@@ -78,6 +81,7 @@ impl L2 {
                 health,
                 pending: Mutex::new(Pending::default()),
                 next_flush: AtomicU64::new(0),
+                maybe_pending: AtomicBool::new(false),
             }),
             global: AtomicU64::new(0),
             warned_at: AtomicU64::new(0),
@@ -206,6 +210,9 @@ impl L2 {
     /// to see no traffic that would probe them.
     fn flush_if_due(&self, now: SystemTime) {
         let state = &self.state;
+        if !state.maybe_pending.load(Ordering::Acquire) {
+            return;
+        }
         let due = state.next_flush.load(Ordering::Relaxed);
         if due > millis(now) || state.nothing_pending() {
             return;

@@ -118,7 +118,9 @@ impl SharedCache {
 
     /// After `failures` consecutive failed calls (default 5), skip L2 and probe it in the
     /// background (reconnect, then `PING`) every `probe_every` (default 2 s); the first
-    /// probe that succeeds turns it back on.
+    /// probe that succeeds turns it back on. All of this is per part of the store
+    /// ([`L2Store::partition`]): per hash slot of a Redis Cluster, so a lost master turns
+    /// off only its own slots. Failed calls are logged at `warn` once per `probe_every`.
     pub fn circuit_breaker(mut self, failures: u32, probe_every: Duration) -> Self {
         self.breaker_threshold = failures.max(1);
         self.probe_every = probe_every;
