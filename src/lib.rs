@@ -22,6 +22,7 @@ mod inbound;
 mod jwks;
 mod jwt;
 mod l2;
+mod onboarding;
 mod provider;
 mod registry;
 mod scope;
@@ -63,9 +64,13 @@ pub use jwt::Claims;
 pub use l2::RedisStore;
 pub use l2::{L2Error, L2Store, SharedCache};
 pub use provider::TenantCredentialProvider;
+pub use onboarding::{InMemoryOnboardingStore, OnboardingStore};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use registry::SqlRegistry;
 pub use registry::{
-    InMemoryRegistry, LinkError, OnboardingState, Relink, TenantRecord, TenantRegistry,
-    decide_link, for_each_active,
+    FleetReport, HealthChange, InMemoryRegistry, LinkError, OnboardingState, Relink,
+    RoundOptions, TenantCondition, TenantHealth, TenantHealthMonitor, TenantRecord,
+    TenantRegistry, Watched, decide_link, for_each_active,
 };
 pub use scope::Scopes;
 pub use seal::SealingKeys;
@@ -94,6 +99,8 @@ fn _assert_impls() {
     send_sync::<Cloud>();
     send_sync::<Cached<ClientSecret>>();
     send_sync::<Onboarding>();
+    send_sync::<TenantHealthMonitor>();
+    send_sync::<InMemoryOnboardingStore>();
     send_sync::<OnboardingError>();
     #[cfg(feature = "axum")]
     send_sync::<ValidateBearerLayer>();

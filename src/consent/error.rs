@@ -166,6 +166,12 @@ pub enum OnboardingError {
         #[source]
         source: Box<Error>,
     },
+    /// The onboarding store (spent states, pending flows) could not be read or written:
+    /// the callback is refused rather than risk accepting it twice (fail closed).
+    /// [`is_retryable`](Self::is_retryable) when the store's failure is passing; the admin
+    /// starts over once it is back.
+    #[error("the onboarding store failed; the step was refused: {0}")]
+    Store(#[source] Box<Error>),
     /// A state this crate believes impossible. Please file a bug.
     #[error("internal error: {0}; please file a bug")]
     Internal(&'static str),
@@ -187,7 +193,7 @@ impl OnboardingError {
     /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::ConsentCheckFailed { source, .. } => source.is_retryable(),
+            Self::ConsentCheckFailed { source, .. } | Self::Store(source) => source.is_retryable(),
             _ => false,
         }
     }

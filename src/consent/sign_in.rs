@@ -202,7 +202,7 @@ impl Onboarding {
         // `error=...`, and a refusal that counted without it would end the real flow.
         callback.check_state(&pending.state)?;
         callback.refusal()?;
-        self.spend(&pending.state, pending.issued_at)?;
+        self.spend(&pending.state, pending.issued_at).await?;
         let code = callback
             .get("code")
             .filter(|c| !c.is_empty())
