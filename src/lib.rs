@@ -65,6 +65,8 @@ pub use l2::RedisStore;
 pub use l2::{L2Error, L2Store, SharedCache};
 pub use provider::TenantCredentialProvider;
 pub use onboarding::{InMemoryOnboardingStore, OnboardingStore};
+#[cfg(feature = "axum")]
+pub use onboarding::{OnboardingOutcome, OnboardingRoutes, OnboardingRoutesBuilder, OutcomeReason};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use registry::SqlRegistry;
 pub use registry::{

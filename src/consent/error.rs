@@ -178,6 +178,30 @@ pub enum OnboardingError {
 }
 
 impl OnboardingError {
+    /// The tenant the refusal is about, when the step had proven one.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        match self {
+            Self::TenantMismatch { proven, .. } => Some(proven),
+            Self::NotConfirmed { tenant, .. }
+            | Self::MissingRoles { tenant, .. }
+            | Self::AdminNotProven { tenant, .. }
+            | Self::ConsentCheckFailed { tenant, .. } => Some(tenant),
+            _ => None,
+        }
+    }
+
+    /// Entra's trace id, when Entra's answer caused the refusal: quote it in a support
+    /// request.
+    pub fn trace_id(&self) -> Option<&str> {
+        match self {
+            Self::CodeRefused { trace_id, .. } => trace_id.as_deref(),
+            Self::NotConfirmed { source, .. }
+            | Self::ConsentCheckFailed { source, .. }
+            | Self::Credential(source) => source.trace_id(),
+            _ => None,
+        }
+    }
+
     /// Whether the same step may succeed if tried again shortly, with nothing changed: the
     /// consent check in [`Onboarding::consent`](crate::Onboarding::consent) could not reach
     /// Entra, timed out, was throttled, or met a passing failure of Entra's (a 5xx);

@@ -4,6 +4,7 @@
 mod admin_consent;
 mod builder;
 mod callback;
+pub(crate) use callback::{Callback, random_value};
 #[cfg(fuzzing)]
 pub(crate) use callback::fuzz_callback;
 mod error;
@@ -315,6 +316,11 @@ impl Onboarding {
 
     pub(crate) fn clock(&self) -> &SharedClock {
         &self.clock
+    }
+
+    /// The paths of the sign-in and consent redirect URIs.
+    pub(crate) fn redirect_paths(&self) -> (&str, &str) {
+        (self.sign_in_redirect.path(), self.consent_redirect.path())
     }
 
     /// Marks `state` spent in the store, atomically for every user of it; refuses one

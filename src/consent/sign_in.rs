@@ -73,6 +73,13 @@ pub struct PendingSignIn {
     issued_at: u64,
 }
 
+impl PendingSignIn {
+    /// The state it was issued with (the routes find a `form_post` answer by it).
+    pub(crate) fn state(&self) -> &str {
+        &self.state
+    }
+}
+
 impl fmt::Debug for PendingSignIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PendingSignIn")
