@@ -63,16 +63,16 @@ pub use jwt::Claims;
 #[cfg(feature = "redis")]
 pub use l2::RedisStore;
 pub use l2::{L2Error, L2Store, SharedCache};
-pub use provider::TenantCredentialProvider;
 pub use onboarding::{InMemoryOnboardingStore, OnboardingStore};
 #[cfg(feature = "axum")]
 pub use onboarding::{OnboardingOutcome, OnboardingRoutes, OnboardingRoutesBuilder, OutcomeReason};
+pub use provider::TenantCredentialProvider;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use registry::SqlRegistry;
 pub use registry::{
-    FleetReport, HealthChange, InMemoryRegistry, LinkError, OnboardingState, Relink,
-    RoundOptions, TenantCondition, TenantHealth, TenantHealthMonitor, TenantRecord,
-    TenantRegistry, Watched, decide_link, for_each_active,
+    FleetReport, HealthChange, InMemoryRegistry, LinkError, OnboardingState, Relink, RoundOptions,
+    TenantCondition, TenantHealth, TenantHealthMonitor, TenantRecord, TenantRegistry, Watched,
+    decide_link, for_each_active,
 };
 pub use scope::Scopes;
 pub use seal::SealingKeys;

@@ -4,9 +4,9 @@
 mod admin_consent;
 mod builder;
 mod callback;
-pub(crate) use callback::{Callback, random_value};
 #[cfg(fuzzing)]
 pub(crate) use callback::fuzz_callback;
+pub(crate) use callback::{Callback, random_value};
 mod error;
 mod redeem;
 mod sign_in;

@@ -102,7 +102,9 @@ impl OutcomeReason {
     /// One sentence for the person at the browser: what happened and what to do.
     pub fn message(self) -> &'static str {
         match self {
-            Self::NotSignedIn => "Sign in to your account here first, then connect your Azure tenant.",
+            Self::NotSignedIn => {
+                "Sign in to your account here first, then connect your Azure tenant."
+            }
             Self::SessionNotFound => {
                 "The onboarding session was not found (it expired, or this browser blocks cookies). Start again."
             }
@@ -125,11 +127,15 @@ impl OutcomeReason {
             Self::MissingRoles => {
                 "The application was not granted the permissions it needs in your tenant. Grant them and try again."
             }
-            Self::EntraError => "Microsoft Entra refused a step of the sign-in. Start again; contact support if it repeats.",
+            Self::EntraError => {
+                "Microsoft Entra refused a step of the sign-in. Start again; contact support if it repeats."
+            }
             Self::LinkedElsewhere => {
                 "This tenant is already connected to another account. Contact support to move it."
             }
-            Self::AccountChanged => "You signed in to another account here during the onboarding. Start again.",
+            Self::AccountChanged => {
+                "You signed in to another account here during the onboarding. Start again."
+            }
             Self::Unavailable => "The service is briefly unavailable. Try again in a moment.",
             Self::Internal => "Something went wrong on our side. Contact support.",
         }
@@ -327,13 +333,23 @@ mod tests {
         let linked = OnboardingOutcome::Linked { tenant: t.clone() };
         let at = linked.on("/tenants?tab=all");
         assert_eq!(at, format!("/tenants?tab=all&onboarding=linked&tenant={t}"));
-        assert_eq!(OnboardingOutcome::from_query(at.split_once('?').unwrap().1), Some(linked));
+        assert_eq!(
+            OnboardingOutcome::from_query(at.split_once('?').unwrap().1),
+            Some(linked)
+        );
         let failed = OnboardingOutcome::Failed {
             reason: OutcomeReason::LinkedElsewhere,
             tenant: Some(t),
         };
         let at = failed.on("https://saas.example/tenants");
-        assert!(at.starts_with("https://saas.example/tenants?onboarding=failed&reason=linked_elsewhere"));
-        assert_eq!(OnboardingOutcome::from_query(at.split_once('?').unwrap().1), Some(failed));
+        assert!(
+            at.starts_with(
+                "https://saas.example/tenants?onboarding=failed&reason=linked_elsewhere"
+            )
+        );
+        assert_eq!(
+            OnboardingOutcome::from_query(at.split_once('?').unwrap().1),
+            Some(failed)
+        );
     }
 }

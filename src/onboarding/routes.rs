@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::outcome::{OnboardingOutcome, OutcomeReason};
 use super::store::OnboardingStore;
 use crate::consent::{
-    AdminProof, Callback, Onboarding, OnboardingError, PendingConsent, PendingSignIn,
-    SignInTenant, SignedInAdmin, hex_digest, random_value,
+    AdminProof, Callback, Onboarding, OnboardingError, PendingConsent, PendingSignIn, SignInTenant,
+    SignedInAdmin, hex_digest, random_value,
 };
 use crate::error::Error;
 use crate::registry::{Relink, TenantRegistry};
@@ -181,7 +181,11 @@ impl OnboardingRoutesBuilder {
     /// missing, the cookie name is not a cookie name, or the onboarding's redirect URIs do
     /// not end in `/signed-in` and `/consented`.
     pub fn build(self) -> Result<Router, Error> {
-        let bad = |what: &str| Err(Error::InvalidConfiguration(format!("onboarding routes: {what}")));
+        let bad = |what: &str| {
+            Err(Error::InvalidConfiguration(format!(
+                "onboarding routes: {what}"
+            )))
+        };
         let Some(account) = self.account else {
             return bad("say who is signed in to your app with .account(..)");
         };
@@ -276,7 +280,8 @@ impl Shared {
     }
 
     fn expires(&self) -> u64 {
-        self.now().saturating_add(self.onboarding.max_age().as_secs())
+        self.now()
+            .saturating_add(self.onboarding.max_age().as_secs())
     }
 
     fn store(&self) -> &Arc<dyn OnboardingStore> {
@@ -372,7 +377,12 @@ impl Shared {
 
     async fn save(&self, key: &str, flow: &Flow) -> Result<(), Ending> {
         let bytes = serde_json::to_vec(flow).map_err(|_| {
-            self.failed(OutcomeReason::Internal, None, None, &"a flow did not encode")
+            self.failed(
+                OutcomeReason::Internal,
+                None,
+                None,
+                &"a flow did not encode",
+            )
         })?;
         self.store()
             .put(key, &bytes, self.expires())
@@ -442,7 +452,9 @@ fn respond(shared: &Shared, ending: Ending) -> Response<Body> {
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     let cookie = match ending.cookie {
         CookieChange::Keep => None,
-        CookieChange::Set(value) => Some(shared.cookie(&value, shared.onboarding.max_age().as_secs())),
+        CookieChange::Set(value) => {
+            Some(shared.cookie(&value, shared.onboarding.max_age().as_secs()))
+        }
         CookieChange::Clear => Some(shared.cookie("", 0)),
     };
     if let Some(Ok(value)) = cookie.map(|c| HeaderValue::from_str(&c)) {
@@ -503,12 +515,18 @@ async fn signed_in_form(State(shared): State<Arc<Shared>>, request: Request) -> 
 
 async fn keep_form_answer(shared: &Shared, request: Request) -> Result<Ending, Ending> {
     let malformed = |why: &'static str| {
-        shared.failed(OutcomeReason::Malformed, None, None, &OnboardingError::Malformed(why))
+        shared.failed(
+            OutcomeReason::Malformed,
+            None,
+            None,
+            &OnboardingError::Malformed(why),
+        )
     };
     let body = axum::body::to_bytes(request.into_body(), MAX_FORM)
         .await
         .map_err(|_| malformed("the form_post body is larger than 16 KiB"))?;
-    let text = std::str::from_utf8(&body).map_err(|_| malformed("the form_post body is not UTF-8"))?;
+    let text =
+        std::str::from_utf8(&body).map_err(|_| malformed("the form_post body is not UTF-8"))?;
     let callback = Callback::parse(text).map_err(|e| shared.refused(&e))?;
     let state = callback
         .get("state")
@@ -626,22 +644,24 @@ fn default_name(admin: &SignedInAdmin) -> String {
 }
 
 async fn consent_step(State(shared): State<Arc<Shared>>, parts: Parts) -> Response<Body> {
-    let ending = either(async {
-        let (_, flow) = shared.current(&parts).await?;
-        match flow.step {
-            Step::Consenting { url, .. } => Ok(Ending {
-                location: url,
-                cookie: CookieChange::Keep,
-            }),
-            Step::SigningIn { .. } => Err(shared.failed(
-                OutcomeReason::SessionNotFound,
-                None,
-                None,
-                &"the consent step was asked before the sign-in finished",
-            )),
+    let ending = either(
+        async {
+            let (_, flow) = shared.current(&parts).await?;
+            match flow.step {
+                Step::Consenting { url, .. } => Ok(Ending {
+                    location: url,
+                    cookie: CookieChange::Keep,
+                }),
+                Step::SigningIn { .. } => Err(shared.failed(
+                    OutcomeReason::SessionNotFound,
+                    None,
+                    None,
+                    &"the consent step was asked before the sign-in finished",
+                )),
+            }
         }
-    }
-    .await);
+        .await,
+    );
     respond(&shared, ending)
 }
 

@@ -176,13 +176,24 @@ mod tests {
         // Expired: usable again.
         assert!(store.insert_new("k", b"w", 300, 101).await.unwrap());
         store.put("p", b"x", 50).await.unwrap();
-        assert_eq!(store.get("p", 50).await.unwrap().as_deref(), Some(&b"x"[..]));
+        assert_eq!(
+            store.get("p", 50).await.unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
         assert_eq!(store.get("p", 51).await.unwrap(), None);
-        assert_eq!(store.take("p", 50).await.unwrap().as_deref(), Some(&b"x"[..]));
+        assert_eq!(
+            store.take("p", 50).await.unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
         assert_eq!(store.take("p", 50).await.unwrap(), None);
 
         for i in 0..MAX_ENTRIES + 10 {
-            assert!(store.insert_new(&format!("s{i}"), b"", 1000, 10).await.unwrap());
+            assert!(
+                store
+                    .insert_new(&format!("s{i}"), b"", 1000, 10)
+                    .await
+                    .unwrap()
+            );
         }
         let kept = store.len();
         assert!(kept <= MAX_ENTRIES, "{kept}");

@@ -6,8 +6,8 @@ use std::future::Future;
 
 use futures_util::StreamExt as _;
 
-use super::{OnboardingState, TenantCondition, TenantHealth, TenantHealthMonitor, TenantRecord};
 use super::TenantRegistry;
+use super::{OnboardingState, TenantCondition, TenantHealth, TenantHealthMonitor, TenantRecord};
 use crate::error::Error;
 use crate::tenant::TenantId;
 

@@ -235,7 +235,10 @@ impl Inner {
             if !stored.1 || stored.0 == wanted {
                 let mut slots = self.lock_slots();
                 let slot = slots.entry(tenant.clone()).or_default();
-                if slot.desired.as_ref().map(|d| d.as_ref().map(|h| h.condition))
+                if slot
+                    .desired
+                    .as_ref()
+                    .map(|d| d.as_ref().map(|h| h.condition))
                     == Some(wanted)
                 {
                     slot.desired = None;

@@ -174,7 +174,9 @@ impl TenantCondition {
     /// What the customer's admin does about it, in a sentence for a person.
     pub fn advice(self) -> &'static str {
         match self {
-            Self::NeedsConsent => "the customer's admin must grant consent again (connect the tenant)",
+            Self::NeedsConsent => {
+                "the customer's admin must grant consent again (connect the tenant)"
+            }
             Self::TenantNotFound => "the tenant no longer exists (or its id is wrong): offboard it",
             Self::AppDisabled => "the customer's admin must re-enable the enterprise application",
             Self::BlockedByConditionalAccess => {

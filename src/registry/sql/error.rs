@@ -57,7 +57,10 @@ fn passing_code(code: &str) -> bool {
         // statement timeout, 57P01-57P03 shutting down or starting up.
         code.starts_with("08")
             || code.starts_with("53")
-            || matches!(code, "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03")
+            || matches!(
+                code,
+                "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+            )
     } else {
         // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
         code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
@@ -70,7 +73,9 @@ mod tests {
 
     #[test]
     fn passing_failures_are_told_from_the_rest() {
-        for passing in ["08006", "08001", "40001", "40P01", "57P01", "55P03", "5", "517", "6"] {
+        for passing in [
+            "08006", "08001", "40001", "40P01", "57P01", "55P03", "5", "517", "6",
+        ] {
             assert!(passing_code(passing), "{passing}");
         }
         for lasting in ["23505", "42P01", "42501", "28P01", "1", "19", "2067"] {

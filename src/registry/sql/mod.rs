@@ -257,7 +257,9 @@ impl SqlRegistry {
 
 fn bad_url(database: &str, e: &sqlx::Error) -> Error {
     // sqlx's message names the part that is wrong; the URL itself is not repeated.
-    Error::InvalidConfiguration(format!("the {database} URL of the registry is invalid: {e}"))
+    Error::InvalidConfiguration(format!(
+        "the {database} URL of the registry is invalid: {e}"
+    ))
 }
 
 #[cfg(feature = "sqlite")]

@@ -125,7 +125,10 @@ pub(super) fn record_from(row: &dyn Get) -> Result<TenantRecord, Error> {
     let state = OnboardingState::from_name(&state_text).ok_or_else(|| {
         unreadable(
             REGISTRY,
-            format!("tenant {tenant_text} has an unknown state {:?}", crate::error::echo(&state_text)),
+            format!(
+                "tenant {tenant_text} has an unknown state {:?}",
+                crate::error::echo(&state_text)
+            ),
         )
     })?;
     let proof = match text("proof")?.as_deref() {
@@ -137,12 +140,15 @@ pub(super) fn record_from(row: &dyn Get) -> Result<TenantRecord, Error> {
         Some(other) => {
             return Err(unreadable(
                 REGISTRY,
-                format!("tenant {tenant_text} has an unknown proof {:?}", crate::error::echo(other)),
+                format!(
+                    "tenant {tenant_text} has an unknown proof {:?}",
+                    crate::error::echo(other)
+                ),
             ));
         }
     };
-    let allowed_scopes: Vec<String> = serde_json::from_str(&required("allowed_scopes")?)
-        .map_err(|_| {
+    let allowed_scopes: Vec<String> =
+        serde_json::from_str(&required("allowed_scopes")?).map_err(|_| {
             unreadable(
                 REGISTRY,
                 format!("tenant {tenant_text}: allowed_scopes is not a JSON list of strings"),
@@ -154,7 +160,10 @@ pub(super) fn record_from(row: &dyn Get) -> Result<TenantRecord, Error> {
             let condition = TenantCondition::from_name(&name).ok_or_else(|| {
                 unreadable(
                     REGISTRY,
-                    format!("tenant {tenant_text} has an unknown health {:?}", crate::error::echo(&name)),
+                    format!(
+                        "tenant {tenant_text} has an unknown health {:?}",
+                        crate::error::echo(&name)
+                    ),
                 )
             })?;
             Some(TenantHealth::stored(
