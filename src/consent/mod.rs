@@ -6,6 +6,7 @@ mod builder;
 mod callback;
 #[cfg(fuzzing)]
 pub(crate) use callback::fuzz_callback;
+#[cfg(feature = "axum")]
 pub(crate) use callback::{Callback, random_value};
 mod error;
 mod redeem;
@@ -197,6 +198,7 @@ pub struct Onboarding {
     /// Spent states (and, for the routes, pending flows).
     store: Arc<dyn OnboardingStore>,
     /// Whether `store` is the in-process default (the routes then take the registry's).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     store_is_default: bool,
     /// When expired entries were last purged (Unix seconds).
     last_purge: AtomicU64,
@@ -305,20 +307,24 @@ impl Onboarding {
         self.max_age
     }
 
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn store_is_default(&self) -> bool {
         self.store_is_default
     }
 
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn set_store(&mut self, store: Arc<dyn OnboardingStore>) {
         self.store = store;
         self.store_is_default = false;
     }
 
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn clock(&self) -> &SharedClock {
         &self.clock
     }
 
     /// The paths of the sign-in and consent redirect URIs.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn redirect_paths(&self) -> (&str, &str) {
         (self.sign_in_redirect.path(), self.consent_redirect.path())
     }

@@ -75,6 +75,7 @@ pub struct PendingSignIn {
 
 impl PendingSignIn {
     /// The state it was issued with (the routes find a `form_post` answer by it).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn state(&self) -> &str {
         &self.state
     }

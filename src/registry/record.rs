@@ -35,6 +35,7 @@ impl OnboardingState {
         }
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn from_name(name: &str) -> Option<Self> {
         match name {
             "pending" => Some(Self::Pending),
@@ -160,6 +161,7 @@ impl TenantCondition {
         }
     }
 
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn from_name(name: &str) -> Option<Self> {
         [
             Self::NeedsConsent,
@@ -229,6 +231,7 @@ impl TenantHealth {
     }
 
     /// A health value as a store read it back (whole seconds).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn stored(
         condition: TenantCondition,
         since: SystemTime,

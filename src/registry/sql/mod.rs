@@ -27,6 +27,7 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts of a `link` whose first insert met another link's insert of the same tenant.
 const LINK_ATTEMPTS: u32 = 3;
 /// The PostgreSQL schema holding the tables (and sqlx's record of applied migrations).
+#[cfg(feature = "postgres")]
 const PG_SCHEMA: &str = "azure_cross_tenant";
 
 #[cfg(feature = "sqlite")]
