@@ -269,11 +269,10 @@ pub enum Error {
     /// permission problem). A write that failed left nothing half-written: each runs in
     /// one transaction. [`is_retryable`](Error::is_retryable) says whether trying again
     /// shortly may succeed (connection, timeout, lock or serialization failures).
-    #[error("{store} database failed to {operation}: {source}; {}", database_advice(*.retryable))]
+    #[error("database failed to {operation}: {source}; {}", database_advice(*.retryable))]
     Database {
-        /// Which store: `tenant registry` or `onboarding store`.
-        store: &'static str,
-        /// What was being done (`link a tenant`, `list tenants`, ...).
+        /// What was being done, and in which store (`link a tenant in the tenant
+        /// registry`, ...).
         operation: &'static str,
         /// Whether the failure is passing (connection, timeout, lock, serialization).
         retryable: bool,

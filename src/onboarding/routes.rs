@@ -91,6 +91,7 @@ type NameFn = dyn Fn(&SignedInAdmin) -> String + Send + Sync;
 ///   what stops a forged or replayed callback; the account is read from your app's own
 ///   session at `start` and again at each callback, so a flow cannot finish for another
 ///   account.
+#[non_exhaustive]
 pub struct OnboardingRoutes;
 
 impl fmt::Debug for OnboardingRoutes {

@@ -108,6 +108,8 @@ fn start() -> Option<Postgres> {
         data = data.display(),
         dir = dir.display(),
     );
+    // Never waited for: it lives until this process exits (then it stops the server).
+    #[allow(clippy::zombie_processes)]
     let mut shell = as_server_user("sh")
         .args(["-c", &script])
         .stdin(Stdio::piped())

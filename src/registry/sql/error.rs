@@ -5,15 +5,11 @@ use std::sync::Arc;
 
 use crate::error::Error;
 
-pub(super) const REGISTRY: &str = "tenant registry";
-pub(super) const STORE: &str = "onboarding store";
-
 /// `e`, met while doing `operation` in `store`, as the crate's typed error.
-pub(super) fn database(store: &'static str, operation: &'static str, e: sqlx::Error) -> Error {
+pub(super) fn database(operation: &'static str, e: sqlx::Error) -> Error {
     let retryable = is_passing(&e);
-    tracing::warn!(store, operation, retryable, error = %e, "database call failed");
+    tracing::warn!(operation, retryable, error = %e, "database call failed");
     Error::Database {
-        store,
         operation,
         retryable,
         source: Arc::new(e),
@@ -22,9 +18,8 @@ pub(super) fn database(store: &'static str, operation: &'static str, e: sqlx::Er
 
 /// A value read back that this version cannot understand (a row written by hand, or by
 /// a newer version): not retryable.
-pub(super) fn unreadable(store: &'static str, what: String) -> Error {
+pub(super) fn unreadable(what: String) -> Error {
     Error::Database {
-        store,
         operation: "read a stored value",
         retryable: false,
         source: Arc::new(Unreadable(what)),

@@ -16,7 +16,7 @@ use crate::onboarding::OnboardingStore;
 use crate::tenant::TenantId;
 
 use super::{LinkError, OnboardingState, Relink, TenantHealth, TenantRecord, TenantRegistry};
-use error::{REGISTRY, database};
+use error::database;
 use row::{Columns, record_from};
 pub(crate) use store::SqlOnboardingStore;
 
@@ -202,8 +202,7 @@ impl SqlRegistry {
     /// Applies the embedded migrations this database lacks (a no-op when it has them all).
     pub async fn migrate(&self) -> Result<(), Error> {
         let failed = |e: sqlx::migrate::MigrateError| Error::Database {
-            store: REGISTRY,
-            operation: "apply its migrations",
+            operation: "apply the tenant registry's migrations",
             retryable: matches!(&e, sqlx::migrate::MigrateError::Execute(e) if matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)),
             source: Arc::new(e),
         };
@@ -225,7 +224,7 @@ impl SqlRegistry {
                 sqlx::query("CREATE SCHEMA IF NOT EXISTS azure_cross_tenant")
                     .execute(pool)
                     .await
-                    .map_err(|e| database(REGISTRY, "create its schema", e))?;
+                    .map_err(|e| database("create its schema in the tenant registry", e))?;
                 POSTGRES_MIGRATIONS.run(pool).await.map_err(failed)
             }
         }
@@ -294,7 +293,7 @@ async fn sqlite_pool(url: &str) -> Result<Pool, Error> {
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(|e| database(REGISTRY, "connect", e))?;
+        .map_err(|e| database("connect in the tenant registry", e))?;
     Ok(Pool::Sqlite(pool))
 }
 
@@ -323,7 +322,7 @@ async fn postgres_pool(url: &str) -> Result<Pool, Error> {
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
-        .map_err(|e| database(REGISTRY, "connect", e))?;
+        .map_err(|e| database("connect in the tenant registry", e))?;
     Ok(Pool::Postgres(pool))
 }
 
@@ -345,7 +344,7 @@ impl TenantRegistry for SqlRegistry {
             let rows = sqlx::query(LIST)
                 .fetch_all(pool)
                 .await
-                .map_err(|e| database(REGISTRY, "list tenants", e))?;
+                .map_err(|e| database("list tenants in the tenant registry", e))?;
             rows.iter().map(|r| record_from(r as &dyn row::Get)).collect::<Result<Vec<_>, _>>()?
         });
         Ok(rows)
@@ -357,7 +356,7 @@ impl TenantRegistry for SqlRegistry {
                 .bind(tenant.as_str())
                 .fetch_optional(pool)
                 .await
-                .map_err(|e| database(REGISTRY, "read a tenant", e))?;
+                .map_err(|e| database("read a tenant in the tenant registry", e))?;
             row.as_ref().map(|r| record_from(r as &dyn row::Get)).transpose()
         })
     }
@@ -368,7 +367,7 @@ impl TenantRegistry for SqlRegistry {
             bind_record!(sqlx::query(UPSERT), columns, now())
                 .execute(pool)
                 .await
-                .map_err(|e| database(REGISTRY, "store a tenant", e))?;
+                .map_err(|e| database("store a tenant in the tenant registry", e))?;
         });
         Ok(())
     }
@@ -379,7 +378,7 @@ impl TenantRegistry for SqlRegistry {
         record: TenantRecord,
         relink: Relink,
     ) -> Result<TenantRecord, LinkError> {
-        let fail = |e| LinkError::Registry(database(REGISTRY, "link a tenant", e));
+        let fail = |e| LinkError::Registry(database("link a tenant in the tenant registry", e));
         for _ in 0..LINK_ATTEMPTS {
             let decided = on_pool!(&self.pool, pool => {
                 #[allow(unused_mut)]
@@ -426,8 +425,7 @@ impl TenantRegistry for SqlRegistry {
             }
         }
         Err(LinkError::Registry(Error::Database {
-            store: REGISTRY,
-            operation: "link a tenant",
+            operation: "link a tenant in the tenant registry",
             retryable: true,
             source: Arc::new(LinkContention),
         }))
@@ -441,7 +439,7 @@ impl TenantRegistry for SqlRegistry {
                 .bind(now())
                 .execute(pool)
                 .await
-                .map_err(|e| database(REGISTRY, "set a tenant's state", e))?;
+                .map_err(|e| database("set a tenant's state in the tenant registry", e))?;
             Ok(done.rows_affected() > 0)
         })
     }
@@ -463,7 +461,7 @@ impl TenantRegistry for SqlRegistry {
                 .bind(now())
                 .execute(pool)
                 .await
-                .map_err(|e| database(REGISTRY, "record a tenant's health", e))?;
+                .map_err(|e| database("record a tenant's health in the tenant registry", e))?;
             Ok(done.rows_affected() > 0)
         })
     }

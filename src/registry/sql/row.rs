@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::error::{REGISTRY, database, unreadable};
+use super::error::{database, unreadable};
 use crate::consent::AdminProof;
 use crate::error::Error;
 use crate::registry::{OnboardingState, TenantCondition, TenantHealth, TenantRecord};
@@ -110,26 +110,23 @@ fn time(secs: i64) -> SystemTime {
 
 /// The record a row holds; a value this version cannot read is an error, never a panic.
 pub(super) fn record_from(row: &dyn Get) -> Result<TenantRecord, Error> {
-    let col = |e| database(REGISTRY, "read a tenant's columns", e);
+    let col = |e| database("read a tenant's columns in the tenant registry", e);
     let text = |c: &str| row.text(c).map_err(col);
     let int = |c: &str| row.int(c).map_err(col);
     let required = |c: &str| -> Result<String, Error> {
-        text(c)?.ok_or_else(|| unreadable(REGISTRY, format!("column {c} is NULL")))
+        text(c)?.ok_or_else(|| unreadable(format!("column {c} is NULL")))
     };
 
     let tenant_text = required("tenant")?;
     let tenant = tenant_text
         .parse()
-        .map_err(|_| unreadable(REGISTRY, "a stored tenant id is not a tenant id".into()))?;
+        .map_err(|_| unreadable("a stored tenant id is not a tenant id".into()))?;
     let state_text = required("state")?;
     let state = OnboardingState::from_name(&state_text).ok_or_else(|| {
-        unreadable(
-            REGISTRY,
-            format!(
-                "tenant {tenant_text} has an unknown state {:?}",
-                crate::error::echo(&state_text)
-            ),
-        )
+        unreadable(format!(
+            "tenant {tenant_text} has an unknown state {:?}",
+            crate::error::echo(&state_text)
+        ))
     })?;
     let proof = match text("proof")?.as_deref() {
         None => None,
@@ -138,33 +135,26 @@ pub(super) fn record_from(row: &dyn Get) -> Result<TenantRecord, Error> {
         )),
         Some("fresh_consent") => Some(AdminProof::FreshConsent),
         Some(other) => {
-            return Err(unreadable(
-                REGISTRY,
-                format!(
-                    "tenant {tenant_text} has an unknown proof {:?}",
-                    crate::error::echo(other)
-                ),
-            ));
+            return Err(unreadable(format!(
+                "tenant {tenant_text} has an unknown proof {:?}",
+                crate::error::echo(other)
+            )));
         }
     };
     let allowed_scopes: Vec<String> =
         serde_json::from_str(&required("allowed_scopes")?).map_err(|_| {
-            unreadable(
-                REGISTRY,
-                format!("tenant {tenant_text}: allowed_scopes is not a JSON list of strings"),
-            )
+            unreadable(format!(
+                "tenant {tenant_text}: allowed_scopes is not a JSON list of strings"
+            ))
         })?;
     let health = match text("health_condition")? {
         None => None,
         Some(name) => {
             let condition = TenantCondition::from_name(&name).ok_or_else(|| {
-                unreadable(
-                    REGISTRY,
-                    format!(
-                        "tenant {tenant_text} has an unknown health {:?}",
-                        crate::error::echo(&name)
-                    ),
-                )
+                unreadable(format!(
+                    "tenant {tenant_text} has an unknown health {:?}",
+                    crate::error::echo(&name)
+                ))
             })?;
             Some(TenantHealth::stored(
                 condition,

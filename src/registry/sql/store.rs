@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::error::{STORE, database};
+use super::error::database;
 use super::{Pool, on_pool};
 use crate::error::Error;
 use crate::onboarding::OnboardingStore;
@@ -55,7 +55,7 @@ impl OnboardingStore for SqlOnboardingStore {
                 .bind(int(expires_at))
                 .execute(pool)
                 .await
-                .map_err(|e| database(STORE, "store a pending onboarding", e))?;
+                .map_err(|e| database("store a pending onboarding in the onboarding store", e))?;
         });
         Ok(())
     }
@@ -67,7 +67,7 @@ impl OnboardingStore for SqlOnboardingStore {
                 .bind(int(now))
                 .fetch_optional(pool)
                 .await
-                .map_err(|e| database(STORE, "read a pending onboarding", e))?;
+                .map_err(|e| database("read a pending onboarding in the onboarding store", e))?;
             Ok(value)
         })
     }
@@ -78,7 +78,7 @@ impl OnboardingStore for SqlOnboardingStore {
                 .bind(key)
                 .fetch_optional(pool)
                 .await
-                .map_err(|e| database(STORE, "take a pending onboarding", e))?;
+                .map_err(|e| database("take a pending onboarding in the onboarding store", e))?;
             Ok(row.filter(|(_, expires)| *expires >= int(now)).map(|(v, _)| v))
         })
     }
@@ -98,7 +98,7 @@ impl OnboardingStore for SqlOnboardingStore {
                 .bind(int(now))
                 .execute(pool)
                 .await
-                .map_err(|e| database(STORE, "record a spent state", e))?;
+                .map_err(|e| database("record a spent state in the onboarding store", e))?;
             Ok(done.rows_affected() == 1)
         })
     }
@@ -109,7 +109,7 @@ impl OnboardingStore for SqlOnboardingStore {
                 .bind(key)
                 .execute(pool)
                 .await
-                .map_err(|e| database(STORE, "remove a pending onboarding", e))?;
+                .map_err(|e| database("remove a pending onboarding in the onboarding store", e))?;
         });
         Ok(())
     }
@@ -120,7 +120,7 @@ impl OnboardingStore for SqlOnboardingStore {
                 .bind(int(now))
                 .execute(pool)
                 .await
-                .map_err(|e| database(STORE, "purge expired onboarding entries", e))?;
+                .map_err(|e| database("purge expired onboarding entries in the onboarding store", e))?;
             Ok(done.rows_affected())
         })
     }
