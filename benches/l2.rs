@@ -10,12 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     CacheOptions, Cached, ClientSecret, RedisStore, SealingKeys, SharedCache,
     TenantCredentialProvider,
 };
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use mock_entra::MockEntra;
 
 const VAULT: &str = "https://vault.azure.net/.default";
 

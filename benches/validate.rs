@@ -10,12 +10,12 @@
 
 use std::sync::Arc;
 
-use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     ClientSecret, Expectations, TenantCredentialProvider, TenantId, TokenValidator,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use mock_entra::MockEntra;
 
 struct Setup {
     token: String,

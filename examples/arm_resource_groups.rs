@@ -11,11 +11,11 @@
 mod support;
 
 use azure_core::http::ClientOptions;
-use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{
     Cached, FederatedAssertion, ManagedIdentity, TenantId, TokenCredentialSource,
 };
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use mock_entra::MockResource;
 use serde_json::json;
 use support::{MockWorld, env, show_token};
 use wiremock::ResponseTemplate;

@@ -8,9 +8,9 @@
 mod support;
 
 use azure_core::http::ClientOptions;
-use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{Cached, ClientSecret, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use mock_entra::MockResource;
 use serde_json::json;
 use support::{MockWorld, env};
 use wiremock::ResponseTemplate;
@@ -64,7 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let options = SecretClientOptions {
         client_options: ClientOptions {
-            transport: Some(azure_cross_tenant::testing::loopback_transport()),
+            transport: Some(mock_entra::loopback_transport()),
             ..Default::default()
         },
         verify_challenge_resource: Some(false), // the fake vault lives on 127.0.0.1

@@ -14,8 +14,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{Cached, ClientSecret, TenantId};
+use mock_entra::MockResource;
 use support::{MockWorld, env, show_token};
 use wiremock::ResponseTemplate;
 

@@ -8,9 +8,9 @@ use crate::common::{VAULT, World};
 use crate::loopback::Loopback;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
-use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{Cached, ClientSecret, Error, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use mock_entra::MockResource;
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
@@ -45,7 +45,7 @@ fn client_retrying(
     let endpoint = vault.https_uri();
     let options = SecretClientOptions {
         client_options: ClientOptions {
-            transport: Some(azure_cross_tenant::testing::loopback_transport()),
+            transport: Some(mock_entra::loopback_transport()),
             retry,
             ..Default::default()
         },
@@ -158,7 +158,7 @@ async fn a_lifetime_beyond_any_calendar_reaches_azure_core_without_a_panic() {
     for expires_in in ["1000000000000", "9000000000000000000"] {
         w.entra.inject_fault(
             &w.customer,
-            azure_cross_tenant::testing::MockFault::Body {
+            mock_entra::MockFault::Body {
                 status: 200,
                 body: format!(
                     r#"{{"token_type":"Bearer","expires_in":{expires_in},"access_token":"opaque-token"}}"#

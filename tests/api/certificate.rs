@@ -180,8 +180,7 @@ async fn capture_assertion(
     tenant: &str,
     alg: AssertionAlgorithm,
 ) -> Captured {
-    let server =
-        azure_cross_tenant::testing::DropOnThread::new(wiremock::MockServer::start().await);
+    let server = mock_entra::DropOnThread::new(wiremock::MockServer::start().await);
     wiremock::Mock::given(wiremock::matchers::any())
         .respond_with(wiremock::ResponseTemplate::new(400).set_body_string("{}"))
         .mount(&server)

@@ -2,7 +2,7 @@
 //! features; a library cannot prevent it), `TokenValidator` still validates: it verifies
 //! RS256 with aws-lc-rs itself and never asks jsonwebtoken to choose a backend.
 
-use azure_cross_tenant::testing::MockEntra;
+use mock_entra::MockEntra;
 use azure_cross_tenant::{ClientSecret, Expectations, TenantCredentialProvider, TokenValidator};
 
 #[tokio::test]
