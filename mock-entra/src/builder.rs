@@ -32,6 +32,7 @@ pub struct MockEntraBuilder {
     clock: Option<SharedClock>,
     listener: Option<TcpListener>,
     tls: bool,
+    #[cfg(feature = "custom-ca")]
     ca: Option<(String, String)>,
     public_url: Option<Url>,
     strict: bool,
@@ -46,6 +47,7 @@ impl Default for MockEntraBuilder {
             clock: None,
             listener: None,
             tls: false,
+            #[cfg(feature = "custom-ca")]
             ca: None,
             public_url: None,
             strict: true,
@@ -81,7 +83,9 @@ impl MockEntraBuilder {
     }
 
     /// Serves https with server certificates signed by this CA (PEM certificate and PKCS#8
-    /// private key). Defaults to a CA generated once per process.
+    /// private key). Defaults to a CA generated once per process. Feature `custom-ca` (on
+    /// by default).
+    #[cfg(feature = "custom-ca")]
     pub fn ca(mut self, cert_pem: &str, key_pem: &str) -> Self {
         self.tls = true;
         self.ca = Some((cert_pem.to_owned(), key_pem.to_owned()));
@@ -169,10 +173,13 @@ impl MockEntraBuilder {
             }
         };
         let (tls, ca_pem) = if self.tls {
+            #[cfg(feature = "custom-ca")]
             let authority = match &self.ca {
                 Some((cert, key)) => Arc::new(Authority::from_pem(cert, key)?),
                 None => Authority::shared(),
             };
+            #[cfg(not(feature = "custom-ca"))]
+            let authority = Authority::shared();
             let mut names: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
             names.extend(
                 [served.host_str(), base.host_str()]

@@ -10,6 +10,13 @@ use azure_cross_tenant::Clock;
 /// (for example the library's `ManualClock`, shared with the code under test).
 pub(crate) type SharedClock = Arc<dyn Clock>;
 
+/// The wall clock: certificate validity and the offset clock's base. The one OK usage of
+/// real time in the mock besides real latency (server.rs).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn wall_clock() -> SystemTime {
+    SystemTime::now()
+}
+
 /// Whole seconds since the Unix epoch (0 before it), the unit of JWT and Entra times.
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
@@ -35,7 +42,7 @@ impl OffsetClock {
 
 impl Clock for OffsetClock {
     fn now(&self) -> SystemTime {
-        SystemTime::now() + *self.offset.lock().unwrap_or_else(|p| p.into_inner())
+        wall_clock() + *self.offset.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -117,10 +117,22 @@ impl SigningKey {
 /// The PKCS#1 `RSAPrivateKey` inside an RSA PKCS#8 `PrivateKeyInfo` (RFC 5208:
 /// `SEQUENCE { version, algorithm, OCTET STRING privateKey }`), which jsonwebtoken signs with.
 fn pkcs1_of(pkcs8: &[u8]) -> Option<Vec<u8>> {
-    use x509_parser::der_parser::der::parse_der;
-    let (_, info) = parse_der(pkcs8).ok()?;
-    let parts = info.as_sequence().ok()?;
-    Some(parts.get(2)?.as_slice().ok()?.to_vec())
+    use x509_cert::der::asn1::{AnyRef, OctetStringRef};
+    use x509_cert::der::{Decode, Reader, SliceReader};
+    let mut reader = SliceReader::new(pkcs8).ok()?;
+    let key = reader
+        .sequence(|r| {
+            let _version = u8::decode(r)?;
+            let _algorithm = AnyRef::decode(r)?;
+            let key = <&OctetStringRef>::decode(r)?.as_bytes().to_vec();
+            // Optional attributes and public key: not needed.
+            while !r.is_finished() {
+                AnyRef::decode(r)?;
+            }
+            Ok::<_, x509_cert::der::Error>(key)
+        })
+        .ok()?;
+    Some(key)
 }
 
 /// A self-signed certificate for `pair`, like the ones Entra puts in `x5c`.
@@ -138,7 +150,7 @@ fn self_signed_certificate(pair: &KeyPair) -> Vec<u8> {
         rcgen::DnType::CommonName,
         "accounts.accesscontrol.windows.net",
     );
-    let now = SystemTime::now();
+    let now = crate::clock::wall_clock();
     set_validity(
         &mut params,
         now - Duration::from_secs(86_400),
@@ -181,7 +193,7 @@ pub(crate) fn client_certificate(name: &str) -> (String, String) {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, name);
-    let now = SystemTime::now();
+    let now = crate::clock::wall_clock();
     set_validity(
         &mut params,
         now - Duration::from_secs(86_400),
@@ -194,44 +206,45 @@ pub(crate) fn client_certificate(name: &str) -> (String, String) {
 }
 
 /// What the mock keeps of a client certificate an app registers: its thumbprints and RSA
-/// public key, read with x509-parser (not the library's X.509 code).
+/// public key. Read with x509-cert and checked by jsonwebtoken, not by the library's code.
 #[derive(Debug)]
 pub(crate) struct RegisteredCert {
     /// base64url SHA-1 of the DER.
     pub(crate) x5t: String,
     /// base64url SHA-256 of the DER.
     pub(crate) x5t_s256: String,
-    /// Modulus and exponent, big-endian without leading zeros.
-    pub(crate) n: Vec<u8>,
-    pub(crate) e: Vec<u8>,
+    /// The PKCS#1 `RSAPublicKey` of the certificate's key.
+    pub(crate) public_key: Vec<u8>,
 }
+
+/// `rsaEncryption` (RFC 8017).
+const RSA_ENCRYPTION: x509_cert::spki::ObjectIdentifier =
+    x509_cert::spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// Reads the first certificate of `input` (its first PEM `CERTIFICATE` block, or DER).
 pub(crate) fn registered_certificate(input: &[u8]) -> Result<RegisteredCert, String> {
-    use x509_parser::pem::Pem;
-    use x509_parser::public_key::PublicKey;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use x509_cert::der::Decode;
     let der = if input.trim_ascii_start().starts_with(b"-----BEGIN") {
-        Pem::iter_from_buffer(input)
-            .map_while(Result::ok)
-            .find(|pem| pem.label == "CERTIFICATE")
-            .map(|pem| pem.contents)
-            .ok_or("not a certificate: no readable CERTIFICATE block in the PEM")?
+        CertificateDer::from_pem_slice(input)
+            .map_err(|_| "not a certificate: no readable CERTIFICATE block in the PEM")?
+            .to_vec()
     } else {
         input.to_vec()
     };
-    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+    let cert = x509_cert::Certificate::from_der(&der)
         .map_err(|_| "not a certificate: not valid X.509 DER")?;
-    let Ok(PublicKey::RSA(rsa)) = cert.public_key().parsed() else {
-        return Err(
-            "not an RSA X.509 certificate: Entra client assertions here use RSA keys".into(),
-        );
-    };
-    let strip = |b: &[u8]| b[b.iter().position(|x| *x != 0).unwrap_or(b.len())..].to_vec();
+    let spki = cert.tbs_certificate().subject_public_key_info();
+    let public_key = spki
+        .subject_public_key
+        .as_bytes()
+        .filter(|_| spki.algorithm.oid == RSA_ENCRYPTION)
+        .ok_or("not an RSA X.509 certificate: Entra client assertions here use RSA keys")?;
     let thumbprint = |alg| URL_SAFE_NO_PAD.encode(digest::digest(alg, &der));
     Ok(RegisteredCert {
         x5t: thumbprint(&digest::SHA1_FOR_LEGACY_USE_ONLY),
         x5t_s256: thumbprint(&digest::SHA256),
-        n: strip(rsa.modulus),
-        e: strip(rsa.exponent),
+        public_key: public_key.to_vec(),
     })
 }

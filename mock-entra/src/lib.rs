@@ -44,7 +44,7 @@ pub use api::browser::MockRedirect;
 pub use builder::MockEntraBuilder;
 pub use error::MockError;
 pub use faults::MockFault;
-pub use resource::MockResource;
+pub use resource::{MockResource, ResourceRequest, ResourceResponse};
 #[cfg(feature = "azure-core")]
 pub use transport::loopback_transport;
 pub use types::{

@@ -1,10 +1,9 @@
 //! https for the mock: a certificate authority (generated once per process, or loaded from
 //! PEM) and a server certificate for the names the mock answers on, signed by it.
 
-use rustls::pki_types::pem::PemObject;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -47,7 +46,7 @@ impl Authority {
             rcgen::KeyUsagePurpose::CrlSign,
             rcgen::KeyUsagePurpose::DigitalSignature,
         ];
-        let now = SystemTime::now();
+        let now = crate::clock::wall_clock();
         super::keys::set_validity(
             &mut params,
             now - Duration::from_secs(86_400),
@@ -61,8 +60,11 @@ impl Authority {
         })
     }
 
-    /// A CA loaded from its certificate and private key (PEM, PKCS#8 key).
+    /// A CA loaded from its certificate and private key (PEM, PKCS#8 key). rcgen reads the
+    /// CA certificate with x509-parser, hence the feature.
+    #[cfg(feature = "custom-ca")]
     pub(crate) fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, MockError> {
+        use rustls::pki_types::pem::PemObject;
         let bad = |what: &str, e: rcgen::Error| MockError::invalid(format!("{what}: {e}"));
         let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| bad("the CA key", e))?;
         let issuer = rcgen::Issuer::from_ca_cert_pem(cert_pem, key)
@@ -99,7 +101,7 @@ impl Authority {
         }
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        let now = SystemTime::now();
+        let now = crate::clock::wall_clock();
         super::keys::set_validity(
             &mut params,
             now - Duration::from_secs(86_400),

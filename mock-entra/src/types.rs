@@ -222,8 +222,8 @@ pub enum RotationMode {
 /// wiremock's `MockServer` runs `futures::executor::block_on` on a tokio lock when
 /// dropped; inside a tokio task that has spent its cooperative budget (a test that awaited
 /// many ready things), that lock answers `Pending` forever and the drop spins. A fresh
-/// thread has no budget to exhaust. Wrap your own fake resource servers this way
-/// ([`MockResource`](crate::MockResource) does).
+/// thread has no budget to exhaust. Wrap your own wiremock servers this way
+/// ([`MockResource`](crate::MockResource) needs none: it serves with hyper, as the mock).
 ///
 /// ```
 /// use mock_entra::DropOnThread;

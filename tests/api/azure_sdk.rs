@@ -10,9 +10,8 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_cross_tenant::{Cached, ClientSecret, Error, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
-use mock_entra::MockResource;
+use mock_entra::{MockResource, ResourceResponse};
 use serde_json::json;
-use wiremock::ResponseTemplate;
 
 /// A Key Vault of one tenant: challenges anonymous calls, accepts only tokens issued by
 /// its tenant for Key Vault, and answers with a secret naming the tenant.
@@ -23,7 +22,7 @@ async fn vault(w: &World, tenant: &TenantId) -> MockResource {
         tenant,
         "https://vault.azure.net",
         move |request, _| {
-            ResponseTemplate::new(200).set_body_json(json!({
+            ResourceResponse::new(200).set_body_json(json!({
                 "value": format!("secret-of-{name}"),
                 "id": format!("https://{}/secrets/db-password/0123", request.url.authority()),
                 "attributes": {"enabled": true},

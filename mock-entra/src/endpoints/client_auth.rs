@@ -252,7 +252,7 @@ fn check_certificate(
         Some(alg @ (Algorithm::PS256 | Algorithm::RS256)) => alg,
         _ => return Err(invalid("Unsupported signing algorithm.")),
     };
-    let key = DecodingKey::from_rsa_raw_components(&cert.n, &cert.e);
+    let key = DecodingKey::from_rsa_der(&cert.public_key);
     if !jose::verify(jwt.message, jwt.signature, &key, algorithm) {
         return Err(invalid(
             "The signature does not match the registered certificate.",

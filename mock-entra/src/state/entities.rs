@@ -87,8 +87,8 @@ pub(crate) struct App {
 pub(crate) struct AppCert {
     pub(crate) x5t_s256: String,
     pub(crate) x5t: String,
-    pub(crate) n: Vec<u8>,
-    pub(crate) e: Vec<u8>,
+    /// PKCS#1 `RSAPublicKey`, as jsonwebtoken's `DecodingKey::from_rsa_der` takes it.
+    pub(crate) public_key: Vec<u8>,
 }
 
 /// A federated identity credential: matched exactly and case-sensitively.

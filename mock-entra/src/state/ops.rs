@@ -170,8 +170,7 @@ impl Directory {
         self.app_mut(client_id)?.certs.push(AppCert {
             x5t_s256: facts.x5t_s256,
             x5t: facts.x5t,
-            n: facts.n,
-            e: facts.e,
+            public_key: facts.public_key,
         });
         Ok(thumbprints)
     }

@@ -6,6 +6,8 @@
 
 #![allow(unreachable_pub)]
 
+// The binary needs the feature that lets it load a CA (default on).
+#[cfg(feature = "custom-ca")]
 mod binary;
 mod lifecycle;
 mod metadata;
