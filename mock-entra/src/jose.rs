@@ -139,6 +139,13 @@ impl TokenClaims {
     }
 }
 
+/// jsonwebtoken's aws-lc-rs backend, named explicitly rather than through its
+/// process-wide default: an application that enables both of jsonwebtoken's backends
+/// (or installs another default) must not change, or break, how the mock signs.
+fn provider() -> &'static jsonwebtoken::crypto::CryptoProvider {
+    &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
+}
+
 /// A compact JWS of `header` and `claims` (any JSON: attack tests forge headers), signed
 /// with `algorithm` by `key`. The header is sent as given; it should name `algorithm`.
 pub(crate) fn sign(
@@ -154,9 +161,10 @@ pub(crate) fn sign(
     );
     // Signing fails only if the key is not the algorithm's or the RNG fails: the mock's
     // own keys, so a test cannot go on without it.
-    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, algorithm)
+    let signature = (provider().signer_factory)(&algorithm, key)
+        .and_then(|signer| Ok(signer.try_sign(message.as_bytes())?))
         .expect("jsonwebtoken signs with the mock's RSA key");
-    format!("{message}.{signature}")
+    format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
 /// Whether `signature` (base64url, as in a compact JWS) is `key`'s signature of
@@ -167,7 +175,11 @@ pub(crate) fn verify(
     key: &DecodingKey,
     algorithm: Algorithm,
 ) -> bool {
-    jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, algorithm).unwrap_or(false)
+    let Ok(signature) = URL_SAFE_NO_PAD.decode(signature) else {
+        return false;
+    };
+    (provider().verifier_factory)(&algorithm, key)
+        .is_ok_and(|verifier| verifier.verify(message.as_bytes(), &signature).is_ok())
 }
 
 #[cfg(test)]
