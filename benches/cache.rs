@@ -7,7 +7,7 @@
 //! current-thread runtime, started together; the time per iteration is the aggregate
 //! cost per hit (wall time / all hits).
 //!
-//! Run: `cargo bench --bench cache --all-features`
+//! Run: `cargo bench -p azure-cross-tenant-benches --bench cache`
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 

@@ -3,7 +3,7 @@
 //! in the same run.
 //!
 //! Needs `redis-server` (started here on a free port) or `REDIS_URL`.
-//! Run: `cargo bench --bench l2 --all-features`
+//! Run: `cargo bench -p azure-cross-tenant-benches --bench l2`
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 

@@ -4,7 +4,7 @@
 //! the full path), and the full path with 10,000 allowed tenants (a hash lookup, so the
 //! same as one).
 //!
-//! Run: `cargo bench --bench validate --all-features`
+//! Run: `cargo bench -p azure-cross-tenant-benches --bench validate`
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 

@@ -21,6 +21,11 @@
 
 #![forbid(unsafe_code)]
 
+/// The Rust examples of `README.md`, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod api;
 mod builder;
 mod clock;
