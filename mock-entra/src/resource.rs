@@ -71,6 +71,22 @@ impl Drop for MockResource {
 }
 
 /// A request that reached a [`MockResource`]'s handler (its bearer token was accepted).
+///
+/// ```
+/// use azure_cross_tenant::Claims;
+/// use mock_entra::{ResourceRequest, ResourceResponse};
+///
+/// /// A vault with one secret.
+/// fn vault(request: &ResourceRequest, _claims: &Claims) -> ResourceResponse {
+///     match (request.method.as_str(), request.url.path()) {
+///         ("GET", "/secrets/db") => {
+///             ResourceResponse::new(200).set_body_json(serde_json::json!({"value": "s3cr3t"}))
+///         }
+///         _ => ResourceResponse::new(404),
+///     }
+/// }
+/// # let _ = vault;
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ResourceRequest {
