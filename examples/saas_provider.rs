@@ -3,7 +3,7 @@
 //! and a per-tenant button that reads a secret from that tenant's Key Vault through
 //! `Cached` (whose errors keep each tenant's health in the registry true).
 //!
-//! Mock (default): `cargo run --example saas_provider --features sqlite,axum,test-util`:
+//! Mock (default): `cargo run --example saas_provider --features sqlite,axum`:
 //! an embedded MockEntra (an admin of `contoso.example` is signed in to its browser
 //! session, so "Connect" goes straight through), SQLite in memory, a fake Key Vault per
 //! tenant. It prints `saas_provider listening at http://127.0.0.1:PORT/` (`PORT` env,
@@ -28,12 +28,12 @@ use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
-use azure_cross_tenant::testing::{MockEntra, MockResource};
 use azure_cross_tenant::{
     Cached, ClientCertificate, ClientSecret, Onboarding, OnboardingOutcome, OnboardingRoutes,
     SignInClient, SqlRegistry, TenantCredentialProvider, TenantHealthMonitor, TenantId,
     TenantRegistry, Watched,
 };
+use mock_entra::{MockEntra, MockResource};
 
 const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
 /// A single-account demo: the app's own login would say who this is.
@@ -68,7 +68,7 @@ impl Vaults {
                 }
                 let vault =
                     MockResource::start(entra, tenant, "https://vault.azure.net", |_, _| {
-                        wiremock::ResponseTemplate::new(200).set_body_json(
+                        mock_entra::ResourceResponse::new(200).set_body_json(
                             serde_json::json!({"value": "s3cr3t-from-the-customer-vault"}),
                         )
                     })

@@ -4,10 +4,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use azure_cross_tenant::testing::MockRedirect;
 use azure_cross_tenant::{
     Cached, Onboarding, OnboardingOutcome, OnboardingRoutes, SqlRegistry, TenantRegistry,
 };
+use mock_entra::MockRedirect;
 use url::Url;
 
 use crate::world::{VAULT, World};

@@ -1,8 +1,8 @@
 //! The onboarding routes end to end: a scripted browser, the provider's app on loopback
 //! (one or two replicas on one database), MockEntra over real HTTP.
 
-use azure_cross_tenant::testing::{MockRedirect, MockUser};
 use azure_cross_tenant::{OnboardingOutcome, OnboardingState, OutcomeReason, TenantId};
+use mock_entra::{MockRedirect, MockUser};
 
 use crate::Backend;
 use crate::browser::{Answer, App, Browser, with_query};

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use azure_cross_tenant::testing::{MockApp, MockEntra, MockUser};
 use azure_cross_tenant::{ClientSecret, ManualClock, TenantId};
+use mock_entra::{MockApp, MockEntra, MockUser};
 
 pub const VAULT: &str = "https://vault.azure.net/.default";
 
