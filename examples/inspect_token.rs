@@ -15,11 +15,11 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use azure_cross_tenant::insecure::decode_unverified;
-use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     ClientSecret, Cloud, Expectations, TenantCredentialProvider, TenantId, TokenValidator,
     ValidationErrorClass,
 };
+use mock_entra::MockEntra;
 
 const USAGE: &str = "usage: inspect_token [--tenant GUID --audience AUD [--object-id OID] \
 [--app-id CLIENT_ID] [--role ROLE]... [--authority URL]] < token";

@@ -331,36 +331,50 @@ mod managed {
     }
 
     impl ManagedIdentity {
+        /// The assertion source: this identity's credential, and a new one (its token cache
+        /// empty) for a fresh assertion, all over one transport.
         pub(crate) fn into_source(self, audience: &str) -> Result<TokenCredentialSource, Error> {
-            use azure_identity::{
-                ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
-            };
-            let id = match self {
+            let (id, transport) = (self.user_assigned_id(), direct_transport()?);
+            let renew = move || identity_credential(id.clone(), transport.clone());
+            TokenCredentialSource::renewable(Arc::new(renew), audience)
+        }
+
+        /// azure_identity's managed identity credential for this identity, over a transport
+        /// that never uses a proxy, never follows a redirect and reads at most 1 MiB of an
+        /// answer.
+        pub(crate) fn credential(self) -> Result<Arc<dyn TokenCredential>, Error> {
+            identity_credential(self.user_assigned_id(), direct_transport()?)
+        }
+
+        fn user_assigned_id(self) -> azure_identity::UserAssignedId {
+            use azure_identity::UserAssignedId;
+            match self {
                 Self::UserAssigned { client_id } => UserAssignedId::ClientId(client_id),
                 Self::UserAssignedObjectId { object_id } => UserAssignedId::ObjectId(object_id),
                 Self::UserAssignedResourceId { resource_id } => {
                     UserAssignedId::ResourceId(resource_id)
                 }
-            };
-            let transport = direct_transport()?;
-            // A new credential each time (its token cache empty) for a fresh assertion,
-            // over the one transport.
-            let renew = move || -> Result<Arc<dyn TokenCredential>, Error> {
-                let options = ManagedIdentityCredentialOptions {
-                    user_assigned_id: Some(id.clone()),
-                    client_options: ClientOptions {
-                        transport: Some(transport.clone()),
-                        ..Default::default()
-                    },
-                };
-                ManagedIdentityCredential::new(Some(options))
-                    .map(|c| c as Arc<dyn TokenCredential>)
-                    .map_err(|e| Error::ManagedIdentityUnavailable {
-                        source: Arc::new(Unavailable::from_core(&e)),
-                    })
-            };
-            TokenCredentialSource::renewable(Arc::new(renew), audience)
+            }
         }
+    }
+
+    fn identity_credential(
+        id: azure_identity::UserAssignedId,
+        transport: Transport,
+    ) -> Result<Arc<dyn TokenCredential>, Error> {
+        use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions};
+        let options = ManagedIdentityCredentialOptions {
+            user_assigned_id: Some(id),
+            client_options: ClientOptions {
+                transport: Some(transport),
+                ..Default::default()
+            },
+        };
+        ManagedIdentityCredential::new(Some(options))
+            .map(|c| c as Arc<dyn TokenCredential>)
+            .map_err(|e| Error::ManagedIdentityUnavailable {
+                source: Arc::new(Unavailable::from_core(&e)),
+            })
     }
 
     /// The transport of managed identity requests: straight to the endpoint, never

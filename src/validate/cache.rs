@@ -56,7 +56,7 @@ pub(super) struct Validated {
 }
 
 /// A token's fingerprint: where to look, never proof of anything.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Fingerprint(u64);
 
 pub(super) struct ValidatedCache {

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::common::{VAULT, World, run_child};
 use crate::loopback::Loopback;
-use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{Error, FederatedAssertion, ManagedIdentity, TenantCredentialProvider};
+use mock_entra::MockFault;
 
 const APP: &str = "11111111-2222-3333-4444-555555555555";
 const IDENTITY: &str = "22222222-3333-4444-5555-666666666666";
