@@ -341,7 +341,8 @@ mod managed {
 
         /// azure_identity's managed identity credential for this identity, over a transport
         /// that never uses a proxy, never follows a redirect and reads at most 1 MiB of an
-        /// answer.
+        /// answer (Redis's Entra authentication uses it).
+        #[cfg(feature = "redis")]
         pub(crate) fn credential(self) -> Result<Arc<dyn TokenCredential>, Error> {
             identity_credential(self.user_assigned_id(), direct_transport()?)
         }
