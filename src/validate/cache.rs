@@ -110,7 +110,8 @@ impl ValidatedCache {
             return None;
         }
         if now >= entry.exp || !entry.generation.is_current() {
-            entries.remove(&fingerprint.0);
+            // This entry only: another may have replaced it meanwhile.
+            let _ = entries.remove_if(&fingerprint.0, |_, e| Arc::ptr_eq(e, &entry));
             return None;
         }
         Some(entry)
