@@ -2,8 +2,8 @@
 //! Cluster, each on free loopback ports, stopped (and their files removed) on drop; and a
 //! TCP relay that makes connection setup slow.
 //!
-//! Without `redis-server` the tests skip with a message, except under CI (`CI` set),
-//! where they fail.
+//! The tests that use them are `#[ignore = "needs redis-server: ..."]` (see `main.rs`): run
+//! with `--include-ignored`, a missing `redis-server` or `redis-cli` fails them.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,16 +25,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Whether a missing `redis-server` skips the test (outside CI) or fails it.
-fn skip(what: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but {what}");
-    }
-    eprintln!(
-        "SKIPPED: {what}; install redis-server (apt-get install redis-server) or run .ci/run"
-    );
-    true
-}
+const INSTALL: &str =
+    "install redis-server (apt-get install redis-server), or leave out --include-ignored";
 
 /// One `redis-server` process.
 pub struct Redis {
@@ -44,12 +36,12 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// A fresh server on a free port, or `None` (skip) outside CI when none is installed.
-    pub fn start() -> Option<Self> {
+    /// A fresh server on a free port.
+    pub fn start() -> Self {
         Self::start_with(free_port(), Vec::new())
     }
 
-    fn start_with(port: u16, extra: Vec<String>) -> Option<Self> {
+    fn start_with(port: u16, extra: Vec<String>) -> Self {
         let mut args: Vec<String> = [
             "--port",
             &port.to_string(),
@@ -69,12 +61,13 @@ impl Redis {
             port,
             args,
         };
-        server.restart().then_some(server)
+        server.restart();
+        server
     }
 
     /// Starts the server again on the same port with the same arguments (a cluster node
-    /// rejoins from its nodes file). False if there is no `redis-server` (outside CI).
-    pub fn restart(&mut self) -> bool {
+    /// rejoins from its nodes file).
+    pub fn restart(&mut self) {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let child = match Command::new(&bin)
             .args(&self.args)
@@ -83,12 +76,12 @@ impl Redis {
             .spawn()
         {
             Ok(c) => c,
-            Err(e) => return !skip(&format!("redis-server cannot start ({e})")),
+            Err(e) => panic!("{bin} cannot start ({e}): {INSTALL}"),
         };
         self.child = Some(child);
         for _ in 0..500 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+                return;
             }
             pause(Duration::from_millis(10));
         }
@@ -121,7 +114,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn start() -> Option<Self> {
+    pub fn start() -> Self {
         let dir = std::env::temp_dir().join(format!(
             "act-cluster-{}-{}",
             std::process::id(),
@@ -146,7 +139,7 @@ impl Cluster {
             .iter()
             .map(|s| s.to_string())
             .collect();
-            nodes.push(Redis::start_with(port, extra)?);
+            nodes.push(Redis::start_with(port, extra));
         }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
@@ -163,14 +156,11 @@ impl Cluster {
                 "redis-cli --cluster create failed: {}",
                 String::from_utf8_lossy(&o.stdout)
             ),
-            Err(e) => {
-                skip(&format!("redis-cli cannot run ({e})"));
-                return None;
-            }
+            Err(e) => panic!("redis-cli cannot run ({e}): {INSTALL}"),
         }
         let cluster = Self { nodes, dir };
         cluster.wait_until_ok();
-        Some(cluster)
+        cluster
     }
 
     pub fn urls(&self) -> Vec<String> {
