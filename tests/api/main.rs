@@ -34,11 +34,14 @@
 mod common;
 mod loopback;
 
+// The azure_core adapter, and managed identities through azure_identity.
+#[cfg(feature = "azure-core")]
 mod azure_sdk;
 mod cache;
 mod certificate;
 mod errors;
 mod faults;
+#[cfg(feature = "azure-core")]
 mod federated;
 mod inbound;
 mod input;
