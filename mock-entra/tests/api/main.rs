@@ -9,6 +9,7 @@
 // The binary needs the feature that lets it load a CA (default on).
 #[cfg(feature = "custom-ca")]
 mod binary;
+mod fidelity;
 mod lifecycle;
 mod metadata;
 mod server;
