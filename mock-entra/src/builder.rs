@@ -209,9 +209,11 @@ impl MockEntraBuilder {
             (None, None)
         };
         let served_hosts = ServedHosts::new(address.port(), &served, &base, &self.allowed_hosts)?;
+        let cookie_name = format!("mock_entra_session_{}", address.port());
         let dir = Directory::new(clock);
         let shared = Arc::new(Shared::new(
             served_hosts,
+            cookie_name,
             dir,
             self.request_log_limit,
             base.to_string(),

@@ -36,6 +36,7 @@ mod faults;
 mod hosts;
 mod jose;
 mod keys;
+mod pages;
 mod resource;
 mod scenario;
 mod server;

@@ -29,6 +29,8 @@ pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
 pub(crate) struct Shared {
     /// Host names requests may name (anything else is refused: DNS rebinding).
     pub(crate) served: ServedHosts,
+    /// The name of the browser session cookie (per port: cookies ignore ports).
+    pub(crate) cookie_name: String,
     dir: Mutex<Directory>,
     log: Mutex<RequestLog>,
     /// The advertised origin with a trailing slash (`https://127.0.0.1:8443/`).
@@ -65,6 +67,7 @@ impl Shared {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         served: ServedHosts,
+        cookie_name: String,
         dir: Directory,
         log_limit: usize,
         base: String,
@@ -77,6 +80,7 @@ impl Shared {
         let clock = dir.clock.clone();
         Self {
             served,
+            cookie_name,
             dir: Mutex::new(dir),
             log: Mutex::new(RequestLog::new(log_limit)),
             base,

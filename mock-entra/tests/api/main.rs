@@ -12,6 +12,7 @@ mod binary;
 mod fidelity;
 mod lifecycle;
 mod metadata;
+mod pages;
 mod safety;
 mod server;
 mod signin;
