@@ -22,6 +22,7 @@ mod inbound;
 mod jwks;
 mod jwt;
 mod l2;
+mod onboarding;
 mod provider;
 mod registry;
 mod scope;
@@ -55,12 +56,18 @@ pub use error::{EntraError, Error, FederationField, Mismatch, TransportKind};
 #[cfg(feature = "axum")]
 pub use inbound::{BearerRejection, ValidateBearer, ValidateBearerLayer, ValidatedClaims};
 pub use jwt::Claims;
-#[cfg(feature = "redis")]
-pub use l2::RedisStore;
 pub use l2::{L2Error, L2Store, SharedCache};
+#[cfg(feature = "redis")]
+pub use l2::{RedisAuthStats, RedisEntraAuth, RedisStore};
+pub use onboarding::{InMemoryOnboardingStore, OnboardingStore};
+#[cfg(feature = "axum")]
+pub use onboarding::{OnboardingOutcome, OnboardingRoutes, OnboardingRoutesBuilder, OutcomeReason};
 pub use provider::TenantCredentialProvider;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use registry::SqlRegistry;
 pub use registry::{
-    InMemoryRegistry, LinkError, OnboardingState, Relink, TenantRecord, TenantRegistry,
+    FleetReport, HealthChange, InMemoryRegistry, LinkError, OnboardingState, Relink, RoundOptions,
+    TenantCondition, TenantHealth, TenantHealthMonitor, TenantRecord, TenantRegistry, Watched,
     decide_link, for_each_active,
 };
 pub use scope::Scopes;
@@ -90,6 +97,8 @@ fn _assert_impls() {
     send_sync::<Cloud>();
     send_sync::<Cached<ClientSecret>>();
     send_sync::<Onboarding>();
+    send_sync::<TenantHealthMonitor>();
+    send_sync::<InMemoryOnboardingStore>();
     send_sync::<OnboardingError>();
     #[cfg(feature = "axum")]
     send_sync::<ValidateBearerLayer>();
