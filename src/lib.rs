@@ -74,9 +74,9 @@ pub use error::{EntraError, Error, FederationField, Mismatch, TransportKind};
 #[cfg(feature = "axum")]
 pub use inbound::{BearerRejection, ValidateBearer, ValidateBearerLayer, ValidatedClaims};
 pub use jwt::Claims;
-#[cfg(feature = "redis")]
-pub use l2::RedisStore;
 pub use l2::{L2Error, L2Store, SharedCache};
+#[cfg(feature = "redis")]
+pub use l2::{RedisAuthStats, RedisEntraAuth, RedisStore};
 pub use onboarding::{InMemoryOnboardingStore, OnboardingStore};
 #[cfg(feature = "axum")]
 pub use onboarding::{OnboardingOutcome, OnboardingRoutes, OnboardingRoutesBuilder, OutcomeReason};

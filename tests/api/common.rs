@@ -85,7 +85,8 @@ pub async fn run_child(module: &str, test: &str, part: &str, env: &[(&str, &str)
     let module = module.split_once("::").map_or("", |(_, m)| m);
     let name = format!("{module}::{test}");
     let child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &name, "--nocapture"])
+        // --include-ignored: the test may itself need a server (and so be ignored unless asked).
+        .args(["--exact", &name, "--include-ignored", "--nocapture"])
         .env("ACT_CHILD", part)
         .envs(env.iter().copied())
         .kill_on_drop(true)

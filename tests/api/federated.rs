@@ -152,8 +152,9 @@ async fn an_assertion_entra_finds_expired_is_retried_once_with_a_fresh_one() {
     );
     cred.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // AADSTS700024 is an invalid_client: 401, as Entra answers every invalid_client.
     let statuses: Vec<u16> = w.entra.requests().iter().map(|r| r.status).collect();
-    assert_eq!(statuses, vec![400, 200]);
+    assert_eq!(statuses, vec![401, 200]);
 }
 
 #[tokio::test]

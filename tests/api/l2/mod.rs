@@ -17,6 +17,8 @@ use azure_cross_tenant::{
 
 mod servers;
 
+mod azure;
+mod bounds;
 mod invalidation;
 mod leases;
 mod margin;
@@ -41,31 +43,64 @@ impl Backend {
         Self::Cluster(Cluster::start())
     }
 
+    /// The CA of the servers' certificates, when they serve TLS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.servers()[0].ca_pem.clone()
+    }
+
     /// A new store on this backend (each replica has its own connection).
     pub fn store(&self) -> RedisStore {
-        match self {
+        let store = match self {
             Self::Single(r) => RedisStore::new(&r.url()).unwrap(),
             Self::Cluster(c) => RedisStore::cluster(c.urls()).unwrap(),
+        };
+        match self.ca_pem() {
+            Some(ca) => store.tls_ca_pem(ca).unwrap(),
+            None => store,
         }
+    }
+
+    /// Every server of this backend.
+    pub fn servers(&self) -> Vec<&Redis> {
+        match self {
+            Self::Single(r) => vec![r],
+            Self::Cluster(c) => c.nodes.iter().collect(),
+        }
+    }
+
+    /// Bytes all servers have sent to clients so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.servers().iter().map(|s| s.bytes_sent()).sum()
     }
 
     /// A plain client, to look at (or tamper with) what the cache stored.
     pub async fn raw(&self) -> Raw {
+        let certs = || redis::TlsCertificates {
+            client_tls: None,
+            root_cert: self.ca_pem().map(String::into_bytes),
+        };
         match self {
-            Self::Single(r) => Raw::Single(
-                redis::Client::open(r.url())
-                    .unwrap()
-                    .get_multiplexed_async_connection()
-                    .await
-                    .unwrap(),
-            ),
-            Self::Cluster(c) => Raw::Cluster(
-                redis::cluster::ClusterClient::new(c.urls())
-                    .unwrap()
-                    .get_async_connection()
-                    .await
-                    .unwrap(),
-            ),
+            Self::Single(r) => {
+                let client = match self.ca_pem() {
+                    Some(_) => redis::Client::build_with_tls(r.url(), certs()).unwrap(),
+                    None => redis::Client::open(r.url()).unwrap(),
+                };
+                Raw::Single(client.get_multiplexed_async_connection().await.unwrap())
+            }
+            Self::Cluster(c) => {
+                let mut builder = redis::cluster::ClusterClient::builder(c.urls());
+                if self.ca_pem().is_some() {
+                    builder = builder.certs(certs());
+                }
+                Raw::Cluster(
+                    builder
+                        .build()
+                        .unwrap()
+                        .get_async_connection()
+                        .await
+                        .unwrap(),
+                )
+            }
         }
     }
 }
