@@ -71,7 +71,8 @@ impl World {
 /// The part of a test to run in this process, when this process is a child that
 /// [`run_child`] started; `None` in the test's own process. A test that needs a process of
 /// its own begins with `if let Some(part) = child_part() { ... }` and runs only that part
-/// there (it is never `#[ignore]`d: in this suite, `#[ignore]` means "needs a server").
+/// there: the part is a plain function, never an `#[ignore]`d test of its own (in this
+/// suite, `#[ignore]` means "needs a server").
 pub fn child_part() -> Option<String> {
     std::env::var("ACT_CHILD").ok()
 }
