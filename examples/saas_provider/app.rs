@@ -1,24 +1,7 @@
-//! A SaaS provider's web app: a page listing the linked customer tenants and their
-//! health, a "Connect your Azure tenant" button running the drop-in onboarding routes,
-//! and a per-tenant button that reads a secret from that tenant's Key Vault through
-//! `Cached` (whose errors keep each tenant's health in the registry true).
-//!
-//! Mock (default): `cargo run --example saas_provider --features sqlite,axum`:
-//! an embedded MockEntra (an admin of `contoso.example` is signed in to its browser
-//! session, so "Connect" goes straight through), SQLite in memory, a fake Key Vault per
-//! tenant. It prints `saas_provider listening at http://127.0.0.1:PORT/` (`PORT` env,
-//! default a free port). Open it in a browser: server-rendered HTML, no JavaScript.
-//!
-//! Real Azure: set `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` (or
-//! `AZURE_CLIENT_CERTIFICATE_PATH`, a PEM file with the certificate and its key),
-//! `DATABASE_URL` (`sqlite://tenants.db` or `postgres://...`), `PUBLIC_URL` (where the
-//! browser reaches this app; register `{PUBLIC_URL}/onboarding/signed-in` and
-//! `{PUBLIC_URL}/onboarding/consented` on the app) and `KEY_VAULT_URL` (a vault URL in
-//! which `{tenant}` is replaced by the tenant id, or one vault).
-//!
-//! Stable ids for browser tests: `#connect` (the button), `#outcome`, `#tenants` (the
-//! table; a row `#tenant-<guid>` per tenant, cells `.name`, `.state`, `.health`), and
-//! `#read-secret-<guid>` (the per-tenant button); the secret page has `#secret-result`.
+//! The provider's web app itself: its pages, its routes and the embedded mock world. Both
+//! `main.rs` (the example you run) and the browser test (`tests/browser/`, which includes
+//! this file with `#[path]`) build it from here, so the test drives the same app a person
+//! clicks through.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -29,13 +12,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use azure_cross_tenant::{
-    Cached, ClientCertificate, ClientSecret, Onboarding, OnboardingOutcome, OnboardingRoutes,
-    SignInClient, SqlRegistry, TenantCredentialProvider, TenantHealthMonitor, TenantId,
-    TenantRegistry, Watched,
+    Cached, ClientSecret, Onboarding, OnboardingOutcome, OnboardingRoutes, SignInClient,
+    SqlRegistry, TenantCredentialProvider, TenantHealthMonitor, TenantId, TenantRegistry, Watched,
 };
-use mock_entra::{MockEntra, MockResource};
+use mock_entra::{MockEntra, MockResource, MockUser};
 
-const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
+/// What this app's errors are: boxed, and `Send` so that a test can run the app on a
+/// spawned task.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+pub(crate) const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
 /// A single-account demo: the app's own login would say who this is.
 const ACCOUNT: &str = "demo-account";
 
@@ -49,7 +35,8 @@ struct AppState {
 }
 
 /// Where each tenant's Key Vault is.
-enum Vaults {
+pub(crate) enum Vaults {
+    /// A vault URL in which `{tenant}` is replaced by the tenant id (or one vault).
     Real(String),
     /// Mock: one fake vault per tenant, started on first use.
     Mock {
@@ -84,83 +71,87 @@ impl Vaults {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// The embedded mock world: the provider's multitenant app registered in its home tenant,
+/// and one customer tenant, `contoso.example`, with an admin and a user who is not one.
+/// Nobody is signed in to the mock's browser session: its pages ask.
+pub(crate) struct MockWorld {
+    pub(crate) entra: MockEntra,
+    pub(crate) customer: TenantId,
+    /// `admin@contoso.example`, a Global Administrator of the customer tenant.
+    pub(crate) admin: MockUser,
+    /// `user@contoso.example`, a member who may not consent for the tenant.
+    pub(crate) member: MockUser,
+    credential: Arc<dyn SignInClient>,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = env("PORT").map(|p| p.parse()).transpose()?.unwrap_or(0);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let local = format!("http://{}", listener.local_addr()?);
+impl MockWorld {
+    /// A mock Entra for an app whose browser-facing address is `public_url` (no trailing
+    /// slash): its two onboarding redirect URIs are registered.
+    pub(crate) async fn start(public_url: &str) -> Result<Self, BoxError> {
+        let entra = MockEntra::start().await;
+        let home = entra.add_tenant("provider.example");
+        let customer = entra.add_tenant("contoso.example");
+        let app = entra.register_app(&home, "saas-provider");
+        let secret = entra.add_secret(&app);
+        entra.emit_wids(&app, true);
+        entra.add_redirect_uri(&app, &format!("{public_url}/onboarding/signed-in"));
+        entra.add_redirect_uri(&app, &format!("{public_url}/onboarding/consented"));
+        let admin = entra.add_admin(&customer, "admin@contoso.example");
+        let member = entra.add_user(&customer, "user@contoso.example");
+        let credential: Arc<dyn SignInClient> = Arc::new(Cached::new(
+            ClientSecret::new(app.client_id(), secret)
+                .authority_host(entra.uri())
+                .build()?,
+        ));
+        Ok(Self {
+            entra,
+            customer,
+            admin,
+            member,
+            credential,
+        })
+    }
 
-    let _mock; // keeps the mock alive in mock mode
-    let (credential, database, public_url, vaults): (
-        Arc<dyn SignInClient>,
-        String,
-        String,
-        Vaults,
-    ) = match (
-        env("AZURE_CLIENT_ID"),
-        env("DATABASE_URL"),
-        env("PUBLIC_URL"),
-        env("KEY_VAULT_URL"),
-    ) {
-        (Some(client_id), Some(database), Some(public_url), Some(vault)) => {
-            let credential: Arc<dyn SignInClient> = match (
-                env("AZURE_CLIENT_SECRET"),
-                env("AZURE_CLIENT_CERTIFICATE_PATH"),
-            ) {
-                (Some(secret), _) => {
-                    Arc::new(Cached::new(ClientSecret::new(client_id, secret).build()?))
-                }
-                (None, Some(path)) => {
-                    let pem = std::fs::read(path)?;
-                    Arc::new(Cached::new(
-                        ClientCertificate::from_pem(client_id, &pem, &pem).build()?,
-                    ))
-                }
-                (None, None) => {
-                    return Err("set AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH".into());
-                }
-            };
-            (
-                credential,
-                database,
-                public_url.trim_end_matches('/').to_owned(),
-                Vaults::Real(vault),
-            )
-        }
-        _ => {
-            let entra = MockEntra::start().await;
-            let home = entra.add_tenant("provider.example");
-            let customer = entra.add_tenant("contoso.example");
-            let app = entra.register_app(&home, "saas-provider");
-            let secret = entra.add_secret(&app);
-            entra.emit_wids(&app, true);
-            entra.add_redirect_uri(&app, &format!("{local}/onboarding/signed-in"));
-            entra.add_redirect_uri(&app, &format!("{local}/onboarding/consented"));
-            // The admin who clicks "Connect" in the mock's browser session.
-            let admin = entra.add_admin(&customer, "admin@contoso.example");
-            entra.sign_in(&admin);
-            eprintln!(
-                "(no Azure environment set: embedded MockEntra at {}; admin@contoso.example is signed in to it)",
-                entra.uri()
-            );
-            let credential: Arc<dyn SignInClient> = Arc::new(Cached::new(
-                ClientSecret::new(app.client_id(), secret)
-                    .authority_host(entra.uri())
-                    .build()?,
-            ));
-            let vaults = Vaults::Mock {
-                entra: entra.clone(),
+    /// The app's side of this world: its credential, a fake vault per tenant, SQLite in
+    /// memory.
+    pub(crate) fn backend(&self) -> Backend {
+        Backend {
+            credential: self.credential.clone(),
+            database: "sqlite::memory:".into(),
+            vaults: Vaults::Mock {
+                entra: self.entra.clone(),
                 started: Mutex::default(),
-            };
-            _mock = entra;
-            (credential, "sqlite::memory:".into(), local.clone(), vaults)
+            },
         }
-    };
+    }
+}
 
+/// What the app runs against: Entra (real or mock) through `credential`, the registry's
+/// database, the customers' vaults.
+pub(crate) struct Backend {
+    pub(crate) credential: Arc<dyn SignInClient>,
+    pub(crate) database: String,
+    pub(crate) vaults: Vaults,
+}
+
+/// The app, ready to serve, and its registry (which a test may read).
+pub(crate) struct App {
+    pub(crate) router: Router,
+    #[allow(
+        dead_code,
+        reason = "the browser test reads it; the example only serves"
+    )]
+    pub(crate) registry: Arc<dyn TenantRegistry>,
+}
+
+/// The app for a browser that reaches it at `public_url` (no trailing slash): the tenants
+/// page at `/`, the onboarding routes under `/onboarding`, the per-tenant secret action.
+pub(crate) async fn build(backend: Backend, public_url: &str) -> Result<App, BoxError> {
+    let Backend {
+        credential,
+        database,
+        vaults,
+    } = backend;
     let registry: Arc<dyn TenantRegistry> = Arc::new(SqlRegistry::connect(&database).await?);
     let health = TenantHealthMonitor::new(registry.clone());
     let onboarding = Onboarding::builder(
@@ -175,23 +166,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .done_page("/")
         .build()?;
     let state = Arc::new(AppState {
-        registry,
+        registry: registry.clone(),
         provider: health.watch(credential),
         vaults,
         http: reqwest::Client::new(),
     });
-    let app = Router::new()
+    let router = Router::new()
         .route("/", get(page))
         .route("/tenants/{tenant}/secret", post(read_secret))
         .with_state(state)
         .nest("/onboarding", onboarding_routes);
-    println!("saas_provider listening at {local}/");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
+    Ok(App { router, registry })
 }
 
 /// Text for HTML: nothing from outside reaches the page unescaped.
@@ -290,7 +275,7 @@ async fn read_secret(
         let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         match body.get("value").and_then(|v| v.as_str()) {
-            Some(value) if status.is_success() => Ok::<_, Box<dyn std::error::Error>>(format!(
+            Some(value) if status.is_success() => Ok::<_, BoxError>(format!(
                 "db-password read from the tenant's vault ({} characters; not shown)",
                 value.len()
             )),
