@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::common::{VAULT, World, run_child};
+use crate::common::{VAULT, World, child_part, run_child};
 use crate::loopback::Loopback;
 use azure_cross_tenant::{Error, FederatedAssertion, ManagedIdentity, TenantCredentialProvider};
 use mock_entra::MockFault;
@@ -54,11 +54,15 @@ fn everything_shown(err: &Error) -> Vec<String> {
 /// before its 30-second assertion timeout would have ended it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_answer_past_1_mib_is_refused_not_read_to_its_end() {
+    if child_part().is_some() {
+        return child_endless_identity_answer().await;
+    }
     let endpoint = Loopback::endless(200, r#"{"access_token":""#).await;
     let url = endpoint.url().join("msi/token").unwrap();
     run_child(
         module_path!(),
-        "child_endless_identity_answer",
+        "an_identity_answer_past_1_mib_is_refused_not_read_to_its_end",
+        "endless identity answer",
         &[
             ("IDENTITY_ENDPOINT", url.as_str()),
             ("IDENTITY_HEADER", "identity-header-value"),
@@ -68,8 +72,7 @@ async fn an_identity_answer_past_1_mib_is_refused_not_read_to_its_end() {
     assert_eq!(endpoint.connections(), 1, "refused, not retried");
 }
 
-#[tokio::test]
-#[ignore = "run by an_identity_answer_past_1_mib_is_refused_not_read_to_its_end in its own process"]
+/// The child process's part.
 async fn child_endless_identity_answer() {
     let err = child_credential()
         .get_token(&"contoso.example".parse().unwrap(), &[VAULT])
@@ -89,6 +92,9 @@ async fn child_endless_identity_answer() {
 /// over the cap (4 MiB) is not read at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_error_keeps_a_bounded_escaped_excerpt_of_the_answer() {
+    if child_part().is_some() {
+        return child_long_identity_error().await;
+    }
     for size in [512 * 1024, 4 * 1024 * 1024] {
         let body = format!(
             "{{\"error\":\"forbidden\u{1b}[2J\",\"detail\":\"{}\"}}",
@@ -98,7 +104,8 @@ async fn an_identity_error_keeps_a_bounded_escaped_excerpt_of_the_answer() {
         let url = endpoint.url().join("msi/token").unwrap();
         run_child(
             module_path!(),
-            "child_long_identity_error",
+            "an_identity_error_keeps_a_bounded_escaped_excerpt_of_the_answer",
+            "long identity error",
             &[
                 ("IDENTITY_ENDPOINT", url.as_str()),
                 ("IDENTITY_HEADER", "identity-header-value"),
@@ -108,8 +115,7 @@ async fn an_identity_error_keeps_a_bounded_escaped_excerpt_of_the_answer() {
     }
 }
 
-#[tokio::test]
-#[ignore = "run by an_identity_error_keeps_a_bounded_escaped_excerpt_of_the_answer in its own process"]
+/// The child process's part.
 async fn child_long_identity_error() {
     let err = child_credential()
         .get_token(&"contoso.example".parse().unwrap(), &[VAULT])
@@ -136,6 +142,9 @@ async fn child_long_identity_error() {
 /// the same one, and the retry could not help.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_aadsts700024_the_identity_endpoint_is_asked_again() {
+    if child_part().is_some() {
+        return child_expired_assertion_is_replaced().await;
+    }
     let w = World::new().await;
     let mi = w.entra.add_managed_identity(&w.home, "id");
     w.entra.trust_managed_identity(&w.app, &mi);
@@ -151,7 +160,8 @@ async fn after_aadsts700024_the_identity_endpoint_is_asked_again() {
     );
     run_child(
         module_path!(),
-        "child_expired_assertion_is_replaced",
+        "after_aadsts700024_the_identity_endpoint_is_asked_again",
+        "expired assertion is replaced",
         &[
             ("IDENTITY_ENDPOINT", w.entra.app_service_endpoint().as_str()),
             ("IDENTITY_HEADER", &w.entra.identity_header()),
@@ -171,8 +181,7 @@ async fn after_aadsts700024_the_identity_endpoint_is_asked_again() {
     );
 }
 
-#[tokio::test]
-#[ignore = "run by after_aadsts700024_the_identity_endpoint_is_asked_again in its own process"]
+/// The child process's part.
 async fn child_expired_assertion_is_replaced() {
     let tenant = var("ACT_TENANT").parse().unwrap();
     child_credential()
