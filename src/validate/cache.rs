@@ -1,10 +1,14 @@
 //! The validated-token cache: a service sees the same token on every call for up to an
-//! hour, and a full validation is an RSA verify. A hit costs a SHA-256 of the token and
-//! a lookup instead.
+//! hour, and a full validation is an RSA verify. A hit costs a lookup, a comparison and a
+//! SHA-256 of the token's signature instead.
 //!
 //! - Looked up by a 64-bit fingerprint of the token's signature part (foldhash, keyed per
-//!   cache at random), answered only when the whole token's SHA-256 equals the one
-//!   stored: a hit proves the same bytes were validated, and the token itself is not kept.
+//!   cache at random), answered only when the token is the one validated: its signed part
+//!   (header and claims) equal byte for byte to the one kept, and the SHA-256 of its
+//!   signature equal to the one kept. A hit proves the same bytes were validated, and the
+//!   token itself is not kept: without its signature, nothing kept can be presented as a
+//!   token (the signed part says what the claims kept say). Hashing only the signature,
+//!   a quarter of the token, keeps a hit near a twentieth of a full validation.
 //! - A token is stored the second time it validates. The first success only writes its
 //!   fingerprint into a small table (the doorkeeper of TinyLFU), so a token seen once
 //!   (most are, in some services) costs a fingerprint and no SHA-256, allocation or insert,
@@ -28,13 +32,17 @@ use crate::jwt::Claims;
 
 use super::expect::{Discovery, TokenVersion};
 
-/// The SHA-256 of a token.
-type TokenHash = [u8; 32];
+/// The SHA-256 of a token's signature part.
+type SignatureHash = [u8; 32];
 
 /// One successful validation.
 pub(super) struct Entry {
-    /// The SHA-256 of the token validated: a hit must present the same bytes.
-    hash: TokenHash,
+    /// The token's header and claims as validated (base64url, with the dot between
+    /// them): a hit must present the same bytes.
+    signed: Box<str>,
+    /// The SHA-256 of the token's signature part: a hit must present the same bytes
+    /// there too, and the signature itself is not kept.
+    signature: SignatureHash,
     pub(super) claims: Claims,
     /// The checked `tid`, lower-case.
     pub(super) tid: String,
@@ -89,7 +97,7 @@ impl ValidatedCache {
 
     /// Where to look for `token`: a keyed hash of its signature part, a quarter of its
     /// length and as unique as the signed content. Tokens sharing a signature part but not
-    /// their bytes (forged ones) only share a place: the SHA-256 tells them apart.
+    /// their bytes (forged ones) only share a place: the comparison in `get` tells them apart.
     pub(super) fn fingerprint(&self, token: &str) -> Fingerprint {
         let signature = token.rsplit_once('.').map_or(token, |(_, s)| s);
         Fingerprint(self.fingerprints.hash_one(signature.as_bytes()))
@@ -104,9 +112,11 @@ impl ValidatedCache {
         fingerprint: Fingerprint,
         now: u64,
     ) -> Option<Arc<Entry>> {
+        // A JWT has a dot; text without one is never kept, nor answered.
+        let (signed, signature) = token.rsplit_once('.')?;
         let entries = self.entries.pin();
         let entry = entries.get(&fingerprint.0)?.clone();
-        if entry.hash != sha256(token) {
+        if *entry.signed != *signed || entry.signature != sha256(signature) {
             return None;
         }
         if now >= entry.exp || !entry.generation.is_current() {
@@ -126,13 +136,17 @@ impl ValidatedCache {
         now: u64,
         validated: impl FnOnce() -> Validated,
     ) {
+        let Some((signed, signature)) = token.rsplit_once('.') else {
+            return;
+        };
         let slot = &self.seen[fingerprint.0 as usize & (self.seen.len() - 1)];
         if slot.swap(fingerprint.0, Ordering::Relaxed) != fingerprint.0 {
             return;
         }
         let v = validated();
         let entry = Arc::new(Entry {
-            hash: sha256(token),
+            signed: signed.into(),
+            signature: sha256(signature),
             claims: v.claims,
             tid: v.tid,
             version: v.version,
@@ -173,8 +187,8 @@ impl ValidatedCache {
     }
 }
 
-fn sha256(token: &str) -> TokenHash {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+fn sha256(part: &str) -> SignatureHash {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, part.as_bytes());
     let mut hash = [0; 32];
     hash.copy_from_slice(digest.as_ref());
     hash
@@ -225,6 +239,8 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_000;
+    /// A token's shape: header, claims, signature.
+    const A: &str = "h.p.token-a";
 
     fn validated(generation: &Generation) -> Validated {
         Validated {
@@ -241,16 +257,16 @@ mod tests {
     fn a_token_is_kept_the_second_time_it_validates_and_served_the_third() {
         let (generation, _) = Generation::for_test();
         let cache = ValidatedCache::new(100);
-        let fp = cache.fingerprint("token-a");
-        assert!(cache.get("token-a", fp, NOW).is_none());
-        cache.remember("token-a", fp, NOW, || {
+        let fp = cache.fingerprint(A);
+        assert!(cache.get(A, fp, NOW).is_none());
+        cache.remember(A, fp, NOW, || {
             unreachable!("a first success stores nothing")
         });
         assert_eq!(cache.len(), 0);
-        assert!(cache.get("token-a", fp, NOW).is_none());
-        cache.remember("token-a", fp, NOW, || validated(&generation));
+        assert!(cache.get(A, fp, NOW).is_none());
+        cache.remember(A, fp, NOW, || validated(&generation));
         assert_eq!(cache.len(), 1);
-        assert!(cache.get("token-a", fp, NOW).is_some());
+        assert!(cache.get(A, fp, NOW).is_some());
     }
 
     /// The fingerprint only says where to look: other bytes found under it (a collision,
@@ -259,33 +275,59 @@ mod tests {
     fn other_bytes_under_a_kept_fingerprint_are_never_answered() {
         let (generation, _) = Generation::for_test();
         let cache = ValidatedCache::new(100);
-        let fp = cache.fingerprint("token-a");
+        let fp = cache.fingerprint(A);
         for _ in 0..2 {
-            cache.remember("token-a", fp, NOW, || validated(&generation));
+            cache.remember(A, fp, NOW, || validated(&generation));
         }
-        for other in ["token-b", "token-a ", "token-", "", "Token-a", "x.token-a"] {
+        for other in [
+            "h.p.token-b",
+            "h.p.token-a ",
+            "h.p.token-",
+            "",
+            "h.p.Token-a",
+            "h.ptoken-a",
+            "token-a",
+            ".token-a",
+            "h.p..token-a",
+            "x.h.p.token-a",
+        ] {
             assert!(cache.get(other, fp, NOW).is_none(), "{other:?}");
         }
-        assert!(cache.get("token-a", fp, NOW).is_some(), "and kept");
+        assert!(cache.get(A, fp, NOW).is_some(), "and kept");
         // Same signature part, other header or payload: same place, never the answer.
         assert_eq!(cache.fingerprint("h.p2.token-a"), fp);
-        assert!(cache.get("h.p2.token-a", fp, NOW).is_none());
+        for forged in ["h.p2.token-a", "h2.p.token-a", "p.token-a", "h.p.x.token-a"] {
+            assert!(cache.get(forged, fp, NOW).is_none(), "{forged:?}");
+        }
+    }
+
+    /// Without a dot there is no signed part to compare: never kept, never answered.
+    #[test]
+    fn text_without_a_dot_is_never_kept() {
+        let (generation, _) = Generation::for_test();
+        let cache = ValidatedCache::new(100);
+        let fp = cache.fingerprint("token-a");
+        for _ in 0..3 {
+            cache.remember("token-a", fp, NOW, || validated(&generation));
+        }
+        assert_eq!(cache.len(), 0);
+        assert!(cache.get("token-a", fp, NOW).is_none());
     }
 
     #[test]
     fn an_expired_or_refetched_entry_is_not_served() {
         let (generation, refetch) = Generation::for_test();
         let cache = ValidatedCache::new(100);
-        let fp = cache.fingerprint("token-a");
+        let fp = cache.fingerprint(A);
         for _ in 0..2 {
-            cache.remember("token-a", fp, NOW, || validated(&generation));
+            cache.remember(A, fp, NOW, || validated(&generation));
         }
-        assert!(cache.get("token-a", fp, NOW + 3600).is_none());
+        assert!(cache.get(A, fp, NOW + 3600).is_none());
         for _ in 0..2 {
-            cache.remember("token-a", fp, NOW, || validated(&generation));
+            cache.remember(A, fp, NOW, || validated(&generation));
         }
         refetch();
-        assert!(cache.get("token-a", fp, NOW).is_none());
+        assert!(cache.get(A, fp, NOW).is_none());
         assert_eq!(cache.len(), 0, "dropped");
     }
 
@@ -294,7 +336,7 @@ mod tests {
         let (generation, _) = Generation::for_test();
         let cache = ValidatedCache::new(64);
         for i in 0..1_000 {
-            let token = format!("token-{i}");
+            let token = format!("h.p.token-{i}");
             let fp = cache.fingerprint(&token);
             for _ in 0..2 {
                 cache.remember(&token, fp, NOW, || validated(&generation));

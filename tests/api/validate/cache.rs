@@ -124,6 +124,49 @@ async fn a_validation_cached_in_one_key_mode_is_not_reused_in_another() {
     );
 }
 
+/// A kept token's signature with other header or claims bytes lands where the kept token
+/// is (the cache looks up by the signature), and is never answered from there: it gets
+/// what a full validation says (a bad signature), and so does the kept token with its
+/// signature altered or cut. The kept token still hits.
+#[tokio::test]
+async fn a_kept_tokens_signature_on_other_bytes_is_never_answered_from_the_cache() {
+    let w = World::new().await;
+    let v = validator(&w);
+    let kept = w.token(&w.customer).await;
+    let other = w.token(&w.customer).await;
+    for _ in 0..2 {
+        v.validate(kept.secret(), &expect(&w)).await.unwrap();
+    }
+    let [header, payload, signature]: [&str; 3] = kept
+        .secret()
+        .split('.')
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    let other_payload = other.secret().split('.').nth(1).unwrap();
+    assert_ne!(payload, other_payload, "two tokens, two claim sets");
+    // Another valid token's claims (same tenant, audience, app: a hit's re-checks would
+    // pass) under the kept signature.
+    let swapped = format!("{header}.{other_payload}.{signature}");
+    let mut flipped = signature.to_owned();
+    let last = if flipped.ends_with('A') { "B" } else { "A" };
+    flipped.replace_range(flipped.len() - 1.., last);
+    let altered = format!("{header}.{payload}.{flipped}");
+    let cut = format!("{header}.{payload}.{}", &signature[..signature.len() - 4]);
+    for forged in [swapped, altered, cut] {
+        let err = v.validate(&forged, &expect(&w)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ValidationError::BadSignature | ValidationError::Malformed(_)
+            ),
+            "{err:?}"
+        );
+    }
+    v.validate(kept.secret(), &expect(&w)).await.unwrap();
+    v.validate(other.secret(), &expect(&w)).await.unwrap();
+}
+
 #[tokio::test]
 async fn refused_tokens_are_refused_every_time() {
     let w = World::new().await;
