@@ -27,8 +27,8 @@ use crate::tenant::TenantId;
 /// it was told; when that second ask fails it keeps the old token until that expiry. So
 /// this credential tells azure_core that each token has already expired (`expires_on` is
 /// the Unix epoch): the policy asks again before every request, each ask is a cache hit
-/// (about 100 ns more per SDK call than a policy holding its own copy; see the README's
-/// benchmarks), and once [`invalidate_tenant`](crate::Cached::invalidate_tenant) (or any
+/// (about 1 us more per SDK call than a policy holding its own copy, a tenth of the SDK's
+/// own request path without the network; see the README's benchmarks), and once [`invalidate_tenant`](crate::Cached::invalidate_tenant) (or any
 /// invalidation) has returned, no request of an SDK client sends the token it dropped:
 /// the next one carries a new token, or fails with the cache's error (`NotConsented` once
 /// consent is revoked). A request already past its policy when the invalidation runs
