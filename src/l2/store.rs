@@ -153,10 +153,10 @@ pub trait L2Store: Send + Sync + fmt::Debug {
     /// override it.
     async fn put_tombstone(&self, key: &str, at: u64, ttl: Duration) -> Result<(), L2Error> {
         let current = self.get_many_bounded(&[key], MAX_TOMBSTONE + 1).await?;
-        if let Some(Some(held)) = current.first() {
-            if tombstone_time(held).is_some_and(|held| held >= at) {
-                return Ok(());
-            }
+        if let Some(Some(held)) = current.first()
+            && tombstone_time(held).is_some_and(|held| held >= at)
+        {
+            return Ok(());
         }
         self.put(key, at.to_string().as_bytes(), ttl).await
     }
