@@ -47,6 +47,7 @@ mod inbound;
 mod input;
 #[cfg(feature = "redis")]
 mod l2;
+#[cfg(feature = "azure-core")]
 mod managed_identity;
 mod mock_server;
 mod onboarding;
