@@ -89,8 +89,10 @@ impl AccessToken {
         self
     }
 
-    /// When the token was issued, if known. [`Cached`](crate::Cached) stamps tokens that
-    /// lack it with the time it received them.
+    /// When the token's life started, if known: for tokens from this crate's credentials,
+    /// when the token request was sent (Entra's `expires_in` counts from its answer,
+    /// which came later, so the life counted from here never runs past the real one).
+    /// [`Cached`](crate::Cached) stamps tokens that lack it with the time it asked for them.
     pub fn issued_on(&self) -> Option<SystemTime> {
         self.inner.issued_on
     }

@@ -437,16 +437,18 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
     /// Asks the provider, and refuses a token that is not for the key asked: a cache
     /// must never file one tenant's token under another's name.
     async fn fetch(&self, key: &Key) -> Result<AccessToken, Error> {
+        let asked_at = self.inner.options.clock.now();
         let token = self
             .inner
             .provider
             .get_token(&key.tenant, &[key.scopes.as_str()])
             .await?;
-        // Stamped on receipt when the provider did not say, so the expiry margin is
-        // measured from the same start wherever the token is inserted later.
+        // Stamped with when it was asked for when the provider did not say (its life
+        // cannot have started later), so the expiry margin is measured from the same
+        // start wherever the token is inserted later.
         let token = match token.issued_on() {
             Some(_) => token,
-            None => token.with_issued_on(self.inner.options.clock.now()),
+            None => token.with_issued_on(asked_at),
         };
         if token.tenant() != &key.tenant {
             return Err(Error::unexpected_claim(
