@@ -68,6 +68,17 @@ impl World {
     }
 }
 
+/// An [`HttpClient`](azure_cross_tenant::HttpClient) for `entra`: trusts its CA when it
+/// serves https.
+pub fn mock_http(entra: &MockEntra) -> azure_cross_tenant::HttpClient {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = entra.ca_pem() {
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+    }
+    azure_cross_tenant::HttpClient::from_builder(builder).unwrap()
+}
+
 /// Runs the ignored test `name` of `module` (pass `module_path!()`) in a child process of
 /// this binary with `env`, and asserts it passed: for tests that need process-wide state
 /// (environment variables, a global tracing subscriber) while other tests run in parallel.

@@ -585,7 +585,8 @@ async fn a_redirecting_token_endpoint_gets_no_secret_from_the_code_redemption() 
     for status in [307, 302] {
         let w = World::new().await;
         let target = crate::loopback::Loopback::answering(200, &[], "{}").await;
-        let following = reqwest::Client::new();
+        let following =
+            azure_cross_tenant::HttpClient::from_builder(reqwest::Client::builder()).unwrap();
         let credential = ClientSecret::new(w.app.client_id(), &w.secret)
             .authority_host(w.entra.uri())
             .http_client(following)
