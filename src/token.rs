@@ -77,6 +77,14 @@ impl AccessToken {
         self
     }
 
+    /// The same token, filed under `tenant` (the GUID a cache learned for the domain it
+    /// was asked by).
+    #[must_use]
+    pub(crate) fn with_tenant(mut self, tenant: TenantId) -> Self {
+        Arc::make_mut(&mut self.inner).tenant = tenant;
+        self
+    }
+
     /// The same token, expiring no later than `at` (a refresh hint past it is dropped):
     /// the token endpoint's `expires_in` is not allowed to outlive the token's own `exp`.
     #[must_use]
@@ -112,7 +120,9 @@ impl AccessToken {
         self.inner.refresh_on
     }
 
-    /// The tenant that issued it (as it was asked for: GUID or domain).
+    /// The tenant that issued it: as it was asked for (GUID or domain) from a credential;
+    /// from [`Cached`](crate::Cached), its GUID once known, whichever form was asked (a
+    /// tenant has one cache entry).
     pub fn tenant(&self) -> &TenantId {
         &self.inner.tenant
     }

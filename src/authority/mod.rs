@@ -15,6 +15,7 @@
 mod check;
 mod classify;
 mod grant;
+mod resolve;
 mod response;
 mod retry;
 

@@ -104,7 +104,11 @@ fn assert_consistent(cache: &Cached<Mint>) {
     let index: HashMap<Key, Arc<Entry>> = inner
         .index
         .iter(&guard)
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, slot)| {
+            // What a hit serves is the entry's own token.
+            assert!(slot.token.ptr_eq(&slot.entry.token));
+            (k.clone(), slot.entry.clone())
+        })
         .collect();
     assert!(
         index.len() as u64 <= inner.options.max_entries,

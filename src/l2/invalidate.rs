@@ -30,26 +30,25 @@ pub(super) struct Pending {
 }
 
 impl L2 {
-    /// Writes the entry's tombstone and deletes its values (under every naming key): a
-    /// token a request in flight now stores later (on any replica) was asked for before,
-    /// and is a miss for every replica's reads, as for a tenant invalidation.
+    /// Writes the entry's tombstone and deletes its values and refusals (under every
+    /// naming key): a token or refusal a request in flight now stores later (on any
+    /// replica) was asked for before, and is a miss for every replica's reads, as for a
+    /// tenant invalidation.
     pub(crate) async fn forget(&self, key: &L2Key, now: SystemTime) {
         let tombstones: Vec<String> = key.names.iter().map(|n| n.tombstone.clone()).collect();
         self.tombstone(&tombstones, now).await;
         self.delete_values(key, now).await;
     }
 
-    /// Deletes the entry's values (under every naming key), or remembers to.
+    /// Deletes the entry's values and refusals (under every naming key), or remembers to.
     async fn delete_values(&self, key: &L2Key, now: SystemTime) {
         for names in &key.names {
-            if self
-                .write(now, self.store().delete(&names.value))
-                .await
-                .is_none()
-            {
-                self.postpone(now, |p| {
-                    p.deletions.insert(names.value.clone());
-                });
+            for name in [&names.value, &names.refusal] {
+                if self.write(now, self.store().delete(name)).await.is_none() {
+                    self.postpone(now, |p| {
+                        p.deletions.insert(name.clone());
+                    });
+                }
             }
         }
     }

@@ -14,7 +14,8 @@ use super::health::{Gate, Health};
 use super::invalidate::Pending;
 use super::names::{self, L2Key};
 use super::store::{L2Error, L2Store};
-use super::value;
+use super::value::{self, StoredRefusal};
+use crate::error::Error;
 use crate::scope::Scopes;
 use crate::tenant::TenantId;
 use crate::token::AccessToken;
@@ -43,6 +44,16 @@ pub(crate) enum Lease {
     Busy,
     /// Leases are off or L2 did not answer: ask Entra without one.
     Unavailable,
+}
+
+/// What L2 holds for one entry.
+pub(crate) enum Found {
+    /// A token the caller may serve.
+    Token(AccessToken),
+    /// The tenant's refusal, still in its window.
+    Refusal(StoredRefusal),
+    /// Nothing usable.
+    Nothing,
 }
 
 /// A [`SharedCache`] in use.
@@ -163,44 +174,56 @@ impl L2 {
         });
     }
 
-    /// A token for the entry from L2 that `usable` accepts, or `None` (a miss). A value
-    /// stamped at or before its own, its tenant's or the global tombstone was fetched
-    /// before an invalidation: a miss.
+    /// What L2 holds for the entry: a token that `usable` accepts, a refusal still in its
+    /// window, or nothing usable; `None` when L2 did not answer (skipped, failed, or the
+    /// global tombstone was never read). A value or refusal stamped at or before its own,
+    /// its tenant's or the global tombstone was fetched before an invalidation: a miss.
+    /// When both a token and a refusal are usable, the later one (by stamp) wins.
     pub(crate) async fn get(
         &self,
         key: &L2Key,
-        (tenant, scopes): (&TenantId, &Scopes),
+        (tenant, scopes, client_id): (&TenantId, &Scopes, &str),
         now: SystemTime,
         usable: impl Fn(&AccessToken) -> bool,
-    ) -> Option<AccessToken> {
-        let found = self.lookup(key, tenant, scopes, now, usable).await;
-        let counter = match found {
-            Some(_) => &self.counters.hits,
-            None => &self.counters.misses,
+    ) -> Option<Found> {
+        let found = self
+            .lookup(key, (tenant, scopes, client_id), now, usable)
+            .await;
+        let counter = match &found {
+            Some(Found::Token(_)) => Some(&self.counters.hits),
+            Some(Found::Nothing) | None => Some(&self.counters.misses),
+            Some(Found::Refusal(_)) => None,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         found
     }
 
     async fn lookup(
         &self,
         key: &L2Key,
-        tenant: &TenantId,
-        scopes: &Scopes,
+        (tenant, scopes, client_id): (&TenantId, &Scopes, &str),
         now: SystemTime,
         usable: impl Fn(&AccessToken) -> bool,
-    ) -> Option<AccessToken> {
-        // (value, tenant tombstone, entry tombstone) per naming key: one slot, one
-        // command. The global tombstone lives in a slot of its own; both commands share
-        // one round trip.
-        let mut wanted: Vec<&str> = Vec::with_capacity(3 * key.names.len());
+    ) -> Option<Found> {
+        // (value, refusal, tenant tombstone, entry tombstone) per naming key: one slot,
+        // one command. The global tombstone lives in a slot of its own; both commands
+        // share one round trip.
+        let mut wanted: Vec<&str> = Vec::with_capacity(4 * key.names.len());
         for n in &key.names {
-            wanted.extend([n.value.as_str(), &n.tenant_tombstone, &n.tombstone]);
+            wanted.extend([
+                n.value.as_str(),
+                &n.refusal,
+                &n.tenant_tombstone,
+                &n.tombstone,
+            ]);
         }
-        let (values, global) = tokio::join!(
+        let (values, global) = futures_util::future::join(
             self.call(now, self.store().get_many(&wanted)),
-            self.global_tombstone_now()
-        );
+            self.global_tombstone_now(),
+        )
+        .await;
         let values = values?;
         if values.len() != wanted.len() {
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -210,31 +233,58 @@ impl L2 {
             return None;
         }
         let tombstone = values
-            .chunks(3)
-            .flat_map(|c| &c[1..])
+            .chunks(4)
+            .flat_map(|c| &c[2..])
             .flatten()
             .map(|t| value::read_tombstone(t))
             .chain(Some(global?))
             .max()
             .unwrap_or(0);
-        for (names, raw) in key.names.iter().zip(values.iter().step_by(3)) {
-            let Some(raw) = raw else { continue };
-            let Some(stored) = value::open(&self.config.keys, &key.aad, raw, tenant, scopes) else {
-                // Tampered, moved, malformed or sealed under a key no longer configured:
-                // a miss, and it goes (unless rewritten meanwhile) so nobody trips on it.
-                self.counters.open_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("a shared cache value failed to open; deleting it");
-                let _ = self
-                    .call(now, self.store().delete_if(&names.value, raw))
-                    .await;
-                continue;
-            };
-            if stored.stamp <= tombstone || !usable(&stored.token) {
-                return None;
+        // The first value that opens decides about tokens (under the current naming key
+        // first), and likewise for refusals.
+        let mut token: Option<Option<value::Stored>> = None;
+        let mut refusal: Option<Option<StoredRefusal>> = None;
+        for (names, chunk) in key.names.iter().zip(values.chunks(4)) {
+            if token.is_none()
+                && let Some(raw) = &chunk[0]
+            {
+                match value::open(&self.config.keys, &key.aad, raw, tenant, scopes) {
+                    Some(stored) => {
+                        let fresh = stored.stamp > tombstone && usable(&stored.token);
+                        token = Some(fresh.then_some(stored));
+                    }
+                    None => self.drop_unopenable(&names.value, raw, now).await,
+                }
             }
-            return Some(stored.token);
+            if refusal.is_none()
+                && let Some(raw) = &chunk[1]
+            {
+                let opened =
+                    value::open_refusal(&self.config.keys, &key.aad, raw, (tenant, client_id));
+                match opened {
+                    Some(stored) => {
+                        let fresh = stored.stamp > tombstone && now < stored.until;
+                        refusal = Some(fresh.then_some(stored));
+                    }
+                    None => self.drop_unopenable(&names.refusal, raw, now).await,
+                }
+            }
         }
-        None
+        Some(match (token.flatten(), refusal.flatten()) {
+            (Some(t), Some(r)) if r.stamp > t.stamp => Found::Refusal(r),
+            (Some(t), _) => Found::Token(t.token),
+            (None, Some(r)) => Found::Refusal(r),
+            (None, None) => Found::Nothing,
+        })
+    }
+
+    /// A value that does not open (tampered, moved, malformed or sealed under a key no
+    /// longer configured) is a miss, and goes (unless rewritten meanwhile) so nobody
+    /// trips on it.
+    async fn drop_unopenable(&self, name: &str, raw: &[u8], now: SystemTime) {
+        self.counters.open_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("a shared cache value failed to open; deleting it");
+        let _ = self.call(now, self.store().delete_if(name, raw)).await;
     }
 
     /// The global tombstone (0 if none), or the last one read if it cannot be read now
@@ -284,6 +334,31 @@ impl L2 {
         let _ = self
             .call(now, self.store().put(&key.current().value, &sealed, ttl))
             .await;
+    }
+
+    /// Stores the tenant's refusal `error` for the other replicas, learned at `learned`
+    /// and remembered until `until`, stamped with `stamp` (when the refused request
+    /// started).
+    pub(crate) async fn put_refusal(
+        &self,
+        key: &L2Key,
+        error: &Error,
+        (learned, until): (SystemTime, SystemTime),
+        stamp: SystemTime,
+    ) {
+        let ttl = until.duration_since(learned).unwrap_or_default();
+        if ttl.is_zero() {
+            return;
+        }
+        let Some(sealed) =
+            value::seal_refusal(&self.config.keys, &key.aad, error, (learned, until), stamp)
+        else {
+            return;
+        };
+        let op = self
+            .store()
+            .put(&key.current().refusal, &sealed, ttl.min(LONGEST_VALUE));
+        let _ = self.call(learned, op).await;
     }
 
     /// Asks for the entry's lease (cross-replica single flight).

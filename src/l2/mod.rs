@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::clock::{SharedSleeper, Sleeper, TokioSleeper};
 use crate::seal::SealingKeys;
 
-pub(crate) use layer::{L2, L2Counters, Lease};
+pub(crate) use layer::{Found, L2, L2Counters, Lease};
 pub(crate) use names::L2Key;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;

@@ -124,7 +124,7 @@ async fn misses_on_fifty_different_keys_are_in_flight_together() {
 }
 
 #[tokio::test]
-async fn a_hard_error_goes_to_every_waiter_of_the_flight_and_is_not_cached() {
+async fn a_refusal_goes_to_every_waiter_of_the_flight_and_is_remembered_until_invalidated() {
     let w = World::new().await;
     w.entra.set_latency(Duration::from_millis(50));
     let cache = cached(&w);
@@ -140,8 +140,10 @@ async fn a_hard_error_goes_to_every_waiter_of_the_flight_and_is_not_cached() {
     assert_eq!(w.entra.token_requests_for(&w.stranger), 1);
     assert_eq!(cache.stats().errors, 1);
 
-    // Not cached: once the admin consents, the next call succeeds.
+    // Remembered until the onboarding that follows the admin's consent drops it.
     w.entra.consent(&w.stranger, &w.app);
+    assert!(cache.get_token(&w.stranger, &[VAULT]).await.is_err());
+    cache.invalidate_tenant(&w.stranger).await;
     cache.get_token(&w.stranger, &[VAULT]).await.unwrap();
     assert_eq!(w.entra.token_requests_for(&w.stranger), 2);
 }

@@ -17,10 +17,12 @@ use azure_cross_tenant::{
 
 mod servers;
 
+mod identity;
 mod invalidation;
 mod leases;
 mod margin;
 mod outage;
+mod refusals;
 mod sealing;
 mod sharing;
 

@@ -1,0 +1,92 @@
+//! A tenant that said no is asked once per window by the whole fleet: the refusal is
+//! remembered and shared through L2, and every invalidation drops it at once.
+
+use std::time::Duration;
+
+use super::{Backend, on_both, replica};
+use crate::common::{VAULT, World};
+use azure_cross_tenant::{Cached, ClientSecret, Error};
+
+on_both!(
+    four_replicas_ask_entra_once_per_window_about_a_tenant_that_said_no,
+    an_invalidation_on_one_replica_lets_every_replica_ask_again_at_once,
+);
+
+fn not_consented(err: &Error) {
+    assert!(matches!(err, Error::NotConsented { .. }), "{err:?}");
+}
+
+async fn four_replicas_ask_entra_once_per_window_about_a_tenant_that_said_no(backend: Backend) {
+    let w = World::new().await;
+    let replicas: Vec<Cached<ClientSecret>> = (0..4).map(|_| replica(&w, &backend)).collect();
+
+    for i in 0..1000 {
+        let err = replicas[i % 4]
+            .get_token(&w.stranger, &[VAULT])
+            .await
+            .unwrap_err();
+        not_consented(&err);
+        // Entra's own answer once; after that, remembered (on the other replicas, from L2).
+        assert_eq!(err.remembered_at().is_some(), i > 0, "call {i}: {err}");
+    }
+    assert_eq!(
+        w.entra.token_requests_for(&w.stranger),
+        1,
+        "1,000 sequential calls on 4 replicas"
+    );
+
+    // The next window: 1,000 calls at once.
+    w.clock.advance(Duration::from_secs(61));
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..1000 {
+        let (r, stranger) = (replicas[i % 4].clone(), w.stranger.clone());
+        calls.spawn(async move { r.get_token(&stranger, &[VAULT]).await });
+    }
+    while let Some(result) = calls.join_next().await {
+        not_consented(&result.unwrap().unwrap_err());
+    }
+    assert_eq!(
+        w.entra.token_requests_for(&w.stranger),
+        2,
+        "1,000 concurrent calls on 4 replicas in the next window"
+    );
+}
+
+async fn an_invalidation_on_one_replica_lets_every_replica_ask_again_at_once(backend: Backend) {
+    let w = World::new().await;
+    let (a, b) = (replica(&w, &backend), replica(&w, &backend));
+    not_consented(&a.get_token(&w.stranger, &[VAULT]).await.unwrap_err());
+    not_consented(&b.get_token(&w.stranger, &[VAULT]).await.unwrap_err());
+    assert_eq!(w.entra.token_requests_for(&w.stranger), 1);
+
+    // The admin consents; without an invalidation the refusal is still remembered.
+    w.entra.consent(&w.stranger, &w.app);
+    let err = b.get_token(&w.stranger, &[VAULT]).await.unwrap_err();
+    not_consented(&err);
+    assert_eq!(w.entra.token_requests_for(&w.stranger), 1);
+
+    // Onboarding finished on A: every replica asks again at once.
+    a.invalidate_tenant(&w.stranger).await;
+    // (Values stamped in the same millisecond as a tombstone count as older.)
+    w.clock.advance(Duration::from_millis(1));
+    b.get_token(&w.stranger, &[VAULT]).await.unwrap();
+    a.get_token(&w.stranger, &[VAULT]).await.unwrap();
+    assert_eq!(w.entra.token_requests_for(&w.stranger), 2);
+
+    // The same for one entry, and for everything.
+    w.entra.revoke_consent(&w.stranger, &w.app);
+    w.clock.advance(Duration::from_secs(3600));
+    not_consented(&a.get_token(&w.stranger, &[VAULT]).await.unwrap_err());
+    w.entra.consent(&w.stranger, &w.app);
+    a.invalidate(&w.stranger, &[VAULT]).await;
+    w.clock.advance(Duration::from_millis(1));
+    b.get_token(&w.stranger, &[VAULT]).await.unwrap();
+
+    w.entra.revoke_consent(&w.stranger, &w.app);
+    w.clock.advance(Duration::from_secs(3600));
+    not_consented(&b.get_token(&w.stranger, &[VAULT]).await.unwrap_err());
+    w.entra.consent(&w.stranger, &w.app);
+    b.invalidate_all().await;
+    w.clock.advance(Duration::from_millis(1));
+    a.get_token(&w.stranger, &[VAULT]).await.unwrap();
+}
