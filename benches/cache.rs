@@ -7,7 +7,7 @@
 //! current-thread runtime, started together; the time per iteration is the aggregate
 //! cost per hit (wall time / all hits).
 //!
-//! Run: `cargo bench --bench cache --all-features`
+//! Run: `cargo bench -p azure-cross-tenant-benches --bench cache`
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 
@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::ClientOptions;
-use azure_cross_tenant::testing::{MockApp, MockEntra};
 use azure_cross_tenant::{AccessToken, CacheOptions, Cached, ClientSecret, Scopes, TenantId};
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use mock_entra::{MockApp, MockEntra};
 
 const VAULT: &str = "https://vault.azure.net/.default";
 
@@ -72,7 +72,7 @@ impl World {
         let options = ClientSecretCredentialOptions {
             client_options: ClientOptions {
                 cloud: Some(Arc::new(cloud.into())),
-                transport: Some(azure_cross_tenant::testing::loopback_transport()),
+                transport: Some(mock_entra::loopback_transport()),
                 ..Default::default()
             },
         };

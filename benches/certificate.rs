@@ -1,7 +1,7 @@
 //! Client assertion signing: PS256 (`x5t#S256`, the default) vs RS256 (`x5t`, legacy),
 //! 2048-bit RSA, in the same run. Each token request signs one assertion.
 //!
-//! Run: `cargo bench --bench certificate`
+//! Run: `cargo bench -p azure-cross-tenant-benches --bench certificate`
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 

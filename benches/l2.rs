@@ -3,19 +3,19 @@
 //! in the same run.
 //!
 //! Needs `redis-server` (started here on a free port) or `REDIS_URL`.
-//! Run: `cargo bench --bench l2 --all-features`
+//! Run: `cargo bench -p azure-cross-tenant-benches --bench l2`
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     CacheOptions, Cached, ClientSecret, RedisStore, SealingKeys, SharedCache,
     TenantCredentialProvider,
 };
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use mock_entra::MockEntra;
 
 const VAULT: &str = "https://vault.azure.net/.default";
 

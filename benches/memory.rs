@@ -1,7 +1,7 @@
 //! Heap bytes per cached (tenant, scope) entry at 100,000 entries, counted by an
 //! instrumented allocator (its own binary, so it does not slow the timing benches).
 //!
-//! Run: `cargo bench --bench memory`
+//! Run: `cargo bench -p azure-cross-tenant-benches --bench memory`
 
 #![allow(missing_docs)]
 

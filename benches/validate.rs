@@ -4,18 +4,18 @@
 //! the full path), and the full path with 10,000 allowed tenants (a hash lookup, so the
 //! same as one).
 //!
-//! Run: `cargo bench --bench validate --all-features`
+//! Run: `cargo bench -p azure-cross-tenant-benches --bench validate`
 
 #![allow(missing_docs)] // criterion's macros generate undocumented functions
 
 use std::sync::Arc;
 
-use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     ClientSecret, Expectations, TenantCredentialProvider, TenantId, TokenValidator,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use mock_entra::MockEntra;
 
 struct Setup {
     token: String,

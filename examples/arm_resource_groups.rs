@@ -11,14 +11,13 @@
 mod support;
 
 use azure_core::http::ClientOptions;
-use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{
     Cached, FederatedAssertion, ManagedIdentity, TenantId, TokenCredentialSource,
 };
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use mock_entra::{MockResource, ResourceResponse};
 use serde_json::json;
 use support::{MockWorld, env, show_token};
-use wiremock::ResponseTemplate;
 
 const ARM: &str = "https://management.azure.com/.default";
 
@@ -78,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &world.customer,
             "https://management.azure.com",
             |_, _| {
-                ResponseTemplate::new(200).set_body_json(json!({"value": [
+                ResourceResponse::new(200).set_body_json(json!({"value": [
                     {"name": "rg-customer-app", "location": "westeurope"},
                     {"name": "rg-customer-data", "location": "northeurope"},
                 ]}))

@@ -11,10 +11,10 @@
 use std::io::Read;
 
 use azure_cross_tenant::insecure::decode_unverified;
-use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     ClientSecret, Cloud, Expectations, TenantCredentialProvider, TenantId, TokenValidator,
 };
+use mock_entra::MockEntra;
 
 struct Args {
     tenant: Option<TenantId>,

@@ -8,12 +8,11 @@
 mod support;
 
 use azure_core::http::ClientOptions;
-use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{Cached, ClientSecret, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use mock_entra::{MockResource, ResourceResponse};
 use serde_json::json;
 use support::{MockWorld, env};
-use wiremock::ResponseTemplate;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,7 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         &world.customer,
         "https://vault.azure.net",
         |request, _claims| {
-            ResponseTemplate::new(200).set_body_json(json!({
+            ResourceResponse::new(200).set_body_json(json!({
                 "value": "s3cr3t-from-the-customer-vault",
                 "id": format!("https://{}{}/0123", request.url.authority(), request.url.path()),
                 "attributes": {"enabled": true},
@@ -64,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let options = SecretClientOptions {
         client_options: ClientOptions {
-            transport: Some(azure_cross_tenant::testing::loopback_transport()),
+            transport: Some(mock_entra::loopback_transport()),
             ..Default::default()
         },
         verify_challenge_resource: Some(false), // the fake vault lives on 127.0.0.1

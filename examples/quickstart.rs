@@ -5,10 +5,10 @@
 //!
 //! Run: `cargo run --example quickstart`
 
-use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     Cached, ClientSecret, Clock, Error, Expectations, SystemClock, TokenValidator,
 };
+use mock_entra::MockEntra;
 
 const VAULT: &str = "https://vault.azure.net/.default";
 

@@ -14,10 +14,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{Cached, ClientSecret, TenantId};
+use mock_entra::{MockResource, ResourceResponse};
 use support::{MockWorld, env, show_token};
-use wiremock::ResponseTemplate;
 
 const SCOPE: &str = "https://servicebus.azure.net/.default";
 
@@ -129,15 +128,15 @@ async fn fake_service_bus(world: &MockWorld, commands: String, status: String) -
                             .or_default()
                             .push_back(serde_json::json!({"id": id, "status": "done"}).to_string());
                     }
-                    ResponseTemplate::new(201)
+                    ResourceResponse::new(201)
                 }
                 ("DELETE", [queue, "messages", "head"]) => {
                     match queues.get_mut(*queue).and_then(VecDeque::pop_front) {
-                        Some(m) => ResponseTemplate::new(200).set_body_string(m),
-                        None => ResponseTemplate::new(204),
+                        Some(m) => ResourceResponse::new(200).set_body_string(m),
+                        None => ResourceResponse::new(204),
                     }
                 }
-                _ => ResponseTemplate::new(404),
+                _ => ResourceResponse::new(404),
             }
         },
     )

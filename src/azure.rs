@@ -32,7 +32,7 @@ use crate::tenant::TenantId;
 ///
 /// ```
 /// use azure_core::credentials::TokenCredential;
-/// use azure_cross_tenant::testing::MockEntra;
+/// use mock_entra::MockEntra;
 /// use azure_cross_tenant::{Cached, ClientSecret, TenantCredentialExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -81,22 +81,6 @@ pub fn retry_after(data: &[u8]) {
     crate::authority::fuzz_retry_after(data);
 }
 
-/// A `mock-entra` scenario document, applied to one mock started for the whole run and
-/// reset after each input.
-#[cfg(feature = "test-util")]
-pub fn scenario(data: &[u8]) {
-    use std::sync::OnceLock;
-    static MOCK: OnceLock<Option<crate::testing::MockEntra>> = OnceLock::new();
-    let Ok(document) = serde_json::from_slice::<serde_json::Value>(data) else {
-        return;
-    };
-    let mock = MOCK.get_or_init(|| crate::testing::MockEntra::builder().try_start().ok());
-    if let Some(mock) = mock {
-        let _ = mock.apply_scenario(&document);
-        mock.reset();
-    }
-}
-
 /// A shared-cache (Redis) value or tombstone read back: Redis is not trusted.
 pub fn sealed_value(data: &[u8]) {
     crate::l2::fuzz_value(data);

@@ -205,18 +205,6 @@ pub(crate) fn sign(
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
 }
 
-/// Whether `signature` is an RS256 signature of `message` by the RSA key (`n`, `e`),
-/// both big-endian without leading zeros.
-pub(crate) fn verify_rs256(n: &[u8], e: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    aws_lc_rs::signature::RsaPublicKeyComponents { n, e }
-        .verify(
-            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-            message,
-            signature,
-        )
-        .is_ok()
-}
-
 /// A compact JWS, split and decoded: the one way this crate reads a JWT.
 pub(crate) struct Jws<'a> {
     pub(crate) header: Header,

@@ -30,10 +30,6 @@ mod tenant;
 mod token;
 mod validate;
 
-#[cfg(feature = "test-util")]
-#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
-pub mod testing;
-
 // The public interface is:
 pub use authority::RetryPolicy;
 #[cfg(feature = "azure-core")]

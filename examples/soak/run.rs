@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use azure_cross_tenant::testing::{MockApp, MockEntra};
 use azure_cross_tenant::{
     CacheOptions, Cached, ClientSecret, RedisStore, SealingKeys, SharedCache, Sleeper, TenantId,
     TokenValidator, TokioSleeper,
 };
+use mock_entra::{MockApp, MockEntra};
 
 use crate::Settings;
 use crate::caller::{Caller, Counting, RESOURCES, Replica, now};

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use azure_cross_tenant::testing::{MockApp, MockEntra, MockFault};
 use azure_cross_tenant::{Sleeper, TenantId, TokioSleeper};
+use mock_entra::{MockApp, MockEntra, MockFault};
 
 use crate::redis::Redis;
 use crate::tally::{Kind, Tally};

@@ -5,7 +5,7 @@
 
 use azure_cross_tenant::TenantId;
 use azure_cross_tenant::insecure::decode_unverified;
-use azure_cross_tenant::testing::{MockApp, MockEntra};
+use mock_entra::{MockApp, MockEntra};
 
 /// Environment variable `name`, if set and non-empty.
 pub fn env(name: &str) -> Option<String> {

@@ -133,7 +133,7 @@ struct Inner<P> {
 ///   already in flight for it will not insert its token afterwards.
 ///
 /// ```
-/// use azure_cross_tenant::testing::MockEntra;
+/// use mock_entra::MockEntra;
 /// use azure_cross_tenant::{Cached, ClientSecret};
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -15,8 +15,6 @@ mod sources;
 pub use assertion::{Assertion, AssertionSource};
 pub use builder::CredentialBuilder;
 pub use certificate::{AssertionAlgorithm, ClientCertificate};
-#[cfg(feature = "test-util")]
-pub(crate) use certificate::{cert_facts, certificate_der};
 pub use federated::FederatedAssertion;
 pub use secret::ClientSecret;
 pub use sources::{FnSource, TokenFile, assertion_fn};

@@ -12,7 +12,7 @@ use super::{Expectations, TokenValidator};
 /// [`TenantCredentialProvider`].
 ///
 /// ```
-/// use azure_cross_tenant::testing::MockEntra;
+/// use mock_entra::MockEntra;
 /// use azure_cross_tenant::{ClientSecret, Expectations, TokenValidator, ValidatedTokenExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]

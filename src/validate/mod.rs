@@ -41,7 +41,7 @@ pub use id_token::{IdTokenClaims, IdTokenExpectations};
 /// validator (cheap to clone).
 ///
 /// ```
-/// use azure_cross_tenant::testing::MockEntra;
+/// use mock_entra::MockEntra;
 /// use azure_cross_tenant::{ClientSecret, Expectations, TenantCredentialProvider, TokenValidator};
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -8,11 +8,10 @@ use crate::common::{VAULT, World};
 use crate::loopback::Loopback;
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
-use azure_cross_tenant::testing::MockResource;
 use azure_cross_tenant::{Cached, ClientSecret, Error, TenantCredentialExt, TenantId};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use mock_entra::{MockResource, ResourceResponse};
 use serde_json::json;
-use wiremock::ResponseTemplate;
 
 /// A Key Vault of one tenant: challenges anonymous calls, accepts only tokens issued by
 /// its tenant for Key Vault, and answers with a secret naming the tenant.
@@ -23,7 +22,7 @@ async fn vault(w: &World, tenant: &TenantId) -> MockResource {
         tenant,
         "https://vault.azure.net",
         move |request, _| {
-            ResponseTemplate::new(200).set_body_json(json!({
+            ResourceResponse::new(200).set_body_json(json!({
                 "value": format!("secret-of-{name}"),
                 "id": format!("https://{}/secrets/db-password/0123", request.url.authority()),
                 "attributes": {"enabled": true},
@@ -45,7 +44,7 @@ fn client_retrying(
     let endpoint = vault.https_uri();
     let options = SecretClientOptions {
         client_options: ClientOptions {
-            transport: Some(azure_cross_tenant::testing::loopback_transport()),
+            transport: Some(mock_entra::loopback_transport()),
             retry,
             ..Default::default()
         },
@@ -158,7 +157,7 @@ async fn a_lifetime_beyond_any_calendar_reaches_azure_core_without_a_panic() {
     for expires_in in ["1000000000000", "9000000000000000000"] {
         w.entra.inject_fault(
             &w.customer,
-            azure_cross_tenant::testing::MockFault::Body {
+            mock_entra::MockFault::Body {
                 status: 200,
                 body: format!(
                     r#"{{"token_type":"Bearer","expires_in":{expires_in},"access_token":"opaque-token"}}"#

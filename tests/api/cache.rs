@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use crate::common::{VAULT, World};
 use azure_cross_tenant::insecure::decode_unverified;
-use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
     AccessToken, CacheOptions, Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy,
     TenantCredentialProvider, TenantId,
 };
+use mock_entra::MockFault;
 use proptest::prelude::*;
 
 const STORAGE: &str = "https://storage.azure.com/.default";

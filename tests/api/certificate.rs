@@ -180,31 +180,59 @@ async fn capture_assertion(
     tenant: &str,
     alg: AssertionAlgorithm,
 ) -> Captured {
-    let server =
-        azure_cross_tenant::testing::DropOnThread::new(wiremock::MockServer::start().await);
-    wiremock::Mock::given(wiremock::matchers::any())
-        .respond_with(wiremock::ResponseTemplate::new(400).set_body_string("{}"))
-        .mount(&server)
-        .await;
+    let (uri, received) = capture_one_request().await;
     let cred = ClientCertificate::from_pem(client_id, &cert.cert_pem, &cert.key_pem)
-        .authority_host(format!("{}/", server.uri()).parse().unwrap())
+        .authority_host(format!("{uri}/").parse().unwrap())
         .algorithm(alg)
         .send_x5c(true)
         .build()
         .unwrap();
     let _ = cred.get_token(&tenant.parse().unwrap(), &[VAULT]).await;
-    let request = server.received_requests().await.unwrap().remove(0);
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&request.body)
-        .into_owned()
-        .collect();
+    let (path, body) = received.await.unwrap();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     Captured {
         assertion: form
             .into_iter()
             .find(|(k, _)| k == "client_assertion")
             .unwrap()
             .1,
-        endpoint: format!("{}{}", server.uri(), request.url.path()),
+        endpoint: format!("{uri}{path}"),
     }
+}
+
+/// A loopback HTTP server for one request: it answers `400 {}` and hands back the
+/// request's path and body. Returns its base URL (no trailing slash).
+async fn capture_one_request() -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}", listener.local_addr().unwrap());
+    let received = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut data = Vec::new();
+        let (head_len, body_len) = loop {
+            let mut chunk = [0; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the connection closed before a whole request");
+            data.extend_from_slice(&chunk[..n]);
+            let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let body_len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if data.len() >= end + 4 + body_len {
+                break (end + 4, body_len);
+            }
+        };
+        let head = String::from_utf8_lossy(&data[..head_len]).into_owned();
+        let path = head.split(' ').nth(1).unwrap().to_owned();
+        let answer = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+        stream.write_all(answer.as_bytes()).await.unwrap();
+        (path, data[head_len..head_len + body_len].to_vec())
+    });
+    (uri, received)
 }
 
 #[tokio::test]

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use azure_cross_tenant::testing::{MockApp, MockEntra};
 use azure_cross_tenant::{AccessToken, ClientSecret, ManualClock, TenantId};
+use mock_entra::{MockApp, MockEntra};
 
 pub const VAULT: &str = "https://vault.azure.net/.default";
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::common::{VAULT, World};
-use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{Error, FederationField, TenantCredentialProvider};
+use mock_entra::MockFault;
 
 fn assert_message(err: &Error, code: u32, advice: &str) {
     let msg = err.to_string();

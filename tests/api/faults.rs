@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{VAULT, World};
-use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
     CacheOptions, Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy,
     TenantCredentialProvider, TransportKind,
 };
+use mock_entra::MockFault;
 
 #[tokio::test]
 async fn a_5xx_is_retried_once_after_a_second_and_then_succeeds() {

@@ -10,12 +10,12 @@ use crate::common::{VAULT, World, proxy_env, run_child};
 use crate::loopback::Loopback;
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::insecure::decode_unverified;
-use azure_cross_tenant::testing::{MockEntra, MockManagedIdentity};
 use azure_cross_tenant::{
     Assertion, Cached, Error, FederatedAssertion, FederationField, ManagedIdentity, RetryPolicy,
     TenantCredentialProvider, TenantId, TokenCredentialSource, TokenFile, assertion_fn,
 };
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use mock_entra::{MockEntra, MockManagedIdentity};
 
 const EXCHANGE: &str = "api://AzureADTokenExchange";
 
@@ -95,7 +95,7 @@ async fn fifty_tenants_cost_one_managed_identity_request_and_fifty_token_request
         w.entra
             .requests()
             .iter()
-            .all(|r| r.credential == azure_cross_tenant::testing::CredentialKind::Assertion)
+            .all(|r| r.credential == mock_entra::CredentialKind::Assertion)
     );
 }
 

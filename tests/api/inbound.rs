@@ -8,11 +8,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use azure_cross_tenant::testing::{MockApp, MockEntra};
 use azure_cross_tenant::{
     BearerRejection, ClientSecret, Expectations, ManualClock, TenantCredentialProvider, TenantId,
     TokenValidator, ValidateBearerLayer, ValidatedClaims,
 };
+use mock_entra::{MockApp, MockEntra};
 
 const SEND: &str = "Commands.Send";
 

@@ -17,13 +17,7 @@ mod inbound;
 mod input;
 #[cfg(feature = "redis")]
 mod l2;
-#[cfg(feature = "mock-server")]
-mod mock_binary;
-mod mock_lifecycle;
-mod mock_metadata;
 mod mock_server;
-mod mock_signin;
-mod mock_wire;
 mod onboarding;
 mod onboarding_admin;
 mod redaction;

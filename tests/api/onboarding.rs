@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use crate::common::{VAULT, World};
 use azure_cross_tenant::Clock as _;
-use azure_cross_tenant::testing::{MockFault, MockRedirect, MockUser};
 use azure_cross_tenant::{
     AdminProof, Cached, ClientSecret, Error, InMemoryRegistry, LinkError, Onboarding,
     OnboardingError, OnboardingState, PendingConsent, PendingSignIn, Relink, ResponseMode,
     SignInTenant, SignedInAdmin, TenantId, TenantRecord, TenantRegistry, TokenValidator,
     ValidationError, for_each_active,
 };
+use mock_entra::{MockFault, MockRedirect, MockUser};
 
 pub(crate) const SIGNED_IN: &str = "https://saas.example/onboarding/signed-in";
 pub(crate) const CONSENTED: &str = "https://saas.example/onboarding/consented";

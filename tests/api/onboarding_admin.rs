@@ -12,12 +12,12 @@ use crate::onboarding::{
     CONSENTED, SIGNED_IN, callback, consent, newcomer, onboarding, set_up_app, sign_in,
 };
 use azure_cross_tenant::Clock as _;
-use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
     AdminProof, Cached, ClientSecret, DEFAULT_ADMIN_ROLES, Error, InMemoryRegistry, LinkError,
     Onboarding, OnboardingError, OnboardingState, PendingConsent, Relink, TenantRecord,
     TenantRegistry,
 };
+use mock_entra::MockFault;
 
 const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
 const APPLICATION_ADMINISTRATOR: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";

@@ -14,12 +14,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use crate::certificate::make_cert;
 use crate::common::{VAULT, World, run_child};
-use azure_cross_tenant::testing::MockFault;
 use azure_cross_tenant::{
     Assertion, CacheOptions, Cached, ClientCertificate, ClientSecret, Expectations,
     FederatedAssertion, Onboarding, RedisStore, SealingKeys, SharedCache, SignInTenant,
     TenantCredentialProvider, TokenValidator, assertion_fn,
 };
+use mock_entra::MockFault;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{VAULT, World};
-use azure_cross_tenant::testing::MockFault;
+use mock_entra::MockFault;
 use azure_cross_tenant::{
     CacheOptions, Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantId,
 };

@@ -5,7 +5,7 @@
 #
 # Usage: tests/clients/run.sh [path/to/mock-entra]
 #   default binary: ${CARGO_TARGET_DIR:-target}/debug/mock-entra
-#   (cargo build --features mock-server --bin mock-entra)
+#   (cargo build --locked -p mock-entra)
 # Any failing check fails the run with a non-zero status.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

@@ -27,20 +27,6 @@ pub(crate) fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
     Ok(chain)
 }
 
-/// The first certificate of `input`: its first PEM `CERTIFICATE` block, or `input` itself
-/// if it is not PEM. (The mock reads registered certificates with it.)
-#[cfg(any(test, feature = "test-util"))]
-pub(crate) fn certificate_der(input: &[u8]) -> Result<Vec<u8>, Error> {
-    if input.trim_ascii_start().starts_with(b"-----BEGIN") {
-        certificates_from_pem(input)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| bad("no CERTIFICATE block in the PEM"))
-    } else {
-        Ok(input.to_vec())
-    }
-}
-
 /// The RSA private key of `pem`: PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`.
 pub(super) fn key_from_pem(pem: &[u8]) -> Result<KeyPair, Error> {
     for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {
@@ -115,7 +101,6 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----",
         ] {
             let _ = certificates_from_pem(input.as_bytes());
-            let _ = certificate_der(input.as_bytes());
             assert!(key_from_pem(input.as_bytes()).is_err());
         }
         assert!(key_from_pem(b"no key here").is_err());

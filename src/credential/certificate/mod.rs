@@ -19,14 +19,10 @@ use crate::provider::TenantCredentialProvider;
 use crate::tenant::TenantId;
 use crate::token::{AccessToken, Secret};
 
-#[cfg(feature = "test-util")]
-pub(crate) use input::certificate_der;
 use input::{MAX_INPUT, certificates_from_pem, key_from_pem};
 pub use signer::AssertionAlgorithm;
 use signer::{ASSERTION_LIFETIME, Signer};
 use x509::bad;
-#[cfg(feature = "test-util")]
-pub(crate) use x509::cert_facts;
 
 /// A certificate expiring sooner than this gets a warning when the credential is built.
 const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
@@ -282,7 +278,7 @@ mod props {
         /// Arbitrary bytes as a DER certificate: an error, never a panic.
         #[test]
         fn arbitrary_der_never_panics(der in proptest::collection::vec(any::<u8>(), 0..512)) {
-            prop_assert!(cert_facts(&der).is_err());
+            prop_assert!(x509::cert_facts(&der).is_err());
         }
     }
 }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use azure_cross_tenant::testing::RotationMode;
 use azure_cross_tenant::{Discovery, Expectations, TokenVersion, ValidationError};
+use mock_entra::RotationMode;
 use serde_json::json;
 
 use super::{claims, expect, rs256, validator};

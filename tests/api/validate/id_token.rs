@@ -224,7 +224,7 @@ async fn lifetimes_of_id_tokens_are_checked_and_iat_is_required() {
 #[tokio::test]
 async fn forged_signatures_and_algorithms_are_refused() {
     let w = World::new().await;
-    let elsewhere = azure_cross_tenant::testing::MockEntra::start().await;
+    let elsewhere = mock_entra::MockEntra::start().await;
     let token = elsewhere.sign_token(&rs256(), &id_claims(&w));
     let err = validator(&w)
         .validate_id_token(&token, &id_expect(&w))

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{VAULT, World};
-use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{
     Clock, Error, Expectations, TenantCredentialProvider, TenantId, TokenValidator, TokenVersion,
     ValidatedTokenExt, ValidationError,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mock_entra::MockEntra;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -224,7 +224,7 @@ async fn key_rotation_is_followed_without_a_restart() {
 
     // An emergency rotation: the new key signs at once, unknown to the validator's keys.
     w.entra
-        .rotate_keys_with(azure_cross_tenant::testing::RotationMode::Emergency);
+        .rotate_keys_with(mock_entra::RotationMode::Emergency);
     w.clock.advance(Duration::from_secs(301));
     let after = w.token(&w.customer).await;
     v.validate(after.secret(), &expect(&w)).await.unwrap();

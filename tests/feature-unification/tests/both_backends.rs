@@ -1,9 +1,11 @@
 //! With both jsonwebtoken backends enabled in the application's build (Cargo unifies
 //! features; a library cannot prevent it), `TokenValidator` still validates: it verifies
-//! RS256 with aws-lc-rs itself and never asks jsonwebtoken to choose a backend.
+//! RS256 with aws-lc-rs itself and never asks jsonwebtoken to choose a backend. The mock
+//! that issues the token signs with jsonwebtoken's aws-lc-rs backend named explicitly, so
+//! it works in such a build too.
 
-use azure_cross_tenant::testing::MockEntra;
 use azure_cross_tenant::{ClientSecret, Expectations, TenantCredentialProvider, TokenValidator};
+use mock_entra::MockEntra;
 
 #[tokio::test]
 async fn a_token_validates_when_the_application_enables_both_jsonwebtoken_backends() {
