@@ -115,8 +115,8 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 .entry(key.clone())
                 .and_compute_with(|current| {
                     let guard = index.guard();
-                    let holds = index.get(&key, &guard).is_some_and(|s| {
-                        s.token.ptr_eq(token) || s.token.secret() == token.secret()
+                    let holds = index.get(&key, &guard).is_some_and(|i| {
+                        i.slot.token.ptr_eq(token) || i.slot.token.secret() == token.secret()
                     });
                     if !holds {
                         return Op::Nop;
@@ -156,9 +156,9 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             keys.extend(
                 self.inner
                     .index
-                    .keys(&guard)
-                    .filter(|k| of_tenant(k))
-                    .cloned(),
+                    .entries(&guard)
+                    .filter(|i| of_tenant(&i.key))
+                    .map(|i| i.key.clone()),
             );
         }
         for key in &keys {
@@ -185,7 +185,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let mut keys = self.inner.flights.revoke_where(|_| true);
         {
             let guard = self.inner.index.guard();
-            keys.extend(self.inner.index.keys(&guard).cloned());
+            keys.extend(self.inner.index.entries(&guard).map(|i| i.key.clone()));
         }
         // One by one under each key's lock, so a refresh or flight finishing meanwhile
         // cannot slip its entry back in between a bulk clear and the store's own.
@@ -211,7 +211,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             .tokens
             .entry(key.clone())
             .and_compute_with(|current| {
-                index.pin().remove(key);
+                index.remove(key, &index.guard());
                 match current {
                     Some(_) => Op::Remove,
                     None => Op::Nop,

@@ -4,11 +4,12 @@
 //!
 //! Two maps hold the same live entries, each for one job:
 //!
-//! - the **index** (`papaya::HashMap`) answers every hit. Its reads are lock-free and
-//!   write only the reading thread's own epoch slot, so hits on different cores share no
-//!   written cache line, and a hit neither allocates nor awaits. Each of its nodes holds
-//!   the key and a [`Slot`]: the token and until when it may be served without a look at
-//!   the entry, so a hit reads the index's table and node and the token, nothing else;
+//! - the **index** (`papaya::HashMap`, [`index`]) answers every hit. Its reads are
+//!   lock-free and write only the reading thread's own epoch slot, so hits on different
+//!   cores share no written cache line, and a hit neither allocates nor awaits. Each of
+//!   its nodes is one cache line holding the key and a [`Slot`]: the token and until when
+//!   it may be served without a look at the entry, so a hit reads the index's table, that
+//!   line and the token, nothing else;
 //! - the **store** (`moka::sync::Cache`) bounds the entry count and decides what to evict
 //!   and when entries expire. It hears about one hit in 64 per thread (a sampled read,
 //!   queued and handed over on the slow paths), enough to learn which keys are popular. Whatever it evicts or expires leaves the
@@ -30,6 +31,7 @@
 mod aliases;
 mod entry;
 mod flights;
+mod index;
 mod invalidate;
 mod key;
 mod options;
@@ -61,6 +63,7 @@ use crate::token::AccessToken;
 use aliases::Aliases;
 use entry::{Entry, EntryExpiry, Slot};
 use flights::{Flight, Flights, Served};
+use index::Index;
 use key::{Key, KeyHasher, KeyRef, ScopeInterner};
 pub use options::CacheOptions;
 use refusal::{Refusal, RefusalExpiry};
@@ -76,9 +79,6 @@ const SAMPLED_READS: usize = 1024;
 /// provider is asked again (it does not know the tenant, or could not answer).
 const UNRESOLVED_FOR: Duration = Duration::from_secs(60);
 const UNREACHABLE_FOR: Duration = Duration::from_secs(10);
-
-/// The read index: live entries by key, each with what a hit reads.
-type Index = papaya::HashMap<Key, Slot, KeyHasher>;
 
 struct Inner<P> {
     index: Arc<Index>,
@@ -200,11 +200,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
 
     fn build(provider: P, options: CacheOptions) -> Self {
         let counters = Arc::new(Counters::new(options.max_entries));
-        let index: Arc<Index> = Arc::new(
-            papaya::HashMap::builder()
-                .hasher(KeyHasher::default())
-                .build(),
-        );
+        let index: Arc<Index> = Arc::new(Index::new());
         let tokens = moka::sync::Cache::builder()
             .max_capacity(options.max_entries)
             .expire_after(EntryExpiry)
@@ -254,7 +250,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             if cause == RemovalCause::Replaced {
                 return;
             }
-            let _ = index.pin().remove_if(&*key, |_, held| held.holds(&entry));
+            index.remove_if(&key, |held| held.holds(&entry));
             if cause == RemovalCause::Size {
                 counters.evictions.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(tenant = %key.tenant, scope = %key.scopes, "token evicted to stay under max_entries");
@@ -322,7 +318,8 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let inner = &*self.inner;
         let probe = KeyRef { tenant, scope };
         let guard = inner.index.guard();
-        let (key, slot) = inner.index.get_key_value(&probe, &guard)?;
+        let indexed = inner.index.get(&probe, &guard)?;
+        let (key, slot) = (&indexed.key, &indexed.slot);
         if now >= slot.fresh_until {
             // Past the refresh point, or no longer usable: the entry decides.
             let entry = &slot.entry;
@@ -345,7 +342,11 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
 
     /// The entry the index holds for `key`, usable or not.
     fn current_entry(&self, key: &Key) -> Option<Arc<Entry>> {
-        self.inner.index.pin().get(key).map(|s| s.entry.clone())
+        let guard = self.inner.index.guard();
+        self.inner
+            .index
+            .get(key, &guard)
+            .map(|i| i.slot.entry.clone())
     }
 
     /// The form of `tenant` its entries are kept under: a GUID as given; a domain's
@@ -441,7 +442,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         self.inner
             .index
             .get(key, &guard)
-            .is_some_and(|held| held.holds(entry))
+            .is_some_and(|held| held.slot.holds(entry))
     }
 
     /// The work of one flight: the cache again, the shared cache (or the remembered
@@ -591,7 +592,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             let guard = index.guard();
             match (index.get(key, &guard), observed) {
                 (None, _) => {}
-                (Some(now), Some(then)) if now.holds(then) => {}
+                (Some(now), Some(then)) if now.slot.holds(then) => {}
                 _ => return Op::Nop,
             }
             index.insert(key.clone(), Slot::new(entry, refresh), &guard);
@@ -615,7 +616,10 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 return Op::Nop;
             }
             let guard = index.guard();
-            if index.get(key, &guard).is_some_and(|s| s.entry.usable(now)) {
+            if index
+                .get(key, &guard)
+                .is_some_and(|i| i.slot.entry.usable(now))
+            {
                 return Op::Nop;
             }
             index.insert(key.clone(), Slot::new(entry, refresh), &guard);

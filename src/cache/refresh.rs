@@ -93,7 +93,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                     .entry(key.clone())
                     .and_compute_with(|current| match current {
                         Some(c) if Arc::ptr_eq(c.value(), &old) => {
-                            index.pin().insert(key, Slot::new(&fresh, refresh));
+                            index.insert(key, Slot::new(&fresh, refresh), &index.guard());
                             Op::Put(fresh)
                         }
                         _ => Op::Nop,

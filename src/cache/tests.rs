@@ -103,11 +103,11 @@ fn assert_consistent(cache: &Cached<Mint>) {
     let guard = inner.index.guard();
     let index: HashMap<Key, Arc<Entry>> = inner
         .index
-        .iter(&guard)
-        .map(|(k, slot)| {
+        .entries(&guard)
+        .map(|i| {
             // What a hit serves is the entry's own token.
-            assert!(slot.token.ptr_eq(&slot.entry.token));
-            (k.clone(), slot.entry.clone())
+            assert!(i.slot.token.ptr_eq(&i.slot.entry.token));
+            (i.key.clone(), i.slot.entry.clone())
         })
         .collect();
     assert!(

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{VAULT, World};
-use mock_entra::MockFault;
 use azure_cross_tenant::{
     CacheOptions, Cached, ClientSecret, Clock, Error, ManualClock, RetryPolicy, TenantId,
 };
+use mock_entra::MockFault;
 
 const STORAGE: &str = "https://storage.azure.com/.default";
 

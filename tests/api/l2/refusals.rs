@@ -90,3 +90,29 @@ async fn an_invalidation_on_one_replica_lets_every_replica_ask_again_at_once(bac
     w.clock.advance(Duration::from_millis(1));
     a.get_token(&w.stranger, &[VAULT]).await.unwrap();
 }
+
+/// With Redis down, a replica still asks once per window: its own memory of the refusal
+/// answers while L2 cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_a_replica_remembers_the_refusal_itself() {
+    let Some(mut redis) = super::servers::Redis::start() else {
+        return;
+    };
+    let w = World::new().await;
+    let store = std::sync::Arc::new(azure_cross_tenant::RedisStore::new(&redis.url()).unwrap());
+    let a = super::replica_with(
+        &w,
+        azure_cross_tenant::SharedCache::new(store, super::keys("k1", 1))
+            .timeout(Duration::from_millis(300))
+            .circuit_breaker(1, Duration::from_secs(60)),
+    );
+    not_consented(&a.get_token(&w.stranger, &[VAULT]).await.unwrap_err());
+    redis.stop();
+    for _ in 0..20 {
+        let err = a.get_token(&w.stranger, &[VAULT]).await.unwrap_err();
+        not_consented(&err);
+        assert!(err.remembered_at().is_some(), "{err}");
+    }
+    assert_eq!(w.entra.token_requests_for(&w.stranger), 1);
+    assert!(a.stats().l2_errors >= 1, "{:?}", a.stats());
+}
