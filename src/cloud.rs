@@ -83,6 +83,35 @@ impl Cloud {
         }
     }
 
+    /// The scope of the access token a client sends to Azure Managed Redis or Azure Cache
+    /// for Redis with Microsoft Entra authentication (`RedisEntraAuth`, feature `redis`).
+    /// The public cloud's is `https://redis.azure.com/.default`; elsewhere it is the Redis
+    /// resource's application id, which names the same resource in every cloud (Microsoft
+    /// documents both forms).
+    ///
+    /// ```
+    /// use azure_cross_tenant::Cloud;
+    ///
+    /// assert_eq!(Cloud::Public.redis_scope(), "https://redis.azure.com/.default");
+    /// assert_eq!(Cloud::UsGovernment.redis_scope(), "acca5fbb-b7e4-4009-81f1-37e38fd66d78/.default");
+    /// ```
+    pub fn redis_scope(&self) -> &str {
+        match self {
+            Self::Public => "https://redis.azure.com/.default",
+            Self::UsGovernment | Self::China | Self::Custom { .. } => {
+                "acca5fbb-b7e4-4009-81f1-37e38fd66d78/.default"
+            }
+        }
+    }
+
+    /// The known cloud whose authority host is `host`, or `None` (for Redis's Entra sign-in).
+    #[cfg(feature = "redis")]
+    pub(crate) fn known_by_authority(host: &Url) -> Option<Self> {
+        [Self::Public, Self::UsGovernment, Self::China]
+            .into_iter()
+            .find(|cloud| cloud.authority_host() == host)
+    }
+
     /// The v2 token endpoint of `tenant` in this cloud.
     pub fn token_endpoint(&self, tenant: &crate::TenantId) -> Url {
         let mut url = self.authority_host().clone();

@@ -1,4 +1,22 @@
-#![doc = include_str!("../README.md")]
+// The crate's documentation is the README, whose examples are complete programs (no hidden
+// lines, so they read right on GitHub and crates.io) and run as doc tests. They use the
+// features below, so the README is the crate docs when those are on: on docs.rs (every
+// feature) and under `cargo test --all-features`, which is how CI tests them.
+#![cfg_attr(
+    all(feature = "azure-core", feature = "redis", feature = "axum", feature = "sqlite"),
+    doc = include_str!("../README.md")
+)]
+#![cfg_attr(
+    not(all(
+        feature = "azure-core",
+        feature = "redis",
+        feature = "axum",
+        feature = "sqlite"
+    )),
+    doc = "App-only tokens from every customer tenant that consented to your multitenant Entra \
+           application: credentials, a per-tenant cache, claim validation. The guide is the \
+           README (README.md, or this page built with every feature, as on docs.rs)."
+)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -22,6 +40,7 @@ mod inbound;
 mod jwks;
 mod jwt;
 mod l2;
+mod onboarding;
 mod provider;
 mod registry;
 mod scope;
@@ -56,12 +75,18 @@ pub use http::HttpClient;
 #[cfg(feature = "axum")]
 pub use inbound::{BearerRejection, ValidateBearer, ValidateBearerLayer, ValidatedClaims};
 pub use jwt::Claims;
-#[cfg(feature = "redis")]
-pub use l2::RedisStore;
 pub use l2::{L2Error, L2Store, SharedCache};
+#[cfg(feature = "redis")]
+pub use l2::{RedisAuthStats, RedisEntraAuth, RedisStore};
+pub use onboarding::{InMemoryOnboardingStore, OnboardingStore};
+#[cfg(feature = "axum")]
+pub use onboarding::{OnboardingOutcome, OnboardingRoutes, OnboardingRoutesBuilder, OutcomeReason};
 pub use provider::TenantCredentialProvider;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use registry::SqlRegistry;
 pub use registry::{
-    InMemoryRegistry, LinkError, OnboardingState, Relink, TenantRecord, TenantRegistry,
+    FleetReport, HealthChange, InMemoryRegistry, LinkError, OnboardingState, Relink, RoundOptions,
+    TenantCondition, TenantHealth, TenantHealthMonitor, TenantRecord, TenantRegistry, Watched,
     decide_link, for_each_active,
 };
 pub use scope::Scopes;
@@ -91,6 +116,8 @@ fn _assert_impls() {
     send_sync::<Cloud>();
     send_sync::<Cached<ClientSecret>>();
     send_sync::<Onboarding>();
+    send_sync::<TenantHealthMonitor>();
+    send_sync::<InMemoryOnboardingStore>();
     send_sync::<OnboardingError>();
     #[cfg(feature = "axum")]
     send_sync::<ValidateBearerLayer>();

@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::clock::OffsetClock;
 use crate::clock::SharedClock;
+use crate::hosts::ServedHosts;
 use crate::server::{self, Shared};
 use crate::state::{Directory, log::DEFAULT_LIMIT};
 use crate::tls::Authority;
@@ -39,6 +40,7 @@ pub struct MockEntraBuilder {
     scenario: Option<Value>,
     request_log_limit: usize,
     access_log: bool,
+    allowed_hosts: Vec<String>,
 }
 
 impl Default for MockEntraBuilder {
@@ -54,6 +56,7 @@ impl Default for MockEntraBuilder {
             scenario: None,
             request_log_limit: DEFAULT_LIMIT,
             access_log: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -126,6 +129,17 @@ impl MockEntraBuilder {
         self
     }
 
+    /// Also answers requests that name `host` (a host name for any port, or `host:port`)
+    /// in their `Host` header: a name a proxy or another container uses. The mock always
+    /// answers its loopback names (`127.0.0.1`, `localhost`, `[::1]`) on its port, the
+    /// address it listens on and the [public URL](Self::public_url)'s host; a request
+    /// naming any other host gets 421, so a web page cannot reach it by DNS rebinding.
+    /// The binary's `--allow-host`.
+    pub fn allow_host(mut self, host: &str) -> Self {
+        self.allowed_hosts.push(host.to_owned());
+        self
+    }
+
     /// Starts the server.
     ///
     /// # Panics
@@ -194,8 +208,12 @@ impl MockEntraBuilder {
         } else {
             (None, None)
         };
+        let served_hosts = ServedHosts::new(address.port(), &served, &base, &self.allowed_hosts)?;
+        let cookie_name = format!("mock_entra_session_{}", address.port());
         let dir = Directory::new(clock);
         let shared = Arc::new(Shared::new(
+            served_hosts,
+            cookie_name,
             dir,
             self.request_log_limit,
             base.to_string(),

@@ -45,6 +45,19 @@ pub enum MockError {
     /// The input is malformed or not allowed.
     #[error("{0}")]
     Invalid(String),
+    /// A browser step ([`MockEntra::follow`](crate::MockEntra::follow)) reached one of the
+    /// mock's pages, where a person chooses: the sign-in page (nobody is signed in) or the
+    /// consent page. Tests without a browser preset the user instead
+    /// ([`MockEntra::sign_in`](crate::MockEntra::sign_in), or `login_hint`).
+    #[error(
+        "the mock shows its {page} page, where a person chooses; without a browser, preset the user first (MockEntra::sign_in, or login_hint in the URL)"
+    )]
+    Page {
+        /// Which page: `sign-in` or `consent`.
+        page: String,
+        /// The page's HTML.
+        body: String,
+    },
     /// A browser step ([`MockEntra::follow`](crate::MockEntra::follow)) got an
     /// answer that sends the browser nowhere.
     #[error("the mock answered HTTP {status}: {body}")]
@@ -72,6 +85,7 @@ impl MockError {
             Self::Taken(_) => "conflict",
             Self::Invalid(_) => "invalid_request",
             Self::Http { .. } => "http",
+            Self::Page { .. } => "page",
         }
     }
 }

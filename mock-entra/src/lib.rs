@@ -33,8 +33,10 @@ mod control;
 mod endpoints;
 mod error;
 mod faults;
+mod hosts;
 mod jose;
 mod keys;
+mod pages;
 mod resource;
 mod scenario;
 mod server;
@@ -164,6 +166,32 @@ impl MockEntra {
     /// The address the server listens on.
     pub fn address(&self) -> std::net::SocketAddr {
         self.server.address
+    }
+
+    /// Stops serving, gracefully: new connections are refused from this call on, requests
+    /// in flight are answered (idle connections close at once), and the future resolves
+    /// once every connection has closed or `grace` has passed, with how many were still
+    /// open at the deadline (`0`: a clean drain). The in-process API keeps working; HTTP
+    /// clients get no more answers. The binary does this on SIGTERM and SIGINT.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mock_entra::MockEntra;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let entra = MockEntra::start().await;
+    /// assert_eq!(entra.shutdown(Duration::from_secs(5)).await, 0);
+    /// assert!(reqwest::get(entra.control_url().join("health").unwrap()).await.is_err());
+    /// # }
+    /// ```
+    pub fn shutdown(
+        &self,
+        grace: std::time::Duration,
+    ) -> impl Future<Output = usize> + Send + 'static {
+        self.server.stop();
+        let server = self.server.clone();
+        async move { server.closed(grace).await }
     }
 
     fn lock(&self) -> MutexGuard<'_, Directory> {

@@ -7,11 +7,13 @@
 //!
 //! Once listening it prints exactly one line of JSON on stdout (authority host, CA file,
 //! control URL, and everything the scenario set up) and logs to stderr. SIGINT and SIGTERM
-//! stop it with exit status 0. See `mock-entra/README.md`.
+//! stop it: requests in flight finish (a short drain with a deadline), then it exits with
+//! status 0. See `mock-entra/README.md`.
 
 use std::io::Write as _;
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use mock_entra::MockEntra;
 
@@ -28,7 +30,7 @@ const FLAGS: &[Flag] = &[
     Flag {
         name: "--host",
         value: Some("ADDR"),
-        help: "Address to listen on. Anything but loopback exposes the mock, its secrets and its control API to the network: unsafe.",
+        help: "Address to listen on. Anything but loopback (e.g. 0.0.0.0, every interface) hands tokens, secrets and the control API to anyone who can reach the port: it warns on stderr.",
         default: "127.0.0.1",
     },
     Flag {
@@ -80,6 +82,12 @@ const FLAGS: &[Flag] = &[
         default: "the origin it listens on",
     },
     Flag {
+        name: "--allow-host",
+        value: Some("NAME"),
+        help: "Also answer requests naming this host (NAME, any port; or NAME:PORT) in Host, e.g. a container's name; repeatable. Others get 421 (DNS rebinding).",
+        default: "loopback names on its port, the --host address, --public-url's host",
+    },
+    Flag {
         name: "--loose",
         value: None,
         help: "Ignore request parameters the mock does not know.",
@@ -96,6 +104,12 @@ const FLAGS: &[Flag] = &[
         value: None,
         help: "Log one line per request to stderr (never bodies or secrets).",
         default: "off",
+    },
+    Flag {
+        name: "--drain-timeout",
+        value: Some("SECS"),
+        help: "On SIGTERM or SIGINT, wait this long at most for requests in flight to finish, then exit 0 (a second signal exits at once).",
+        default: "5",
     },
     Flag {
         name: "--help",
@@ -127,6 +141,8 @@ struct Options {
     loose: bool,
     request_log_limit: Option<String>,
     access_log: bool,
+    allow_hosts: Vec<String>,
+    drain_timeout: Option<String>,
 }
 
 enum Command {
@@ -151,7 +167,7 @@ fn usage() -> String {
         };
         out.push_str(&format!("  {left:<22} {}{default}\n", flag.help));
     }
-    out.push_str("\nControl API: {authority}/_mock/ (see mock-entra/README.md). SIGINT or SIGTERM stops it (exit 0).\n");
+    out.push_str("\nControl API: {authority}/_mock/ (see mock-entra/README.md). SIGINT or SIGTERM stops it: requests in flight finish, then exit 0.\n");
     out
 }
 
@@ -190,6 +206,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
             "--loose" => o.loose = true,
             "--request-log-limit" => o.request_log_limit = value,
             "--access-log" => o.access_log = true,
+            "--allow-host" => o.allow_hosts.extend(value),
+            "--drain-timeout" => o.drain_timeout = value,
             _ => unreachable!("every flag is matched"),
         }
     }
@@ -230,6 +248,9 @@ fn start(o: &Options) -> Result<MockEntra, String> {
     if o.loose {
         builder = builder.loose();
     }
+    for name in &o.allow_hosts {
+        builder = builder.allow_host(name);
+    }
     if let Some(n) = &o.request_log_limit {
         builder = builder.request_log_limit(
             n.parse()
@@ -251,12 +272,19 @@ fn start(o: &Options) -> Result<MockEntra, String> {
 }
 
 async fn run(o: Options) -> Result<(), String> {
+    let drain = match &o.drain_timeout {
+        None => Duration::from_secs(5),
+        Some(secs) => Duration::from_secs(
+            secs.parse()
+                .map_err(|_| format!("--drain-timeout {secs:?} is not a number of seconds"))?,
+        ),
+    };
     let entra = start(&o)?;
     if let (Some(path), Some(pem)) = (&o.ca_file, entra.ca_pem()) {
         std::fs::write(path, pem).map_err(|e| format!("cannot write --ca-file {path}: {e}"))?;
     }
     // Handlers go in before the ready line: a caller may signal as soon as it reads it.
-    let stop = Stop::install()?;
+    let mut stop = Stop::install()?;
     let mut ready = entra.ready_info();
     ready["ca_file"] = serde_json::json!(o.ca_file.as_deref().filter(|_| entra.ca_pem().is_some()));
     let mut stdout = std::io::stdout().lock();
@@ -264,14 +292,47 @@ async fn run(o: Options) -> Result<(), String> {
         .and_then(|()| stdout.flush())
         .map_err(|e| format!("stdout: {e}"))?;
     drop(stdout);
+    let address = entra.address();
     eprintln!(
-        "mock-entra: listening at {} (control API {}); SIGINT or SIGTERM stops it",
+        "mock-entra: listening on {address} ({}); authority {}, control API {}; SIGINT or SIGTERM stops it",
+        reach(address.ip()),
         entra.uri(),
         entra.control_url()
     );
-    stop.wait().await;
-    eprintln!("mock-entra: stopping");
+    if !address.ip().is_loopback() {
+        eprintln!(
+            "mock-entra: WARNING: listening on {address}, not on loopback: anyone who can reach this port \
+can sign in as any user, get tokens, and read every secret and private key (GET /_mock/setup). \
+It is a test tool: use --host 127.0.0.1 (the default) unless it runs in a container or on a \
+network you own. Requests must name a host it serves in Host (loopback names, --public-url's \
+host, --allow-host)."
+        );
+    }
+    let signal = stop.wait().await;
+    eprintln!(
+        "mock-entra: {signal}: stopping; finishing requests in flight ({} s at most)",
+        drain.as_secs()
+    );
+    tokio::select! {
+        open = entra.shutdown(drain) => {
+            if open > 0 {
+                eprintln!("mock-entra: {open} connection(s) still open after {} s: closing them", drain.as_secs());
+            }
+        }
+        again = stop.wait() => eprintln!("mock-entra: {again} again: stopping now"),
+    }
+    eprintln!("mock-entra: stopped");
     Ok(())
+}
+
+/// Who can reach an address, in words.
+fn reach(ip: IpAddr) -> &'static str {
+    match ip {
+        ip if ip.is_loopback() => "loopback: this machine only",
+        IpAddr::V4(v4) if v4.is_unspecified() => "every IPv4 interface of this machine",
+        IpAddr::V6(v6) if v6.is_unspecified() => "every interface of this machine",
+        _ => "one network interface of this machine",
+    }
 }
 
 /// SIGINT and SIGTERM, listened for from the moment it is installed.
@@ -299,18 +360,21 @@ impl Stop {
         Ok(Self {})
     }
 
-    /// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere).
-    async fn wait(self) {
+    /// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere), naming it.
+    async fn wait(&mut self) -> &'static str {
         #[cfg(unix)]
         {
-            let (mut int, mut term) = self.signals;
+            let (int, term) = &mut self.signals;
             tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
             }
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::clock::OffsetClock;
 use crate::clock::SharedClock;
+use crate::hosts::ServedHosts;
 use crate::state::{Directory, RequestLog};
 use crate::wire::{MockRequest, Reply};
 
@@ -26,6 +27,10 @@ pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
 
 /// The state every connection of one mock shares.
 pub(crate) struct Shared {
+    /// Host names requests may name (anything else is refused: DNS rebinding).
+    pub(crate) served: ServedHosts,
+    /// The name of the browser session cookie (per port: cookies ignore ports).
+    pub(crate) cookie_name: String,
     dir: Mutex<Directory>,
     log: Mutex<RequestLog>,
     /// The advertised origin with a trailing slash (`https://127.0.0.1:8443/`).
@@ -61,6 +66,8 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
+        served: ServedHosts,
+        cookie_name: String,
         dir: Directory,
         log_limit: usize,
         base: String,
@@ -72,6 +79,8 @@ impl Shared {
     ) -> Self {
         let clock = dir.clock.clone();
         Self {
+            served,
+            cookie_name,
             dir: Mutex::new(dir),
             log: Mutex::new(RequestLog::new(log_limit)),
             base,
@@ -119,12 +128,52 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
 #[derive(Debug)]
 pub(crate) struct Server {
     shutdown: watch::Sender<bool>,
+    /// Connections open now, and the listener until it closes (each connection finishes
+    /// its request in flight, then closes, once `shutdown` is sent).
+    open: watch::Receiver<usize>,
     pub(crate) address: SocketAddr,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+    }
+}
+
+impl Server {
+    /// Stops accepting; connections finish their request in flight, then close (idle ones
+    /// close at once).
+    pub(crate) fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Waits until the listener and every connection are closed, or `grace` has passed.
+    /// Returns the connections still open at the deadline (0: a clean drain).
+    pub(crate) async fn closed(&self, grace: std::time::Duration) -> usize {
+        let mut open = self.open.clone();
+        // Real time: a deadline for real clients' requests, whatever the mock's clock says.
+        #[allow(clippy::disallowed_methods)]
+        let drained = tokio::time::timeout(grace, open.wait_for(|n| *n == 0)).await;
+        match drained {
+            Ok(_) => 0,
+            Err(_) => *self.open.borrow(),
+        }
+    }
+}
+
+/// Counts a connection open for as long as it lives.
+struct OpenConnection(Arc<watch::Sender<usize>>);
+
+impl OpenConnection {
+    fn new(count: &Arc<watch::Sender<usize>>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Self(count.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 
@@ -137,10 +186,15 @@ pub(crate) fn spawn(
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
     let (shutdown, mut stopped) = watch::channel(false);
+    let (count, open) = watch::channel(0usize);
+    let count = Arc::new(count);
     let _guard = runtime().enter();
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    // The listener counts as open until it is dropped: closed() means no new connection.
+    let listening = OpenConnection::new(&count);
     runtime().spawn(async move {
+        let _listening = listening;
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -154,15 +208,19 @@ pub(crate) fn spawn(
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            tokio::spawn(connection(
-                stream,
-                acceptor.clone(),
-                shared.clone(),
-                stopped.clone(),
-            ));
+            let open = OpenConnection::new(&count);
+            let (acceptor, shared, stopped) = (acceptor.clone(), shared.clone(), stopped.clone());
+            tokio::spawn(async move {
+                connection(stream, acceptor, shared, stopped).await;
+                drop(open);
+            });
         }
     });
-    Ok(Server { shutdown, address })
+    Ok(Server {
+        shutdown,
+        open,
+        address,
+    })
 }
 
 async fn connection(
@@ -191,6 +249,12 @@ where
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
+    // A connection accepted just before the stop sees it at once.
+    if *stopped.borrow_and_update() {
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+        return;
+    }
     tokio::select! {
         _ = conn.as_mut() => {}
         _ = stopped.changed() => {
@@ -198,6 +262,49 @@ where
             let _ = conn.await;
         }
     }
+}
+
+/// Refuses a request before its body is read: a host the mock does not serve (421), or
+/// a declared body over [`MAX_BODY`] (413).
+fn refuse_early(shared: &Shared, parts: &hyper::http::request::Parts) -> Option<Reply> {
+    let authority = parts.uri.authority().map(|a| a.as_str()).or_else(|| {
+        parts
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|v| v.to_str().ok())
+    });
+    if !authority.is_some_and(|a| shared.served.allows(a)) {
+        let named = authority.map_or_else(
+            || "no host".to_owned(),
+            |a| format!("{:?}", crate::error::echo(a)),
+        );
+        return Some(Reply::json(
+            421,
+            &serde_json::json!({
+                "error": "misdirected_request",
+                "error_description": format!(
+                    "MockEntra answers requests for {}; this one named {named}. A web page that points its own name at this machine (DNS rebinding) is refused here; for a proxy or container name, start mock-entra with --public-url URL or --allow-host NAME (MockEntraBuilder::public_url, allow_host).",
+                    shared.served.describe()
+                ),
+            }),
+        ));
+    }
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Some(too_large());
+    }
+    None
+}
+
+fn too_large() -> Reply {
+    Reply::json(
+        413,
+        &serde_json::json!({"error": "invalid_request", "error_description": format!("The request body is over {MAX_BODY} bytes.")}),
+    )
 }
 
 async fn handle(
@@ -210,30 +317,33 @@ async fn handle(
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
     let (parts, body) = request.into_parts();
+    // Refused before reading the body: whatever was sent of it stays unread, so the
+    // connection cannot carry another request.
+    let close = |reply: Reply| {
+        if parts.version <= hyper::Version::HTTP_11 {
+            reply.header("connection", "close")
+        } else {
+            reply
+        }
+    };
+    if let Some(reply) = refuse_early(&shared, &parts) {
+        return Ok(respond(&shared, close(reply)));
+    }
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            let too_large = e
+            let too_large_body = e
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some();
-            let reply = if too_large {
-                Reply::json(
-                    413,
-                    &serde_json::json!({"error": "invalid_request", "error_description": format!("The request body is over {MAX_BODY} bytes.")}),
-                )
+            let reply = if too_large_body {
+                too_large()
             } else {
                 Reply::json(
                     400,
                     &serde_json::json!({"error": "invalid_request", "error_description": "The request body could not be read."}),
                 )
             };
-            // The rest of the body is unread: the connection cannot carry another request.
-            let reply = if parts.version <= hyper::Version::HTTP_11 {
-                reply.header("connection", "close")
-            } else {
-                reply
-            };
-            return Ok(respond(&shared, reply));
+            return Ok(respond(&shared, close(reply)));
         }
     };
     let path = parts.uri.path().to_owned();

@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn an_index_node_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Indexed>(), 64);
-        assert_eq!(std::mem::align_of::<Indexed>(), 64);
+        assert_eq!(size_of::<Indexed>(), 64);
+        assert_eq!(align_of::<Indexed>(), 64);
     }
 }

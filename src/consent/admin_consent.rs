@@ -72,8 +72,11 @@ impl PendingConsent {
     }
 }
 
-/// What proved that an admin took part in an onboarding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What proved that an admin took part in an onboarding. Kept on the
+/// [`TenantRecord`] for audit; serialized as `{"directory_role": "<role id>"}` or
+/// `"fresh_consent"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AdminProof {
     /// The signed-in user's `id_token` carried this admin role (a directory role template
@@ -105,6 +108,8 @@ pub struct OnboardedTenant {
     pub roles: Vec<String>,
     /// What proved that an admin took part (keep it with the record for audit).
     pub proof: AdminProof,
+    /// When the confirmation token was had (the onboarding's clock).
+    pub confirmed_at: std::time::SystemTime,
 }
 
 impl OnboardedTenant {
@@ -123,6 +128,8 @@ impl OnboardedTenant {
         let mut record = TenantRecord::new(self.tenant.clone(), display_name, state);
         record.service_principal_object_id = self.service_principal_object_id.clone();
         record.linked_by = Some(self.admin_object_id.clone());
+        record.linked_at = Some(self.confirmed_at);
+        record.proof = Some(self.proof.clone());
         record
     }
 }
@@ -214,7 +221,7 @@ impl Onboarding {
         // `error=...`, and a refusal that counted without it would end the real flow.
         callback.check_state(&pending.state)?;
         callback.refusal()?;
-        self.spend(&pending.state, pending.issued_at)?;
+        self.spend(&pending.state, pending.issued_at).await?;
         if !callback
             .get("admin_consent")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
@@ -274,6 +281,7 @@ impl Onboarding {
             service_principal_object_id: claims.oid,
             roles: claims.roles,
             proof,
+            confirmed_at: self.clock.now(),
         })
     }
 

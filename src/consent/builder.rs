@@ -1,8 +1,8 @@
 //! [`OnboardingBuilder`]: the onboarding's settings, checked once at `build()`.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use url::Url;
@@ -11,6 +11,7 @@ use super::{Onboarding, ResponseMode, SignInClient, checked_redirect_uri};
 use crate::clock::{Clock, SharedClock, SharedSleeper, Sleeper};
 use crate::cloud::Cloud;
 use crate::error::Error;
+use crate::onboarding::{InMemoryOnboardingStore, OnboardingStore};
 use crate::validate::TokenValidator;
 
 /// Builds an [`Onboarding`]; see [`Onboarding::builder`].
@@ -29,6 +30,7 @@ pub struct OnboardingBuilder {
     pub(super) confirm_delay: Duration,
     pub(super) clock: SharedClock,
     pub(super) sleeper: SharedSleeper,
+    pub(super) store: Option<Arc<dyn OnboardingStore>>,
 }
 
 impl fmt::Debug for OnboardingBuilder {
@@ -135,6 +137,17 @@ impl OnboardingBuilder {
         self
     }
 
+    /// Where spent states (and the drop-in routes' pending flows) are kept (default: an
+    /// [`InMemoryOnboardingStore`] of this process). Give every replica the same shared
+    /// store, e.g. [`SqlRegistry::onboarding_store`](crate::SqlRegistry) (features
+    /// `sqlite`/`postgres`), so that a callback is accepted at most once across the fleet.
+    /// [`OnboardingRoutes`](crate::OnboardingRoutes) (feature `axum`) uses its registry's
+    /// store when this is left at the default.
+    pub fn store(mut self, store: Arc<dyn OnboardingStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Checks the redirect URIs and scope and builds the flow. Nothing is sent.
     pub fn build(self) -> Result<Onboarding, Error> {
         let cloud = cloud_of(self.client.authority_host())?;
@@ -188,7 +201,11 @@ impl OnboardingBuilder {
             confirm_delay: self.confirm_delay,
             clock: self.clock,
             sleeper: self.sleeper,
-            spent: Mutex::new(HashMap::new()),
+            store_is_default: self.store.is_none(),
+            store: self
+                .store
+                .unwrap_or_else(|| Arc::new(InMemoryOnboardingStore::new())),
+            last_purge: AtomicU64::new(0),
         })
     }
 }

@@ -14,7 +14,7 @@ const MAX_CALLBACK: usize = 16 * 1024;
 
 /// The parameters of one callback, each at most once.
 #[derive(Debug)]
-pub(super) struct Callback {
+pub(crate) struct Callback {
     fields: Vec<(String, String)>,
 }
 
@@ -23,7 +23,7 @@ impl Callback {
     /// given twice (two `tenant=`, two `state=`, even with equal values) refuses the
     /// whole callback: neither the first nor the last may win, as a proxy, a framework
     /// and this parser could each pick another one.
-    pub(super) fn parse(input: &str) -> Result<Self, OnboardingError> {
+    pub(crate) fn parse(input: &str) -> Result<Self, OnboardingError> {
         let input = input.strip_prefix('?').unwrap_or(input);
         if input.len() > MAX_CALLBACK {
             return Err(OnboardingError::Malformed("longer than 16 KiB"));
@@ -40,7 +40,7 @@ impl Callback {
         Ok(Self { fields })
     }
 
-    pub(super) fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .find(|(k, _)| k == name)
@@ -76,7 +76,7 @@ pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// 256 random bits from the system's CSPRNG, base64url (43 characters): states, nonces
 /// and PKCE verifiers.
-pub(super) fn random_value() -> Result<String, OnboardingError> {
+pub(crate) fn random_value() -> Result<String, OnboardingError> {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes)
         .map_err(|_| OnboardingError::Internal("the system random generator failed"))?;

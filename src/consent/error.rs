@@ -166,12 +166,42 @@ pub enum OnboardingError {
         #[source]
         source: Box<Error>,
     },
+    /// The onboarding store (spent states, pending flows) could not be read or written:
+    /// the callback is refused rather than risk accepting it twice (fail closed).
+    /// [`is_retryable`](Self::is_retryable) when the store's failure is passing; the admin
+    /// starts over once it is back.
+    #[error("the onboarding store failed; the step was refused: {0}")]
+    Store(#[source] Box<Error>),
     /// A state this crate believes impossible. Please file a bug.
     #[error("internal error: {0}; please file a bug")]
     Internal(&'static str),
 }
 
 impl OnboardingError {
+    /// The tenant the refusal is about, when the step had proven one.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        match self {
+            Self::TenantMismatch { proven, .. } => Some(proven),
+            Self::NotConfirmed { tenant, .. }
+            | Self::MissingRoles { tenant, .. }
+            | Self::AdminNotProven { tenant, .. }
+            | Self::ConsentCheckFailed { tenant, .. } => Some(tenant),
+            _ => None,
+        }
+    }
+
+    /// Entra's trace id, when Entra's answer caused the refusal: quote it in a support
+    /// request.
+    pub fn trace_id(&self) -> Option<&str> {
+        match self {
+            Self::CodeRefused { trace_id, .. } => trace_id.as_deref(),
+            Self::NotConfirmed { source, .. }
+            | Self::ConsentCheckFailed { source, .. }
+            | Self::Credential(source) => source.trace_id(),
+            _ => None,
+        }
+    }
+
     /// Whether the same step may succeed if tried again shortly, with nothing changed: the
     /// consent check in [`Onboarding::consent`](crate::Onboarding::consent) could not reach
     /// Entra, timed out, was throttled, or met a passing failure of Entra's (a 5xx);
@@ -187,7 +217,7 @@ impl OnboardingError {
     /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::ConsentCheckFailed { source, .. } => source.is_retryable(),
+            Self::ConsentCheckFailed { source, .. } | Self::Store(source) => source.is_retryable(),
             _ => false,
         }
     }

@@ -6,13 +6,15 @@ mod builder;
 mod callback;
 #[cfg(fuzzing)]
 pub(crate) use callback::fuzz_callback;
+#[cfg(feature = "axum")]
+pub(crate) use callback::{Callback, random_value};
 mod error;
 mod redeem;
 mod sign_in;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use url::Url;
@@ -20,6 +22,7 @@ use url::Url;
 use crate::clock::{SharedClock, SharedSleeper, SystemClock, TokioSleeper, unix_secs};
 use crate::cloud::Cloud;
 use crate::error::Error;
+use crate::onboarding::OnboardingStore;
 use crate::validate::TokenValidator;
 
 pub use admin_consent::{AdminProof, OnboardedTenant, PendingConsent};
@@ -28,8 +31,11 @@ pub use error::OnboardingError;
 pub use redeem::SignInClient;
 pub use sign_in::{PendingSignIn, ResponseMode, SignInTenant, SignedInAdmin};
 
-/// Most spent states remembered at once (about 5 MB).
-const MAX_SPENT: usize = 100_000;
+/// How often (at most) a spend also purges the store's expired entries.
+const PURGE_EVERY_SECS: u64 = 60;
+/// How long past `max_age` a spent state is kept: pending values dated up to a minute
+/// ahead (clock skew between replicas) are accepted.
+const SPENT_MARGIN_SECS: u64 = 120;
 /// How long a pending sign-in or consent stays usable by default.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 /// Confirmation attempts by default: the first and five retries, 1 + 2 + 4 + 8 + 16 s apart.
@@ -118,23 +124,31 @@ pub const DEFAULT_ADMIN_ROLES: [&str; 4] = [
 /// # Where the pending values live
 ///
 /// [`PendingSignIn`] and [`PendingConsent`] hold the state, nonce and PKCE verifier
-/// between the redirects. Keep them **server-side** in the admin's session (your session
-/// store: a database, Redis; not a cookie-only session) and *remove* them once a
-/// callback got past the state check (any result but
+/// between the redirects. Keep them **server-side** (not in a cookie-only session), and
+/// *remove* them once a callback got past the state check (any result but
 /// [`OnboardingError::StateMismatch`] or [`OnboardingError::Malformed`]: anyone can send
-/// the admin's browser to the callback with a forged or malformed query). Server-side, because the nonce and verifier are
-/// secrets the browser must not see, because only a store you control makes `state`
-/// single-use (a sealed cookie would be tamper-evident but could be replayed), and
-/// because the proof of an admin's part that a [`PendingConsent`] records is trusted as
-/// stored: whoever can write your store can write it. They serialize with serde for
-/// that store, and expire after [`OnboardingBuilder::max_age`]. The `Onboarding` also
-/// records each state whose callback passed the state check and carried no `error`
-/// (whether the step then succeeded or not), and refuses it again while it is younger than `max_age`, so a
-/// replayed callback is refused even if a session was not cleared. That record lives in
-/// this process's memory only (another replica, or a restart, does not know it) and holds
-/// at most 100,000 states: past that, states older than `max_age` are dropped first, then
-/// the oldest tenth, so under a flood of callbacks the session store is what keeps states
-/// single-use.
+/// the admin's browser to the callback with a forged or malformed query). Server-side,
+/// because the nonce and verifier are secrets the browser must not see, because only a
+/// store you control makes `state` single-use (a sealed cookie would be tamper-evident
+/// but could be replayed), and because the proof of an admin's part that a
+/// [`PendingConsent`] records is trusted as stored: whoever can write your store can
+/// write it. They serialize with serde, and expire after [`OnboardingBuilder::max_age`].
+///
+/// The drop-in routes ([`OnboardingRoutes`](crate::OnboardingRoutes), feature `axum`) do
+/// all of this for you: the browser carries an opaque cookie, everything else lives in
+/// the [`OnboardingStore`].
+///
+/// The `Onboarding` also records each state whose callback passed the state check and
+/// carried no `error` (whether the step then succeeded or not) in its
+/// [`OnboardingStore`](OnboardingBuilder::store), and refuses it again while it could
+/// still be accepted (`max_age` and two minutes), so a replayed callback is refused even
+/// if a session was not cleared. With the default store that record lives in this
+/// process's memory (another replica or a restart does not know it; at most 100,000
+/// entries, the soonest-expiring tenth dropped past that); with a shared store
+/// ([`SqlRegistry::onboarding_store`](crate::SqlRegistry), features `sqlite`/`postgres`)
+/// a callback is accepted at most once across every replica. A store that cannot be
+/// reached refuses the callback ([`OnboardingError::Store`], retryable): the flow fails
+/// closed.
 ///
 /// ```no_run
 /// use azure_cross_tenant::{
@@ -181,8 +195,13 @@ pub struct Onboarding {
     confirm_delay: Duration,
     clock: SharedClock,
     sleeper: SharedSleeper,
-    /// SHA-256 of each state accepted, with when it was issued; pruned past `max_age`.
-    spent: Mutex<HashMap<[u8; 32], u64>>,
+    /// Spent states (and, for the routes, pending flows).
+    store: Arc<dyn OnboardingStore>,
+    /// Whether `store` is the in-process default (the routes then take the registry's).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    store_is_default: bool,
+    /// When expired entries were last purged (Unix seconds).
+    last_purge: AtomicU64,
 }
 
 impl fmt::Debug for Onboarding {
@@ -196,6 +215,7 @@ impl fmt::Debug for Onboarding {
             .field("required_roles", &self.required_roles)
             .field("admin_roles", &self.admin_roles)
             .field("max_age", &self.max_age)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
@@ -228,6 +248,7 @@ impl Onboarding {
             confirm_delay: DEFAULT_CONFIRM_DELAY,
             clock: Arc::new(SystemClock),
             sleeper: Arc::new(TokioSleeper),
+            store: None,
         }
     }
 
@@ -276,32 +297,88 @@ impl Onboarding {
         Ok(())
     }
 
-    /// Marks `state` spent; refuses one spent before.
-    fn spend(&self, state: &str, issued_at: u64) -> Result<(), OnboardingError> {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, state.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(digest.as_ref());
-        let horizon = self.now_secs().saturating_sub(self.max_age.as_secs());
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        if spent.len() >= MAX_SPENT {
-            spent.retain(|_, issued| *issued >= horizon);
-        }
-        if spent.len() >= MAX_SPENT {
-            // Anyone can start flows; the record of spent states must stay bounded. The
-            // oldest tenth goes, exactly a tenth even when many share one second (the
-            // session store is the first line against replays).
-            let tenth = MAX_SPENT / 10;
-            let mut by_age: Vec<(u64, [u8; 32])> = spent.iter().map(|(k, v)| (*v, *k)).collect();
-            by_age.select_nth_unstable(tenth);
-            for (_, oldest) in &by_age[..tenth] {
-                spent.remove(oldest);
-            }
-        }
-        if spent.insert(key, issued_at).is_some() {
+    /// The store holding spent states (and the routes' pending flows).
+    pub fn store(&self) -> &Arc<dyn OnboardingStore> {
+        &self.store
+    }
+
+    /// How long a pending sign-in or consent stays usable.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn store_is_default(&self) -> bool {
+        self.store_is_default
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn set_store(&mut self, store: Arc<dyn OnboardingStore>) {
+        self.store = store;
+        self.store_is_default = false;
+    }
+
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The paths of the sign-in and consent redirect URIs.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn redirect_paths(&self) -> (&str, &str) {
+        (self.sign_in_redirect.path(), self.consent_redirect.path())
+    }
+
+    /// Marks `state` spent in the store, atomically for every user of it; refuses one
+    /// spent before. Now and then also purges the store's expired entries.
+    async fn spend(&self, state: &str, issued_at: u64) -> Result<(), OnboardingError> {
+        let key = format!("spent:{}", hex_digest(state.as_bytes()));
+        let now = self.now_secs();
+        let expires = issued_at
+            .max(now)
+            .saturating_add(self.max_age.as_secs())
+            .saturating_add(SPENT_MARGIN_SECS);
+        let fresh = self
+            .store
+            .insert_new(&key, b"", expires, now)
+            .await
+            .map_err(|e| OnboardingError::Store(Box::new(e)))?;
+        self.purge_now_and_then(now).await;
+        if !fresh {
             return Err(OnboardingError::Replayed);
         }
         Ok(())
     }
+
+    /// Purges the store's expired entries at most once a minute per process; a failure
+    /// is logged (the next spend tries again), never the caller's problem.
+    pub(crate) async fn purge_now_and_then(&self, now: u64) {
+        let last = self.last_purge.load(Ordering::Relaxed);
+        if now < last.saturating_add(PURGE_EVERY_SECS)
+            || self
+                .last_purge
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        match self.store.purge_expired(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired onboarding entries purged"),
+            Err(e) => tracing::warn!(error = %e, "could not purge expired onboarding entries"),
+        }
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`: how states and session ids become store keys.
+pub(crate) fn hex_digest(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.as_ref() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }
 
 /// A redirect URI Entra will send codes and consent answers to: `https`, or plain `http`
@@ -355,22 +432,16 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn spent_states_are_refused_once_and_their_record_stays_bounded() {
+    #[tokio::test]
+    async fn a_spent_state_is_refused_until_it_could_no_longer_be_accepted() {
         let onboarding = onboarding();
         let now = onboarding.now_secs();
-        for i in 0..MAX_SPENT + 10 {
-            onboarding.spend(&format!("state-{i}"), now).unwrap();
-        }
-        let kept = onboarding.spent.lock().unwrap().len();
-        assert!(kept <= MAX_SPENT, "{kept}");
-        // States spent in one second are not all forgotten at once: a tenth goes.
-        assert!(kept >= MAX_SPENT - MAX_SPENT / 10, "{kept}");
-        let last = format!("state-{}", MAX_SPENT + 9);
+        onboarding.spend("state-1", now).await.unwrap();
         assert!(matches!(
-            onboarding.spend(&last, now),
+            onboarding.spend("state-1", now).await,
             Err(OnboardingError::Replayed)
         ));
+        onboarding.spend("state-2", now).await.unwrap();
     }
 
     #[test]

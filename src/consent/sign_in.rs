@@ -73,6 +73,14 @@ pub struct PendingSignIn {
     issued_at: u64,
 }
 
+impl PendingSignIn {
+    /// The state it was issued with (the routes find a `form_post` answer by it).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn state(&self) -> &str {
+        &self.state
+    }
+}
+
 impl fmt::Debug for PendingSignIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PendingSignIn")
@@ -202,7 +210,7 @@ impl Onboarding {
         // `error=...`, and a refusal that counted without it would end the real flow.
         callback.check_state(&pending.state)?;
         callback.refusal()?;
-        self.spend(&pending.state, pending.issued_at)?;
+        self.spend(&pending.state, pending.issued_at).await?;
         let code = callback
             .get("code")
             .filter(|c| !c.is_empty())

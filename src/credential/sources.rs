@@ -229,6 +229,12 @@ mod managed {
 
     impl ManagedIdentity {
         pub(crate) fn into_source(self, audience: &str) -> Result<TokenCredentialSource, Error> {
+            Ok(TokenCredentialSource::new(self.credential()?, audience))
+        }
+
+        /// azure_identity's managed identity credential for this identity, over a transport
+        /// that never uses a proxy nor follows a redirect.
+        pub(crate) fn credential(self) -> Result<Arc<dyn TokenCredential>, Error> {
             use azure_identity::{
                 ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
             };
@@ -251,7 +257,7 @@ mod managed {
                     source: Arc::new(e),
                 }
             })?;
-            Ok(TokenCredentialSource::new(credential, audience))
+            Ok(credential)
         }
     }
 

@@ -264,9 +264,34 @@ pub enum Error {
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The database behind the tenant registry or the shared onboarding store failed
+    /// (unreachable, timed out, a transaction that could not be serialized, a schema or
+    /// permission problem). A write that failed left nothing half-written: each runs in
+    /// one transaction. [`is_retryable`](Error::is_retryable) says whether trying again
+    /// shortly may succeed (connection, timeout, lock or serialization failures).
+    #[error("database failed to {operation}: {source}; {}", database_advice(*.retryable))]
+    Database {
+        /// What was being done, and in which store (`link a tenant in the tenant
+        /// registry`, ...).
+        operation: &'static str,
+        /// Whether the failure is passing (connection, timeout, lock, serialization).
+        retryable: bool,
+        /// The driver's error.
+        #[source]
+        source: Cause,
+    },
+
     /// A state this crate believes impossible. Please file a bug with the message.
     #[error("internal error: {0}; please file a bug")]
     Internal(&'static str),
+}
+
+fn database_advice(retryable: bool) -> &'static str {
+    if retryable {
+        "nothing was written; retry shortly, and check the database's availability if it repeats"
+    } else {
+        "nothing was written; check the database URL, its schema (migrations) and permissions"
+    }
 }
 
 /// A foreign error kept as the cause of ours; an `Arc` so [`Error`] stays `Clone`.
@@ -432,6 +457,7 @@ impl Error {
             Self::AssertionExpired(_) => true,
             Self::Authority(e) => e.status >= 500 || e.code().is_some_and(is_transient_code),
             Self::MalformedResponse { status, .. } => *status >= 500,
+            Self::Database { retryable, .. } => *retryable,
             _ => false,
         }
     }

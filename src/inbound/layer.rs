@@ -76,24 +76,37 @@ struct Shared {
 /// # let _ = app; Ok(()) }
 /// ```
 ///
-/// Expectations chosen per request:
+/// Several APIs in one service: one layer per route (or per nested router), each with
+/// its own expectations. The route decides which audience a token must carry; nothing
+/// the caller sends does.
 ///
 /// ```
-/// use std::sync::Arc;
-/// use azure_cross_tenant::{Cloud, Expectations, TokenValidator, ValidateBearerLayer};
+/// use axum::{Router, routing::get};
+/// use azure_cross_tenant::{Cloud, Expectations, TokenValidator, ValidateBearerLayer, ValidatedClaims};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-/// let orders = Arc::new(Expectations::new(tenant.parse()?).audience("api://orders"));
-/// let billing = Arc::new(Expectations::new(tenant.parse()?).audience("api://billing"));
-/// let layer = ValidateBearerLayer::per_request(TokenValidator::new(Cloud::Public)?, move |parts| {
-///     match parts.headers.get("host").and_then(|h| h.to_str().ok()) {
-///         Some(h) if h.starts_with("billing.") => billing.clone(),
-///         _ => orders.clone(),
-///     }
-/// });
-/// # let _ = layer; Ok(()) }
+/// let validator = TokenValidator::new(Cloud::Public)?; // clones share keys and caches
+/// let orders = Router::new()
+///     .route("/orders", get(|_: ValidatedClaims| async { "orders" }))
+///     .route_layer(ValidateBearerLayer::new(
+///         validator.clone(),
+///         Expectations::new(tenant.parse()?).audience("api://orders"),
+///     ));
+/// let billing = Router::new()
+///     .route("/invoices", get(|_: ValidatedClaims| async { "invoices" }))
+///     .route_layer(ValidateBearerLayer::new(
+///         validator,
+///         Expectations::new(tenant.parse()?).audience("api://billing"),
+///     ));
+/// let app: Router = Router::new().merge(orders).nest("/billing", billing);
+/// # let _ = app; Ok(()) }
 /// ```
+///
+/// [`per_request`](Self::per_request) chooses expectations from the request itself; key
+/// it on what your own routing decided (the matched path, an extension an earlier layer
+/// set), never on a header such as `Host`: headers are whatever the caller sends.
+///
 #[derive(Clone)]
 pub struct ValidateBearerLayer {
     shared: Arc<Shared>,
@@ -115,6 +128,27 @@ impl ValidateBearerLayer {
 
     /// Validates each request's token against the expectations `choose` returns for it
     /// (from its method, URI, headers or extensions; the body is not available).
+    ///
+    /// **Request headers are attacker-controlled**: a closure that picks the audience
+    /// from `Host`, `X-Forwarded-Host` or any other header lets a caller holding a token
+    /// for one API reach another API's handler by sending the first API's host name. Prefer
+    /// one layer per route or router ([`new`](Self::new), as above); use this for
+    /// expectations that follow the matched path or an extension your own middleware set.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use azure_cross_tenant::{Cloud, Expectations, TokenValidator, ValidateBearerLayer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    /// let orders = Arc::new(Expectations::new(tenant.parse()?).audience("api://orders"));
+    /// let billing = Arc::new(Expectations::new(tenant.parse()?).audience("api://billing"));
+    /// // The path the router will dispatch on, not a header.
+    /// let layer = ValidateBearerLayer::per_request(TokenValidator::new(Cloud::Public)?, move |parts| {
+    ///     if parts.uri.path().starts_with("/billing/") { billing.clone() } else { orders.clone() }
+    /// });
+    /// # let _ = layer; Ok(()) }
+    /// ```
     pub fn per_request<F>(validator: TokenValidator, choose: F) -> Self
     where
         F: Fn(&Parts) -> Arc<Expectations> + Send + Sync + 'static,

@@ -1,16 +1,19 @@
 //! Invalidation in L2: deletes and tombstones written before `invalidate*` returns, and
-//! what happens when L2 cannot take them: they are kept, this replica stops reading L2,
-//! and the next successful probe writes them before L2 is used again.
+//! what happens when L2 cannot take them: they are kept, this replica stops reading the
+//! part of the store they belong to (a hash slot in a Redis Cluster, the whole store
+//! otherwise), and they are written (by that part's probe, or in the background once the
+//! store answers again) before this replica reads that part again. Each is forgotten
+//! only once its own write succeeded.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::layer::{L2, LONGEST_VALUE, State};
 use super::names::{self, L2Key};
 use super::store::{L2Error, L2Store};
-use super::value::{self, millis};
+use super::value::{self, MAX_VALUE, millis};
 use crate::scope::Scopes;
 use crate::tenant::TenantId;
 use crate::token::AccessToken;
@@ -44,8 +47,12 @@ impl L2 {
     async fn delete_values(&self, key: &L2Key, now: SystemTime) {
         for names in &key.names {
             for name in [&names.value, &names.refusal] {
-                if self.write(now, self.store().delete(name)).await.is_none() {
-                    self.postpone(now, |p| {
+                if self
+                    .write(now, name, self.store().delete(name))
+                    .await
+                    .is_none()
+                {
+                    self.postpone(now, name, |p| {
                         p.deletions.insert(name.clone());
                     });
                 }
@@ -63,17 +70,26 @@ impl L2 {
         now: SystemTime,
     ) {
         let wanted: Vec<&str> = key.names.iter().map(|n| n.value.as_str()).collect();
-        let Some(values) = self.write(now, self.store().get_many(&wanted)).await else {
+        let read = self.store().get_many_bounded(&wanted, MAX_VALUE + 1);
+        let Some(values) = self.write(now, wanted[0], read).await else {
             // Cannot tell what L2 holds: delete it once L2 is back (at worst, one fetch).
             return self.delete_values(key, now).await;
         };
         for (names, raw) in key.names.iter().zip(values) {
             let Some(raw) = raw else { continue };
+            if raw.len() > MAX_VALUE {
+                // Not a value this cache wrote (nor the refused token): leave it.
+                continue;
+            }
             let holds = value::open(&self.config.keys, &key.aad, &raw, tenant, scopes)
                 .is_none_or(|stored| stored.token.secret() == token.secret());
             if holds {
                 let _ = self
-                    .write(now, self.store().delete_if(&names.value, &raw))
+                    .write(
+                        now,
+                        &names.value,
+                        self.store().delete_if(&names.value, &raw),
+                    )
                     .await;
             }
         }
@@ -91,8 +107,8 @@ impl L2 {
         }
         for name in names {
             let op = self.store().put(name, &at, LONGEST_VALUE);
-            if self.write(now, op).await.is_none() {
-                self.postpone(now, |p| {
+            if self.write(now, name, op).await.is_none() {
+                self.postpone(now, name, |p| {
                     let t = p.tombstones.entry(name.clone()).or_default();
                     *t = (*t).max(millis(now));
                 });
@@ -110,36 +126,45 @@ impl L2 {
         vec![names::global_tombstone(&self.config.namespace)]
     }
 
-    /// An invalidation's write: tried even while the breaker is closed to reads only if
-    /// the store is believed up; bounded by the timeout.
+    /// An invalidation's write to the part of the store holding `key`: tried only while
+    /// that part is believed up (a due probe of it is started otherwise); bounded by the
+    /// timeout. `None` means it must be postponed.
     async fn write<T>(
         &self,
         now: SystemTime,
+        key: &str,
         op: impl Future<Output = Result<T, L2Error>>,
     ) -> Option<T> {
-        if self.state.health.is_open() {
-            return None;
-        }
-        self.run(now, op).await
+        self.call(now, key, op).await
     }
 
-    /// Remembers an invalidation L2 did not take, and keeps this replica off L2 until a
-    /// probe has written it.
-    fn postpone(&self, now: SystemTime, record: impl FnOnce(&mut Pending)) {
+    /// Remembers an invalidation of `key` that L2 did not take, and keeps this replica off
+    /// the part of the store holding it until it is written there.
+    fn postpone(&self, now: SystemTime, key: &str, record: impl FnOnce(&mut Pending)) {
+        let mut parts = vec![self.store().partition(key)];
         {
             let mut pending = self.state.pending.lock().unwrap_or_else(|p| p.into_inner());
             record(&mut pending);
+            self.state.maybe_pending.store(true, Ordering::Release);
             if pending.tombstones.len() + pending.deletions.len() > MAX_PENDING {
+                // One global tombstone stands for them all; this replica honours it at once
+                // (its reads elsewhere go on), the others once it is written.
                 let global = names::global_tombstone(&self.config.namespace);
+                parts.push(self.store().partition(&global));
                 *pending = Pending::default();
                 pending.tombstones.insert(global, millis(now));
+                self.global
+                    .fetch_max(millis(now).saturating_add(1), Ordering::AcqRel);
             }
         }
         tracing::warn!(
             "an invalidation could not reach the shared token cache; it is written when the \
-             cache is reachable again, and this replica skips the cache until then"
+             cache is reachable again, and this replica skips the part of the cache it \
+             belongs to until then"
         );
-        self.state.health.force_open(now);
+        for part in parts {
+            self.state.health.force_open(part, now);
+        }
     }
 }
 
@@ -149,30 +174,73 @@ impl State {
         pending.tombstones.is_empty() && pending.deletions.is_empty()
     }
 
-    /// Writes the pending invalidations; what fails stays pending.
-    pub(super) async fn flush(&self, store: &dyn L2Store) -> Result<(), L2Error> {
-        let work = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut left = Pending::default();
+    /// Whether an invalidation of `part` of the store is still pending.
+    pub(super) fn pending_in(&self, store: &dyn L2Store, part: u32) -> bool {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending
+            .tombstones
+            .keys()
+            .chain(&pending.deletions)
+            .any(|name| store.partition(name) == part)
+    }
+
+    /// Writes the pending invalidations, each bounded by `timeout`. Each is forgotten only
+    /// once its own write succeeded (and only if no newer one replaced it meanwhile), so
+    /// a flush cut short anywhere, by an error or by its caller's deadline, loses nothing.
+    pub(super) async fn flush(
+        &self,
+        store: &dyn L2Store,
+        timeout: Duration,
+    ) -> Result<(), L2Error> {
+        let (tombstones, deletions): (Vec<(String, u64)>, Vec<String>) = {
+            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                pending
+                    .tombstones
+                    .iter()
+                    .map(|(n, at)| (n.clone(), *at))
+                    .collect(),
+                pending.deletions.iter().cloned().collect(),
+            )
+        };
         let mut error = None;
-        for (name, at) in work.tombstones {
+        for (name, at) in tombstones {
             let bytes = at.to_string().into_bytes();
-            if let Err(e) = store.put(&name, &bytes, LONGEST_VALUE).await {
-                left.tombstones.insert(name, at);
-                error = Some(e);
+            match bounded(timeout, store.put(&name, &bytes, LONGEST_VALUE)).await {
+                Ok(()) => {
+                    let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                    if pending.tombstones.get(&name) == Some(&at) {
+                        pending.tombstones.remove(&name);
+                    }
+                }
+                Err(e) => error = Some(e),
             }
         }
-        for name in work.deletions {
-            if let Err(e) = store.delete(&name).await {
-                left.deletions.insert(name);
-                error = Some(e);
+        for name in deletions {
+            match bounded(timeout, store.delete(&name)).await {
+                Ok(()) => {
+                    let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                    pending.deletions.remove(&name);
+                }
+                Err(e) => error = Some(e),
             }
         }
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        for (name, at) in left.tombstones {
-            let t = pending.tombstones.entry(name).or_default();
-            *t = (*t).max(at);
+        {
+            let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.tombstones.is_empty() && pending.deletions.is_empty() {
+                self.maybe_pending.store(false, Ordering::Release);
+            }
         }
-        pending.deletions.extend(left.deletions);
         error.map_or(Ok(()), Err)
     }
+}
+
+/// `op`, or a timeout error after `timeout`.
+async fn bounded<T>(
+    timeout: Duration,
+    op: impl Future<Output = Result<T, L2Error>>,
+) -> Result<T, L2Error> {
+    tokio::time::timeout(timeout, op)
+        .await
+        .unwrap_or_else(|_| Err(L2Error::new(format!("no answer within {timeout:?}"))))
 }

@@ -3,7 +3,7 @@
 //! are released only by their holder.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +14,7 @@ use super::health::{Gate, Health};
 use super::invalidate::Pending;
 use super::names::{self, L2Key};
 use super::store::{L2Error, L2Store};
-use super::value::{self, StoredRefusal};
+use super::value::{self, MAX_TOMBSTONE, MAX_VALUE, StoredRefusal, millis};
 use crate::error::Error;
 use crate::scope::Scopes;
 use crate::tenant::TenantId;
@@ -63,12 +63,23 @@ pub(crate) struct L2 {
     pub(super) state: Arc<State>,
     /// The latest global tombstone read, plus one (0: never read).
     pub(super) global: AtomicU64,
+    /// When a failed call was last logged at `warn` (ms since the epoch): at most one
+    /// such line per probe interval, however many calls fail.
+    warned_at: AtomicU64,
+    /// Whether an oversized value was logged at `warn` already (once per cache).
+    oversized_logged: AtomicBool,
 }
 
 /// What background probes share with calls.
 pub(super) struct State {
     pub(super) health: Health,
     pub(super) pending: Mutex<Pending>,
+    /// No background flush of pending invalidations starts before then (ms since the
+    /// epoch); `u64::MAX` while one runs.
+    pub(super) next_flush: AtomicU64,
+    /// Whether an invalidation may be pending (read on every successful call instead of
+    /// locking `pending`).
+    pub(super) maybe_pending: AtomicBool,
 }
 
 impl L2 {
@@ -80,8 +91,12 @@ impl L2 {
             state: Arc::new(State {
                 health,
                 pending: Mutex::new(Pending::default()),
+                next_flush: AtomicU64::new(0),
+                maybe_pending: AtomicBool::new(false),
             }),
             global: AtomicU64::new(0),
+            warned_at: AtomicU64::new(0),
+            oversized_logged: AtomicBool::new(false),
         }
     }
 
@@ -100,25 +115,29 @@ impl L2 {
         )
     }
 
-    /// Runs `op` under the timeout if the breaker lets it; `None` on skip or failure.
-    async fn call<T>(
+    /// Runs `op` on the part of the store holding `key` under the timeout if that part's
+    /// breaker lets it; `None` on skip or failure.
+    pub(super) async fn call<T>(
         &self,
         now: SystemTime,
+        key: &str,
         op: impl Future<Output = Result<T, L2Error>>,
     ) -> Option<T> {
-        match self.state.health.gate(now) {
-            Gate::Call => self.run(now, op).await,
+        let part = self.store().partition(key);
+        match self.state.health.gate(part, now) {
+            Gate::Call => self.run(now, part, op).await,
             Gate::Skip => None,
             Gate::Probe => {
-                self.spawn_probe(now);
+                self.spawn_probe(part, key, now);
                 None
             }
         }
     }
 
-    pub(super) async fn run<T>(
+    async fn run<T>(
         &self,
         now: SystemTime,
+        part: u32,
         op: impl Future<Output = Result<T, L2Error>>,
     ) -> Option<T> {
         let timeout = self.config.timeout;
@@ -127,40 +146,63 @@ impl L2 {
             .unwrap_or_else(|_| Err(L2Error::new(format!("no answer within {timeout:?}"))));
         match result {
             Ok(v) => {
-                self.state.health.succeeded();
+                self.state.health.succeeded(part);
+                self.flush_if_due(now);
                 Some(v)
             }
             Err(e) => {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(error = %e, "shared token cache call failed; treating it as a miss");
-                if self.state.health.failed(now) {
+                let opened = self.state.health.failed(part, now);
+                // One line per probe interval, however many calls fail (a refused
+                // credential fails every call until someone fixes it).
+                let ms = millis(now);
+                let last = self.warned_at.load(Ordering::Relaxed);
+                let every = u64::try_from(self.config.probe_every.as_millis()).unwrap_or(u64::MAX);
+                let due = last == 0 || ms.saturating_sub(last) >= every.max(1);
+                if due
+                    && self
+                        .warned_at
+                        .compare_exchange(last, ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
                     tracing::warn!(
-                        probe_every_ms = self.config.probe_every.as_millis() as u64,
-                        "skipping the shared token cache until a probe reaches it"
+                        error = %e,
+                        errors = self.counters.errors.load(Ordering::Relaxed),
+                        probe_every_ms = every,
+                        "shared token cache call failed; treating it as a miss (after repeated \
+                         failures the failing part of the store is skipped until a probe \
+                         reaches it; further failures are logged at debug until the next \
+                         interval)"
                     );
+                } else {
+                    tracing::debug!(error = %e, opened, "shared token cache call failed");
                 }
                 None
             }
         }
     }
 
-    /// Pings (and so reconnects) the store in the background, writes pending
-    /// invalidations, and closes the breaker if both worked.
-    fn spawn_probe(&self, started: SystemTime) {
+    /// Pings (and so reconnects) the part of the store holding `key` in the background,
+    /// writes pending invalidations, and closes that part's breaker if the ping worked
+    /// and none of its invalidations is still pending.
+    fn spawn_probe(&self, part: u32, key: &str, started: SystemTime) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.state.health.probed(false, started);
+            self.state.health.probed(part, false, started);
             return;
         };
         let store = self.config.store.clone();
         let state = self.state.clone();
+        let (key, timeout) = (key.to_owned(), self.config.timeout);
         runtime.spawn(async move {
             let probe = async {
-                store.ping().await?;
-                state.flush(&*store).await
+                store.ping_partition(&key).await?;
+                // What fails stays pending; this part waits only for its own.
+                let _ = state.flush(&*store, timeout).await;
+                Ok::<_, L2Error>(())
             };
             let ok = match tokio::time::timeout(PROBE_DEADLINE, probe).await {
                 // An invalidation postponed while this probe ran waits for the next one.
-                Ok(Ok(())) => state.nothing_pending(),
+                Ok(Ok(())) => !state.pending_in(&*store, part),
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "shared token cache still unavailable");
                     false
@@ -170,8 +212,61 @@ impl L2 {
             if ok {
                 tracing::info!("shared token cache reachable again; using it");
             }
-            state.health.probed(ok, started);
+            state.health.probed(part, ok, started);
         });
+    }
+
+    /// After a successful call: writes pending invalidations in the background, at most
+    /// once per probe interval, so they reach the store even when the parts they belong
+    /// to see no traffic that would probe them.
+    fn flush_if_due(&self, now: SystemTime) {
+        let state = &self.state;
+        if !state.maybe_pending.load(Ordering::Acquire) {
+            return;
+        }
+        let due = state.next_flush.load(Ordering::Relaxed);
+        if due > millis(now) || state.nothing_pending() {
+            return;
+        }
+        if state
+            .next_flush
+            .compare_exchange(due, u64::MAX, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let next = millis(now)
+            .saturating_add(u64::try_from(self.config.probe_every.as_millis()).unwrap_or(u64::MAX));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            state.next_flush.store(next, Ordering::Release);
+            return;
+        };
+        let (store, state, timeout) = (
+            self.config.store.clone(),
+            self.state.clone(),
+            self.config.timeout,
+        );
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(PROBE_DEADLINE, state.flush(&*store, timeout)).await;
+            state.next_flush.store(next, Ordering::Release);
+        });
+    }
+
+    /// Counts and logs a value longer than the cache accepts (once at `warn` per cache):
+    /// it is a miss, never read whole.
+    fn oversized(&self, what: &str) {
+        self.counters.open_failures.fetch_add(1, Ordering::Relaxed);
+        if !self.oversized_logged.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                what,
+                limit = MAX_VALUE,
+                "a shared cache value is longer than any the cache writes; it is a miss \
+                 (only its first bytes were read). Something other than this cache writes \
+                 under its keys: check who has write access to the store"
+            );
+        } else {
+            tracing::debug!(what, "oversized shared cache value");
+        }
     }
 
     /// What L2 holds for the entry: a token that `usable` accepts, a refusal still in its
@@ -220,8 +315,12 @@ impl L2 {
             ]);
         }
         let (values, global) = futures_util::future::join(
-            self.call(now, self.store().get_many(&wanted)),
-            self.global_tombstone_now(),
+            self.call(
+                now,
+                wanted[0],
+                self.store().get_many_bounded(&wanted, MAX_VALUE + 1),
+            ),
+            self.global_tombstone_now(now),
         )
         .await;
         let values = values?;
@@ -236,37 +335,50 @@ impl L2 {
             .chunks(4)
             .flat_map(|c| &c[2..])
             .flatten()
-            .map(|t| value::read_tombstone(t))
+            .map(|t| {
+                if t.len() > MAX_TOMBSTONE {
+                    self.oversized("tombstone");
+                }
+                value::read_tombstone(t)
+            })
             .chain(Some(global?))
             .max()
             .unwrap_or(0);
         // The first value that opens decides about tokens (under the current naming key
-        // first), and likewise for refusals.
+        // first), and likewise for refusals. An oversized value decides nothing.
         let mut token: Option<Option<value::Stored>> = None;
         let mut refusal: Option<Option<StoredRefusal>> = None;
         for (names, chunk) in key.names.iter().zip(values.chunks(4)) {
             if token.is_none()
                 && let Some(raw) = &chunk[0]
             {
-                match value::open(&self.config.keys, &key.aad, raw, tenant, scopes) {
-                    Some(stored) => {
-                        let fresh = stored.stamp > tombstone && usable(&stored.token);
-                        token = Some(fresh.then_some(stored));
+                if raw.len() > MAX_VALUE {
+                    self.oversized("token");
+                } else {
+                    match value::open(&self.config.keys, &key.aad, raw, tenant, scopes) {
+                        Some(stored) => {
+                            let fresh = stored.stamp > tombstone && usable(&stored.token);
+                            token = Some(fresh.then_some(stored));
+                        }
+                        None => self.drop_unopenable(&names.value, raw, now).await,
                     }
-                    None => self.drop_unopenable(&names.value, raw, now).await,
                 }
             }
             if refusal.is_none()
                 && let Some(raw) = &chunk[1]
             {
-                let opened =
-                    value::open_refusal(&self.config.keys, &key.aad, raw, (tenant, client_id));
-                match opened {
-                    Some(stored) => {
-                        let fresh = stored.stamp > tombstone && now < stored.until;
-                        refusal = Some(fresh.then_some(stored));
+                if raw.len() > MAX_VALUE {
+                    self.oversized("refusal");
+                } else {
+                    let opened =
+                        value::open_refusal(&self.config.keys, &key.aad, raw, (tenant, client_id));
+                    match opened {
+                        Some(stored) => {
+                            let fresh = stored.stamp > tombstone && now < stored.until;
+                            refusal = Some(fresh.then_some(stored));
+                        }
+                        None => self.drop_unopenable(&names.refusal, raw, now).await,
                     }
-                    None => self.drop_unopenable(&names.refusal, raw, now).await,
                 }
             }
         }
@@ -284,29 +396,47 @@ impl L2 {
     async fn drop_unopenable(&self, name: &str, raw: &[u8], now: SystemTime) {
         self.counters.open_failures.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("a shared cache value failed to open; deleting it");
-        let _ = self.call(now, self.store().delete_if(name, raw)).await;
+        let _ = self.call(now, name, self.store().delete_if(name, raw)).await;
     }
 
     /// The global tombstone (0 if none), or the last one read if it cannot be read now
     /// (in a cluster its slot's master may be down while the tenant's is up; nobody can
     /// write a newer one meanwhile without this replica's write failing too). `None`
     /// until it has been read once: until then a value cannot be trusted.
-    async fn global_tombstone_now(&self) -> Option<u64> {
-        if self.state.health.is_open() {
-            return None;
-        }
+    ///
+    /// A value that does not parse (or is oversized) reads as an invalidation at `now`:
+    /// every value fetched before this read is a miss while it stands, and once it is
+    /// gone, values fetched after it are served again (it is remembered as a time, not as
+    /// "forever").
+    async fn global_tombstone_now(&self, now: SystemTime) -> Option<u64> {
         let name = names::global_tombstone(&self.config.namespace);
-        let read = tokio::time::timeout(self.config.timeout, self.store().get_many(&[&name])).await;
+        let read = self
+            .call(
+                now,
+                &name,
+                self.store().get_many_bounded(&[&name], MAX_TOMBSTONE + 1),
+            )
+            .await;
         match read {
-            Ok(Ok(values)) => {
-                let at = values
-                    .first()
-                    .and_then(Option::as_ref)
-                    .map_or(0, |v| value::read_tombstone(v));
+            Some(values) => {
+                let at = match values.first().and_then(Option::as_ref) {
+                    None => 0,
+                    Some(v) => {
+                        if v.len() > MAX_TOMBSTONE {
+                            self.oversized("global tombstone");
+                        }
+                        match value::read_tombstone(v) {
+                            u64::MAX => millis(now),
+                            at => at,
+                        }
+                    }
+                };
                 self.global
                     .fetch_max(at.saturating_add(1), Ordering::AcqRel);
             }
-            _ => tracing::debug!("the global tombstone could not be read; using the last one read"),
+            None => {
+                tracing::debug!("the global tombstone could not be read; using the last one read")
+            }
         }
         self.global.load(Ordering::Acquire).checked_sub(1)
     }
@@ -331,8 +461,9 @@ impl L2 {
         let Some(sealed) = value::seal(&self.config.keys, &key.aad, token, stamp) else {
             return;
         };
+        let name = &key.current().value;
         let _ = self
-            .call(now, self.store().put(&key.current().value, &sealed, ttl))
+            .call(now, name, self.store().put(name, &sealed, ttl))
             .await;
     }
 
@@ -355,10 +486,9 @@ impl L2 {
         else {
             return;
         };
-        let op = self
-            .store()
-            .put(&key.current().refusal, &sealed, ttl.min(LONGEST_VALUE));
-        let _ = self.call(learned, op).await;
+        let name = &key.current().refusal;
+        let op = self.store().put(name, &sealed, ttl.min(LONGEST_VALUE));
+        let _ = self.call(learned, name, op).await;
     }
 
     /// Asks for the entry's lease (cross-replica single flight).
@@ -375,7 +505,7 @@ impl L2 {
         let op = self
             .store()
             .try_lease(&key.current().lease, holder.as_bytes(), wait * 2);
-        match self.call(now, op).await {
+        match self.call(now, &key.current().lease, op).await {
             Some(true) => Lease::Held(holder),
             Some(false) => Lease::Busy,
             None => Lease::Unavailable,
@@ -387,6 +517,6 @@ impl L2 {
         let op = self
             .store()
             .delete_if(&key.current().lease, holder.as_bytes());
-        let _ = self.call(now, op).await;
+        let _ = self.call(now, &key.current().lease, op).await;
     }
 }

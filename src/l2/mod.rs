@@ -13,6 +13,8 @@
 //! reach is other replicas' memory: they keep serving a token they already hold until
 //! they refresh it or it expires.
 
+#[cfg(feature = "redis")]
+mod entra;
 mod health;
 mod invalidate;
 mod layer;
@@ -31,6 +33,8 @@ use std::time::Duration;
 use crate::clock::{SharedSleeper, Sleeper, TokioSleeper};
 use crate::seal::SealingKeys;
 
+#[cfg(feature = "redis")]
+pub use entra::{RedisAuthStats, RedisEntraAuth};
 pub(crate) use layer::{Found, L2, L2Counters, Lease};
 pub(crate) use names::L2Key;
 #[cfg(feature = "redis")]
@@ -114,7 +118,9 @@ impl SharedCache {
 
     /// After `failures` consecutive failed calls (default 5), skip L2 and probe it in the
     /// background (reconnect, then `PING`) every `probe_every` (default 2 s); the first
-    /// probe that succeeds turns it back on.
+    /// probe that succeeds turns it back on. All of this is per part of the store
+    /// ([`L2Store::partition`]): per hash slot of a Redis Cluster, so a lost master turns
+    /// off only its own slots. Failed calls are logged at `warn` once per `probe_every`.
     pub fn circuit_breaker(mut self, failures: u32, probe_every: Duration) -> Self {
         self.breaker_threshold = failures.max(1);
         self.probe_every = probe_every;

@@ -119,4 +119,40 @@ pub trait L2Store: Send + Sync + fmt::Debug {
     async fn ping(&self) -> Result<(), L2Error> {
         self.get_many(&["ping"]).await.map(drop)
     }
+
+    /// The values under `keys` as [`get_many`](Self::get_many) gives them, each cut to at
+    /// most `limit` bytes. The cache asks for one byte more than it accepts and treats a
+    /// value that long as oversized (a miss), so it never needs the rest: a store that can
+    /// read part of a value (Redis `GETRANGE`) should, so that a huge value written into
+    /// the store never crosses the network whole. The default reads whole values with
+    /// `get_many` and cuts them.
+    async fn get_many_bounded(
+        &self,
+        keys: &[&str],
+        limit: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>, L2Error> {
+        let mut values = self.get_many(keys).await?;
+        for value in values.iter_mut().flatten() {
+            value.truncate(limit);
+        }
+        Ok(values)
+    }
+
+    /// Which independently failing part of the store holds `key`. The circuit breaker
+    /// counts failures, skips and probes per part, so a part that is down (a lost Redis
+    /// Cluster master: `RedisStore` answers with the key's hash slot) turns off only its
+    /// own keys. Keys of one entry (its value, lease and tombstones) must share a part.
+    /// The default, one part, turns the whole store off together.
+    fn partition(&self, key: &str) -> u32 {
+        let _ = key;
+        0
+    }
+
+    /// The circuit breaker's probe of the part holding `key` ([`partition`](Self::partition)),
+    /// reconnecting if needed; like [`ping`](Self::ping), it may take longer than one
+    /// call's timeout but must end on its own. The default pings the whole store.
+    async fn ping_partition(&self, key: &str) -> Result<(), L2Error> {
+        let _ = key;
+        self.ping().await
+    }
 }

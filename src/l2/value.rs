@@ -18,6 +18,15 @@ use crate::seal::SealingKeys;
 use crate::tenant::TenantId;
 use crate::token::AccessToken;
 
+/// The longest value the cache accepts back (a sealed token is a few kB; Entra access
+/// tokens stay well under this). A longer one is a miss, and reads never fetch more than
+/// one byte past it ([`L2Store::get_many_bounded`](super::L2Store::get_many_bounded)).
+pub(crate) const MAX_VALUE: usize = 64 * 1024;
+
+/// The longest tombstone accepted: milliseconds since the epoch as decimal text (20
+/// digits at most). A longer one reads as a tombstone that does not parse.
+pub(crate) const MAX_TOMBSTONE: usize = 32;
+
 #[derive(Serialize, Deserialize)]
 struct Payload {
     /// The token.

@@ -327,7 +327,7 @@ async fn wrong_key_replayed_assertion_other_tenant_and_expiry_are_rejected() {
             .contains("audience")
     );
 
-    // An expired assertion: AADSTS700024.
+    // An expired assertion: AADSTS700024, an invalid_client like every other (401).
     let old = sign_for(
         &registered,
         w.app.client_id(),
@@ -337,7 +337,7 @@ async fn wrong_key_replayed_assertion_other_tenant_and_expiry_are_rejected() {
     let (status, body) = post(w.customer.to_string(), old).await;
     assert_eq!(
         (status, body["error_codes"][0].as_u64()),
-        (400, Some(700024)),
+        (401, Some(700024)),
         "{body}"
     );
 }

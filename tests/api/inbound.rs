@@ -486,3 +486,82 @@ async fn the_layer_wraps_any_tower_service_and_hands_it_the_claims() {
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_eq!(response.body(), "");
 }
+
+/// Expectations chosen per route, never from a request header: a token for the billing
+/// API, sent to the orders route with `Host: billing.*` (the header a `per_request`
+/// closure keyed on `Host` would have trusted), is refused before the orders handler runs;
+/// the billing route accepts it.
+#[tokio::test]
+async fn a_token_for_one_api_never_reaches_another_routes_handler() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let s = Scene::new().await;
+    let billing = s.entra.register_app(&s.customer, "customer-billing");
+    let billing_uri = s.entra.expose_api(&billing, None);
+    s.entra
+        .grant_role(&s.customer, &s.provider, &billing_uri, SEND);
+    let billing_token = s
+        .token(
+            &s.provider,
+            &s.provider_secret,
+            &s.customer,
+            &format!("{billing_uri}/.default"),
+        )
+        .await;
+
+    let orders_ran = Arc::new(AtomicUsize::new(0));
+    let counter = orders_ran.clone();
+    let orders_expect = s.expectations();
+    let billing_expect = Expectations::new(s.customer.clone())
+        .audience(billing.client_id())
+        .object_id(&s.provider_sp)
+        .app_id(s.provider.client_id());
+    let orders = Router::new()
+        .route(
+            "/orders",
+            get(move |_: ValidatedClaims| async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "orders"
+            }),
+        )
+        .route_layer(ValidateBearerLayer::new(s.validator(), orders_expect));
+    let billing_routes = Router::new()
+        .route("/billing", get(|_: ValidatedClaims| async { "billing" }))
+        .route_layer(ValidateBearerLayer::new(s.validator(), billing_expect));
+    let app = orders.merge(billing_routes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let http = reqwest::Client::new();
+    let wrong = http
+        .get(format!("http://{addr}/orders"))
+        .header("host", "billing.customer.example")
+        .bearer_auth(&billing_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        orders_ran.load(Ordering::SeqCst),
+        0,
+        "the orders handler never ran"
+    );
+    let right = http
+        .get(format!("http://{addr}/billing"))
+        .bearer_auth(&billing_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    let orders_token = s.provider_token().await;
+    let own = http
+        .get(format!("http://{addr}/orders"))
+        .bearer_auth(&orders_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert_eq!(orders_ran.load(Ordering::SeqCst), 1);
+    server.abort();
+}

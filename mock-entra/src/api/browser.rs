@@ -120,15 +120,19 @@ impl MockEntra {
         }
     }
 
-    /// Signs `user` in to the browser session: sign-in without `login_hint` and admin
-    /// consent act as this user until another signs in.
+    /// Presets the scripted user: sign-in (without `login_hint`) and admin consent act as
+    /// `user` with no page, until another signs in. A real browser skips the sign-in and
+    /// consent pages too while a scripted user is set.
     pub fn sign_in(&self, user: &MockUser) {
         self.lock().session = Some(user.object_id.clone());
     }
 
-    /// Signs the browser session out.
+    /// Signs everyone out: the scripted user, and every browser signed in on the
+    /// sign-in page (their next visit shows the sign-in page again).
     pub fn sign_out(&self) {
-        self.lock().session = None;
+        let mut dir = self.lock();
+        dir.session = None;
+        dir.browser_sessions.clear();
     }
 
     /// The next admin consent is declined by the admin (`error=access_denied`, AADSTS65004).
@@ -139,9 +143,14 @@ impl MockEntra {
     /// Opens `url` (an authorize or admin consent URL of this mock) as a browser would
     /// and returns where the mock sent the browser back, without following it.
     ///
+    /// A `form_post` answer is read from the page the mock serves (its Continue button
+    /// would post it). Preset the user ([`sign_in`](Self::sign_in) or `login_hint`): with
+    /// nobody signed in, the mock shows its sign-in page, which needs a person.
+    ///
     /// # Errors
-    /// [`MockError::Http`] when the mock answers with an error page instead (unknown app,
-    /// a redirect URI it refuses, a malformed request).
+    /// [`MockError::Http`] when the mock answers with an error instead (unknown app, a
+    /// redirect URI it refuses, a malformed request); [`MockError::Page`] when it shows
+    /// its sign-in page (nobody is signed in).
     pub async fn follow(&self, url: &str) -> Result<MockRedirect, MockError> {
         let response = self
             .http_client()
@@ -156,9 +165,14 @@ impl MockEntra {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = response.text().await.unwrap_or_default();
-        match (status, location) {
-            (302, Some(location)) => parse_location(&location),
-            (200, _) if body.contains("hiddenform") => parse_form_post(&body),
+        let page = page_name(&body);
+        match (status, location, page) {
+            (302, Some(location), _) => parse_location(&location),
+            (200, _, Some("form-post")) => parse_form_post(&body),
+            (200, _, Some(page)) => Err(MockError::Page {
+                page: page.to_owned(),
+                body,
+            }),
             _ => Err(MockError::Http { status, body }),
         }
     }
@@ -176,6 +190,13 @@ fn parse_location(location: &str) -> Result<MockRedirect, MockError> {
     Ok(MockRedirect { target, params })
 }
 
+/// Which of the mock's pages `html` is (`<body data-page="...">`).
+fn page_name(html: &str) -> Option<&str> {
+    let start = html.find("<body data-page=\"")? + "<body data-page=\"".len();
+    let end = html[start..].find('"')? + start;
+    Some(&html[start..end])
+}
+
 /// The action and hidden fields of the mock's own `form_post` page.
 fn parse_form_post(page: &str) -> Result<MockRedirect, MockError> {
     let attr = |tag: &str, name: &str| -> Option<String> {
@@ -191,7 +212,7 @@ fn parse_form_post(page: &str) -> Result<MockRedirect, MockError> {
         attr(form_tag, "action").ok_or_else(|| MockError::invalid("form without action"))?;
     let params = page
         .split('<')
-        .filter(|t| t.starts_with("input type=\"hidden\""))
+        .filter(|t| t.starts_with("input type=\"hidden\" "))
         .filter_map(|t| Some((attr(t, "name")?, attr(t, "value")?)))
         .collect();
     let target =
@@ -201,6 +222,7 @@ fn parse_form_post(page: &str) -> Result<MockRedirect, MockError> {
 
 fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")

@@ -405,7 +405,9 @@ pub(super) fn sign_in(shared: &Shared, request: &MockRequest) -> CtlResult {
 }
 
 pub(super) fn sign_out(shared: &Shared, _: &MockRequest) -> CtlResult {
-    shared.dir().session = None;
+    let mut dir = shared.dir();
+    dir.session = None;
+    dir.browser_sessions.clear();
     Ok(json!({}))
 }
 

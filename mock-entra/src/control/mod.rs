@@ -1,4 +1,5 @@
-//! The control API under `/_mock/`: JSON in, JSON out, everything the in-process API can
+//! The control API under `/_mock/`: JSON in (refused with 415 without a JSON content type,
+//! so no web page can post to it), JSON out, everything the in-process API can
 //! configure. A leading underscore is never a tenant, so these paths cannot shadow Entra's.
 //! Bad input gets a 400 `{"error": ..., "message": ...}` naming what is wrong.
 
@@ -90,6 +91,15 @@ const ENDPOINTS: &[(&str, Method, Handler)] = &[
 
 /// Answers `/_mock/{rest}`.
 pub(crate) fn route(shared: &Shared, request: &MockRequest, rest: &[&str]) -> Reply {
+    if request.method != Method::GET && !is_json(request) {
+        return Reply::json(
+            415,
+            &json!({
+                "error": "unsupported_media_type",
+                "message": "The control API takes JSON: send Content-Type: application/json, even with an empty body. (A web page cannot send that to another origin without a CORS preflight, which the mock refuses; form and text/plain posts are refused so that no page you visit can script the mock.)",
+            }),
+        );
+    }
     let path = rest.join("/");
     let path = path.trim_end_matches('/');
     let matching: Vec<_> = ENDPOINTS.iter().filter(|(p, _, _)| *p == path).collect();
@@ -120,6 +130,21 @@ pub(crate) fn route(shared: &Shared, request: &MockRequest, rest: &[&str]) -> Re
     match result {
         Ok(value) => Reply::json(200, &value).header("cache-control", "no-store"),
         Err(e) => Reply::json(e.status, &json!({"error": e.error, "message": e.message})),
+    }
+}
+
+/// Whether the request says its body is JSON: the media type before any parameter is
+/// exactly `application/json`, so `text/plain; application/json` (which a web page may
+/// send to any origin without asking) is not.
+fn is_json(request: &MockRequest) -> bool {
+    let mut types = request.headers.get_all(hyper::header::CONTENT_TYPE).iter();
+    match (types.next(), types.next()) {
+        (Some(only), None) => only.to_str().is_ok_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+        }),
+        _ => false,
     }
 }
 

@@ -15,7 +15,10 @@ use crate::clock::unix_secs;
 use crate::endpoints::client_auth::{ClientAuth, authenticate};
 use crate::endpoints::issue::{Minted, missing};
 use crate::endpoints::params::{self, Known};
-use crate::endpoints::{Form, browser_error, check_redirect, record_browser, respond_to_browser};
+use crate::endpoints::{
+    Form, browser_error, check_redirect, is_multi_tenant, page_action, record_browser, refuse,
+    respond_to_browser, session,
+};
 use crate::server::Shared;
 use crate::state::{AuthCode, Directory, User};
 use crate::wire::{EntraErr, MockRequest, Reply, err};
@@ -23,32 +26,56 @@ use crate::wire::{EntraErr, MockRequest, Reply, err};
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
 const OIDC_SCOPES: &[&str] = &["openid", "profile", "email", "offline_access"];
 
-/// The authorize endpoint.
 /// The authorize endpoint: v2 `/oauth2/v2.0/authorize`, or v1 `/oauth2/authorize` (whose
-/// code yields a v1 `id_token` at the v1 token endpoint).
+/// code yields a v1 `id_token` at the v1 token endpoint). `GET` is the app's request;
+/// `POST` (to the same URL) is the sign-in page's form.
 pub(crate) fn authorize(shared: &Shared, request: &MockRequest, segment: &str, v1: bool) -> Reply {
     let reply = authorize_inner(shared, request, segment, v1);
     record_browser(shared, request, segment, MockEndpoint::Authorize, &reply);
     reply
 }
 
-fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str, v1: bool) -> Reply {
+/// A checked authorization request: where and how to answer, and what was asked.
+struct Asked<'r> {
+    redirect: String,
+    mode: &'r str,
+    state: Option<&'r str>,
+    scope: String,
+    pkce: Option<(String, String)>,
+}
+
+impl Asked<'_> {
+    fn fail(&self, error: &str, e: EntraErr) -> Reply {
+        browser_error(&self.redirect, self.mode, self.state, error, &e, false, &[])
+    }
+}
+
+/// The request's own checks, before anyone signs in: refused on a page (or as JSON) when
+/// the browser cannot be sent back, else back to the app with an error.
+fn check_request<'r>(
+    shared: &Shared,
+    dir: &Directory,
+    request: &'r MockRequest,
+    v1: bool,
+) -> Result<Asked<'r>, Reply> {
     let now = shared.now();
     if shared.strict
         && let Err(e) = params::check(Known::Authorize, &request.query)
     {
-        return e.reply(now, None);
+        return Err(refuse(request, &e, now));
     }
     let q = |name: &str| request.query(name);
-    let mut dir = shared.dir();
-    let redirect = match check_redirect(&dir, q("client_id"), q("redirect_uri")) {
-        Ok(r) => r,
-        Err(e) => return e.reply(now, None),
+    let redirect = check_redirect(dir, q("client_id"), q("redirect_uri"))
+        .map_err(|e| refuse(request, &e, now))?;
+    let mut asked = Asked {
+        redirect,
+        mode: q("response_mode").unwrap_or("query"),
+        state: q("state"),
+        scope: String::new(),
+        pkce: None,
     };
-    let (state, mode) = (q("state"), q("response_mode").unwrap_or("query"));
-    let fail = |error: &str, e: EntraErr| browser_error(&redirect, mode, state, error, &e, false);
     if q("response_type") != Some("code") {
-        return fail(
+        return Err(asked.fail(
             "unsupported_response_type",
             err(
                 400,
@@ -56,18 +83,19 @@ fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str, v1: bo
                 700054,
                 "response_type must be 'code' here (MockEntra models the authorization code flow).",
             ),
-        );
+        ));
     }
     let Some(scope) = q("scope").or(v1.then_some("openid")) else {
-        return fail("invalid_request", missing("scope"));
+        return Err(asked.fail("invalid_request", missing("scope")));
     };
-    let pkce = match (q("code_challenge"), q("code_challenge_method")) {
+    asked.scope = scope.to_owned();
+    asked.pkce = match (q("code_challenge"), q("code_challenge_method")) {
         (None, None) => None,
         (Some(c), m @ (None | Some("S256") | Some("plain"))) => {
             Some((c.to_owned(), m.unwrap_or("plain").to_owned()))
         }
         _ => {
-            return fail(
+            return Err(asked.fail(
                 "invalid_request",
                 err(
                     400,
@@ -75,48 +103,213 @@ fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str, v1: bo
                     501491,
                     "Invalid code_challenge or code_challenge_method (S256 or plain).",
                 ),
-            );
+            ));
         }
     };
-    let user = match signed_in_user(&dir, segment, q("login_hint")) {
-        Ok(u) => u,
-        Err((error, e)) => return fail(error, e),
+    Ok(asked)
+}
+
+fn authorize_inner(shared: &Shared, request: &MockRequest, segment: &str, v1: bool) -> Reply {
+    let mut dir = shared.dir();
+    let asked = match check_request(shared, &dir, request, v1) {
+        Ok(a) => a,
+        Err(reply) => return reply,
     };
-    dir.session = Some(user.object_id.clone());
+    let hint = request.query("login_hint");
+    if request.method == hyper::Method::POST {
+        // The sign-in page's form: the person chose a user.
+        let form = Form(request.form());
+        return match page_user(&dir, segment, &form) {
+            Ok(user) => {
+                let session = dir.browser_sessions.open(&user.object_id);
+                issue_code(shared, &mut dir, request, &asked, &user, v1)
+                    .header("set-cookie", &session::set(shared, &session))
+            }
+            Err(why) => {
+                let typed = form.get("username").unwrap_or_default().to_owned();
+                sign_in_page(&dir, request, segment, false, &typed, Some(&why))
+            }
+        };
+    }
+    // A scripted user (login_hint, or one preset with MockEntra::sign_in) needs no page.
+    if hint.is_some() || dir.session.is_some() {
+        let user = match signed_in_user(&dir, segment, hint) {
+            Ok(u) => u,
+            Err((error, e)) => return asked.fail(error, e),
+        };
+        dir.session = Some(user.object_id.clone());
+        return issue_code(shared, &mut dir, request, &asked, &user, v1);
+    }
+    // A person in a browser: signed in already (single sign-on), or the sign-in page.
+    let prompt = request.query("prompt");
+    let choose_again = matches!(prompt, Some("login" | "select_account"));
+    if !choose_again
+        && let Some(user) = session::user(shared, &dir, request)
+            .filter(|u| member_of(&dir, segment, u))
+            .cloned()
+    {
+        return issue_code(shared, &mut dir, request, &asked, &user, v1);
+    }
+    if prompt == Some("none") {
+        return asked.fail(
+            "login_required",
+            err(
+                400,
+                "login_required",
+                50058,
+                "A silent sign-in request was sent but no user is signed in (prompt=none).",
+            ),
+        );
+    }
+    if !is_multi_tenant(segment) && dir.resolve_tenant(segment).is_none() {
+        return refuse(request, &unknown_tenant(segment), shared.now());
+    }
+    sign_in_page(&dir, request, segment, false, "", None)
+}
+
+/// Issues a code for `user` and sends the browser back with it.
+fn issue_code(
+    shared: &Shared,
+    dir: &mut Directory,
+    request: &MockRequest,
+    asked: &Asked<'_>,
+    user: &User,
+    v1: bool,
+) -> Reply {
     dir.prune_codes();
     let code = format!(
         "mock.{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    let client_id = q("client_id").unwrap_or_default().to_ascii_lowercase();
+    let client_id = request
+        .query("client_id")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     dir.codes.insert(
         code.clone(),
         AuthCode {
             client_id,
-            redirect_uri: redirect.clone(),
-            scope: scope.to_owned(),
-            nonce: q("nonce").map(str::to_owned),
-            pkce,
+            redirect_uri: asked.redirect.clone(),
+            scope: asked.scope.clone(),
+            nonce: request.query("nonce").map(str::to_owned),
+            pkce: asked.pkce.clone(),
             user: user.object_id.clone(),
-            tid: user.tenant,
-            expires: now + CODE_LIFETIME,
+            tid: user.tenant.clone(),
+            expires: shared.now() + CODE_LIFETIME,
             redeemed: false,
             v1,
         },
     );
-    drop(dir);
     let session_state = uuid::Uuid::new_v4().to_string();
     let mut pairs = vec![("code", code.as_str())];
-    if let Some(s) = state {
+    if let Some(s) = asked.state {
         pairs.push(("state", s));
     }
     pairs.push(("session_state", &session_state));
-    respond_to_browser(&redirect, mode, &pairs)
+    respond_to_browser(&asked.redirect, asked.mode, &pairs)
 }
 
-/// The user who signs in: `login_hint`, else the browser's session. They must belong to
-/// the tenant named in the path (any tenant for `organizations`/`common`).
+/// Whether `user` may sign in at the authority `segment` (any tenant's user for
+/// `organizations`/`common`).
+fn member_of(dir: &Directory, segment: &str, user: &User) -> bool {
+    is_multi_tenant(segment) || dir.resolve_tenant(segment).as_deref() == Some(user.tenant.as_str())
+}
+
+fn unknown_tenant(segment: &str) -> EntraErr {
+    err(
+        400,
+        "invalid_tenant",
+        90002,
+        format!(
+            "Tenant '{}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
+            crate::error::echo(segment)
+        ),
+    )
+}
+
+/// The user a person chose on the sign-in page (`user`: a picked user's button;
+/// `username`: what they typed), or why they cannot sign in here.
+pub(super) fn page_user(dir: &Directory, segment: &str, form: &Form) -> Result<User, String> {
+    let name = form
+        .get("user")
+        .filter(|u| !u.trim().is_empty())
+        .or(form.get("username"))
+        .unwrap_or_default()
+        .trim();
+    if name.is_empty() {
+        return Err("Type a user name, or pick a user below.".into());
+    }
+    let user = dir.user(name).map_err(|_| {
+        format!(
+            "AADSTS50034: The user account {} does not exist in the directory. Pick a user below, or add one first.",
+            crate::error::echo(name)
+        )
+    })?;
+    if !member_of(dir, segment, user) {
+        return Err(format!(
+            "AADSTS50020: User account '{}' from identity provider does not exist in tenant '{}'. Sign in with a user of that tenant.",
+            user.upn,
+            crate::error::echo(segment)
+        ));
+    }
+    Ok(user.clone())
+}
+
+/// The sign-in page for this request: the users of the authority's tenant (of every
+/// tenant for `organizations`/`common`) to pick from, or a user name to type.
+pub(super) fn sign_in_page(
+    dir: &Directory,
+    request: &MockRequest,
+    segment: &str,
+    for_consent: bool,
+    typed: &str,
+    error: Option<&str>,
+) -> Reply {
+    let client_id = request.query("client_id").unwrap_or_default();
+    let app = dir
+        .app(client_id)
+        .map(|a| a.display_name.clone())
+        .unwrap_or_default();
+    let tenant_label = |tid: &str| {
+        dir.tenants
+            .get(tid)
+            .and_then(|t| t.domains.first().cloned())
+            .unwrap_or_else(|| tid.to_owned())
+    };
+    let mut users: Vec<crate::pages::UserChoice> = dir
+        .users
+        .values()
+        .filter(|u| member_of(dir, segment, u))
+        .map(|u| crate::pages::UserChoice {
+            upn: u.upn.clone(),
+            display_name: u.display_name.clone(),
+            admin: u.admin,
+            tenant: tenant_label(&u.tenant),
+        })
+        .collect();
+    users.sort_by(|a, b| (&a.tenant, &a.upn).cmp(&(&b.tenant, &b.upn)));
+    let prefill = if typed.is_empty() {
+        request.query("login_hint").unwrap_or_default()
+    } else {
+        typed
+    };
+    let action = page_action(request);
+    let page = crate::pages::SignIn {
+        action: &action,
+        app: &app,
+        client_id,
+        tenant: segment,
+        for_consent,
+        users: &users,
+        username: prefill,
+        error,
+    };
+    crate::pages::reply(200, page.render())
+}
+
+/// The user who signs in without a page: `login_hint`, else the scripted user. They must
+/// belong to the tenant named in the path (any tenant for `organizations`/`common`).
 fn signed_in_user(
     dir: &Directory,
     segment: &str,
@@ -133,9 +326,7 @@ fn signed_in_user(
             .cloned()
             .ok_or(("login_required", err(400, "login_required", 50058, "No user is signed in (give login_hint, or sign a user in with MockEntra::sign_in or POST /_mock/sign-in).")))?,
     };
-    if !super::is_multi_tenant(segment)
-        && dir.resolve_tenant(segment).as_deref() != Some(user.tenant.as_str())
-    {
+    if !member_of(dir, segment, &user) {
         return Err((
             "access_denied",
             err(

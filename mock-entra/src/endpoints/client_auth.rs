@@ -203,7 +203,7 @@ fn check_assertion(
     }
     if jwt.claims.exp.is_none_or(|exp| exp <= unix_secs(now)) {
         return Err(err(
-            400,
+            401,
             "invalid_client",
             700024,
             "Client assertion is not within its valid time range.",
@@ -277,7 +277,7 @@ fn check_certificate(
     let nbf = claims.nbf.or(claims.iat).unwrap_or(0);
     if exp.saturating_add(SKEW) <= now_secs || nbf > now_secs.saturating_add(SKEW) {
         return Err(err(
-            400,
+            401,
             "invalid_client",
             700024,
             "Client assertion is not within its valid time range.",

@@ -139,7 +139,8 @@ pub(crate) fn jwks(shared: &Shared, segment: &str, v2: bool) -> Reply {
 }
 
 /// `/{tenant}/discovery/instance?api-version=..&authorization_endpoint=..`: for the mock's
-/// own host, its tenant discovery endpoint and aliases; any other host is unknown.
+/// own host (named with or without its port), its tenant discovery endpoint and aliases;
+/// any other host is unknown.
 pub(crate) fn instance_discovery(shared: &Shared, request: &MockRequest) -> Reply {
     let now = shared.now();
     let Some(endpoint) = request.query("authorization_endpoint") else {
@@ -163,12 +164,16 @@ pub(crate) fn instance_discovery(shared: &Shared, request: &MockRequest) -> Repl
     let Ok(url) = url::Url::parse(endpoint) else {
         return unknown();
     };
-    let host = match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_owned(),
-        _ => return unknown(),
+    let Some(host) = url.host_str() else {
+        return unknown();
     };
-    if !shared.hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+    // MSAL Python names the authority by host name alone (it drops the port), as a
+    // real authority has none: the mock's host name is known with or without its port.
+    let known = shared.hosts.iter().any(|served| match url.port() {
+        Some(port) => served.eq_ignore_ascii_case(&format!("{host}:{port}")),
+        None => served_host_name(served).eq_ignore_ascii_case(host),
+    });
+    if !known {
         return unknown();
     }
     let tenant = url
@@ -190,4 +195,12 @@ pub(crate) fn instance_discovery(shared: &Shared, request: &MockRequest) -> Repl
         }),
     )
     .cacheable()
+}
+
+/// The host name of a `host:port` (or `[v6]:port`) entry.
+fn served_host_name(served: &str) -> &str {
+    match served.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !host.is_empty() => host,
+        _ => served,
+    }
 }

@@ -1,7 +1,7 @@
 //! The mock's HTTP face: routes each request to its endpoint family, and the helpers the
 //! browser-facing endpoints share (redirect URI checks, answers to the browser).
 
-mod authorize;
+pub(crate) mod authorize;
 pub(crate) mod client_auth;
 mod consent;
 mod federation;
@@ -9,6 +9,7 @@ pub(crate) mod identity;
 mod issue;
 mod metadata;
 pub(crate) mod params;
+mod session;
 mod token;
 
 use hyper::Method;
@@ -42,12 +43,18 @@ pub(crate) fn route(shared: &Shared, request: &MockRequest) -> Reply {
         ["_mock", rest @ ..] => crate::control::route(shared, request, rest),
         [t, "oauth2", "v2.0", "token"] if post => token::token(shared, request, t, false),
         [t, "oauth2", "token"] if post => token::token(shared, request, t, true),
-        [t, "oauth2", "v2.0", "authorize"] if get => {
+        // POST: the sign-in and consent pages' forms, posted back to the URL they came from.
+        [t, "oauth2", "v2.0", "authorize"] if get || post => {
             authorize::authorize(shared, request, t, false)
         }
-        [t, "oauth2", "authorize"] if get => authorize::authorize(shared, request, t, true),
-        [t, "v2.0", "adminconsent"] if get => consent::admin_consent(shared, request, t, true),
-        [t, "adminconsent"] if get => consent::admin_consent(shared, request, t, false),
+        [t, "oauth2", "authorize"] if get || post => authorize::authorize(shared, request, t, true),
+        [t, "v2.0", "adminconsent"] if get || post => {
+            consent::admin_consent(shared, request, t, true)
+        }
+        [t, "adminconsent"] if get || post => consent::admin_consent(shared, request, t, false),
+        [_, "oauth2", "v2.0", "logout"] | [_, "oauth2", "logout"] if get || post => {
+            session::logout(shared, request)
+        }
         [t, "v2.0", ".well-known", "openid-configuration"] if get => {
             counted(shared, MockEndpoint::Metadata, t, || {
                 metadata::openid_configuration(shared, t, true)
@@ -222,7 +229,8 @@ fn acceptable_redirect_uri(uri: &str) -> bool {
     }
 }
 
-/// Sends the browser back to `redirect` with an OAuth error.
+/// Sends the browser back to `redirect` with an OAuth error (and `extra` pairs, such as
+/// `error_subcode`).
 pub(crate) fn browser_error(
     redirect: &str,
     mode: &str,
@@ -230,12 +238,14 @@ pub(crate) fn browser_error(
     error: &str,
     e: &EntraErr,
     admin_consent: bool,
+    extra: &[(&str, &str)],
 ) -> Reply {
     let description = format!("AADSTS{}: {}", e.code, e.message);
     let mut pairs = vec![
         ("error", error),
         ("error_description", description.as_str()),
     ];
+    pairs.extend_from_slice(extra);
     if let Some(s) = state {
         pairs.push(("state", s));
     }
@@ -247,27 +257,10 @@ pub(crate) fn browser_error(
 }
 
 /// Sends the browser to `redirect` with `pairs`: in the query (302), the fragment (302) or
-/// an auto-submitting form (`form_post`, 200).
+/// a page posting them (`form_post`, 200; its Continue button submits it, no script).
 pub(crate) fn respond_to_browser(redirect: &str, mode: &str, pairs: &[(&str, &str)]) -> Reply {
     match mode {
-        "form_post" => {
-            let fields: String = pairs
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        r#"<input type="hidden" name="{}" value="{}"/>"#,
-                        html(k),
-                        html(v)
-                    )
-                })
-                .collect();
-            let page = format!(
-                r#"<html><head><title>Working...</title></head><body><form method="POST" name="hiddenform" action="{}">{fields}<noscript><input type="submit" value="Continue"/></noscript></form><script>document.forms[0].submit();</script></body></html>"#,
-                html(redirect)
-            );
-            Reply::raw(200, "text/html; charset=utf-8", page)
-                .header("cache-control", "no-store, no-cache")
-        }
+        "form_post" => crate::pages::reply(200, crate::pages::form_post(redirect, pairs)),
         "fragment" => {
             let fragment: Vec<String> = pairs
                 .iter()
@@ -279,11 +272,43 @@ pub(crate) fn respond_to_browser(redirect: &str, mode: &str, pairs: &[(&str, &st
     }
 }
 
-fn html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+/// An error the browser cannot be sent back to the app with (unknown app, a redirect URI
+/// the mock refuses, a malformed request): Entra's error page for a browser (a request
+/// that accepts `text/html`), Entra's error JSON for any other client.
+pub(crate) fn refuse(request: &MockRequest, e: &EntraErr, now: std::time::SystemTime) -> Reply {
+    let correlation_id = request.client_request_id(&[]);
+    if !accepts_html(request) {
+        return e.reply(now, correlation_id.as_deref());
+    }
+    let trace_id = uuid::Uuid::new_v4().to_string();
+    let correlation_id = correlation_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let page = crate::pages::ErrorPage {
+        error: e.error,
+        code: e.code,
+        message: &e.message,
+        trace_id: &trace_id,
+        correlation_id: &correlation_id,
+    };
+    crate::pages::reply(e.status, page.render()).header("x-ms-request-id", &trace_id)
+}
+
+/// Whether the client reads HTML (a browser navigating here sends `Accept: text/html,...`).
+fn accepts_html(request: &MockRequest) -> bool {
+    request
+        .header("accept")
+        .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
+}
+
+/// The URL a page was served from (path and query), where its form posts back to.
+pub(crate) fn page_action(request: &MockRequest) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&request.query)
+        .finish();
+    if query.is_empty() {
+        request.path.clone()
+    } else {
+        format!("{}?{query}", request.path)
+    }
 }
 
 #[cfg(test)]

@@ -180,6 +180,16 @@ fn unknown_tenant(segment: &str) -> EntraErr {
             9001023,
             "The grant type is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
         )
+    } else if !well_formed_tenant(segment) {
+        err(
+            400,
+            "invalid_request",
+            900023,
+            format!(
+                "Specified tenant identifier '{}' is neither a valid DNS name, nor a valid external domain.",
+                crate::error::echo(segment)
+            ),
+        )
     } else {
         err(
             400,
@@ -191,6 +201,24 @@ fn unknown_tenant(segment: &str) -> EntraErr {
             ),
         )
     }
+}
+
+/// Whether `segment` could name a tenant: a GUID, or a DNS name (labels of letters, digits
+/// and hyphens, none starting or ending with a hyphen). Entra answers any other tenant
+/// identifier with AADSTS900023, and a well-formed one it does not know with AADSTS90002.
+fn well_formed_tenant(segment: &str) -> bool {
+    if uuid::Uuid::try_parse(segment).is_ok() {
+        return true;
+    }
+    segment.len() <= 253
+        && segment.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// The answer a scripted fault gives.
@@ -260,5 +288,35 @@ fn fault_reply(
             body.extend_from_slice(br#""}"#);
             raw(200, body)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::well_formed_tenant;
+
+    #[test]
+    fn tenants_are_guids_or_dns_names() {
+        for ok in [
+            "9a1e5e57-8f5b-4e0e-9d1e-2b1f4f2c1a11",
+            "contoso.onmicrosoft.com",
+            "fabrikam.example",
+            "xn--bcher-kva.example",
+            "contoso",
+        ] {
+            assert!(well_formed_tenant(ok), "{ok}");
+        }
+        for malformed in [
+            "not_a_tenant",
+            "",
+            "a..b",
+            "-x.example",
+            "x-.example",
+            "a b",
+            "ü.example",
+        ] {
+            assert!(!well_formed_tenant(malformed), "{malformed}");
+        }
+        assert!(!well_formed_tenant(&"a".repeat(64)));
     }
 }

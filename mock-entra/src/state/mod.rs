@@ -6,6 +6,7 @@ mod entities;
 mod keyset;
 pub(crate) mod log;
 mod ops;
+mod sessions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
@@ -13,6 +14,7 @@ use std::time::{Duration, SystemTime};
 pub(crate) use entities::*;
 pub(crate) use keyset::KeySet;
 pub(crate) use log::RequestLog;
+pub(crate) use sessions::BrowserSessions;
 
 use crate::MockError;
 use crate::clock::SharedClock;
@@ -67,8 +69,11 @@ pub(crate) struct Directory {
     pub(crate) seen_jti: BTreeMap<String, SystemTime>,
     /// Authorization codes waiting to be redeemed.
     pub(crate) codes: HashMap<String, AuthCode>,
-    /// The user the "browser" is signed in as (object id).
+    /// The scripted user (object id): `MockEntra::sign_in`, `POST /_mock/sign-in`, or a
+    /// sign-in with `login_hint`. Sign-in and consent act as them with no page.
     pub(crate) session: Option<String>,
+    /// Real browsers signed in on the sign-in page (their session cookies).
+    pub(crate) browser_sessions: BrowserSessions,
     /// The next admin consent is declined.
     pub(crate) decline_next_consent: bool,
 }
@@ -106,6 +111,7 @@ impl Directory {
             seen_jti: BTreeMap::new(),
             codes: HashMap::new(),
             session: None,
+            browser_sessions: BrowserSessions::default(),
             decline_next_consent: false,
         }
     }
@@ -127,6 +133,7 @@ impl Directory {
         self.seen_jti.clear();
         self.codes.clear();
         self.session = None;
+        self.browser_sessions.clear();
         self.decline_next_consent = false;
     }
 

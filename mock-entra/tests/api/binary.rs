@@ -16,6 +16,30 @@ struct Running {
     child: Child,
     ready: Value,
     stdout: BufReader<std::process::ChildStdout>,
+    /// stderr, line by line (read on a thread so the pipe never fills).
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// The first stderr line containing `needle` (waiting 30 s at most for each line).
+    fn stderr_line(&self, needle: &str) -> String {
+        loop {
+            match self.stderr.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no stderr line with {needle:?}: {e}"),
+            }
+        }
+    }
+
+    /// Every stderr line from here until the process closes it.
+    fn rest_of_stderr(&self) -> Vec<String> {
+        self.stderr.iter().collect()
+    }
+
+    fn authority(&self) -> String {
+        self.ready["authority_host"].as_str().unwrap().to_owned()
+    }
 }
 
 impl Drop for Running {
@@ -30,9 +54,18 @@ fn start(args: &[&str]) -> Running {
     let mut child = Command::new(BIN)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("mock-entra starts");
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (err_tx, err_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if err_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
@@ -49,6 +82,7 @@ fn start(args: &[&str]) -> Running {
         child,
         ready,
         stdout: reader.join().unwrap(),
+        stderr: err_rx,
     }
 }
 
@@ -147,7 +181,9 @@ fn help_lists_every_flag_with_its_default() {
         "--ca-cert",
         "--ca-key",
         "--public-url",
+        "--allow-host",
         "--loose",
+        "--drain-timeout",
     ] {
         let line = help
             .lines()
@@ -330,4 +366,142 @@ async fn a_ca_given_with_ca_cert_and_ca_key_signs_the_server_certificate() {
         std::fs::remove_file(cert_file),
         std::fs::remove_file(key_file),
     );
+}
+
+/// Posts JSON to the control API of a running binary.
+async fn control(mock: &Running, path: &str, body: Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{}_mock/{path}", mock.authority()))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json_value().await
+}
+
+/// Starts a token request the mock answers after `latency` (real time), and returns once
+/// the mock has it (it logs a request before its scripted latency).
+async fn request_in_flight(
+    mock: &Running,
+    latency: Duration,
+) -> tokio::task::JoinHandle<Result<u16, reqwest::Error>> {
+    control(
+        mock,
+        "settings",
+        serde_json::json!({"latency_ms": latency.as_millis() as u64}),
+    )
+    .await;
+    let form = [
+        ("grant_type", "client_credentials".to_owned()),
+        (
+            "client_id",
+            mock.ready["apps"]["saas"]["client_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+        (
+            "client_secret",
+            mock.ready["apps"]["saas"]["secrets"]["main"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+        ("scope", "https://vault.azure.net/.default".to_owned()),
+    ];
+    let url = format!("{}fabrikam.example/oauth2/v2.0/token", mock.authority());
+    let request = tokio::spawn(async move {
+        let r = reqwest::Client::new().post(url).form(&form).send().await?;
+        let status = r.status().as_u16();
+        r.bytes().await?;
+        Ok(status)
+    });
+    let requests = format!("{}_mock/requests?endpoint=token", mock.authority());
+    let mut poll = tokio::time::interval(Duration::from_millis(20));
+    for _ in 0..1500 {
+        poll.tick().await;
+        let log = reqwest::get(&requests).await.unwrap().json_value().await;
+        if log["count"].as_u64() >= Some(1) {
+            return request;
+        }
+    }
+    panic!("the token request never reached the mock");
+}
+
+#[tokio::test]
+async fn on_sigterm_the_request_in_flight_is_answered_then_it_exits_0() {
+    let mut mock = start(&["--drain-timeout", "30"]);
+    let in_flight = request_in_flight(&mock, Duration::from_secs(2)).await;
+    signal(&mock.child, "TERM");
+    let stopping = mock.stderr_line("stopping");
+    assert!(
+        stopping.contains("SIGTERM") && stopping.contains("30 s at most"),
+        "{stopping}"
+    );
+    assert_eq!(
+        in_flight.await.unwrap().expect("answered, not cut off"),
+        200
+    );
+    assert_eq!(exit_code(&mut mock), Some(0));
+    let rest = mock.rest_of_stderr();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+    assert!(!rest.iter().any(|l| l.contains("still open")), "{rest:?}");
+}
+
+#[tokio::test]
+async fn a_request_still_running_at_the_drain_deadline_does_not_keep_it_from_exiting_0() {
+    let mut mock = start(&["--drain-timeout", "1"]);
+    let in_flight = request_in_flight(&mock, Duration::from_secs(600)).await;
+    signal(&mock.child, "TERM");
+    assert_eq!(exit_code(&mut mock), Some(0));
+    let open = mock.stderr_line("still open");
+    assert!(
+        open.contains("1 connection(s) still open after 1 s"),
+        "{open}"
+    );
+    assert!(in_flight.await.unwrap().is_err(), "cut off at the deadline");
+}
+
+#[tokio::test]
+async fn listening_on_every_interface_says_so_and_warns_that_anyone_can_get_tokens() {
+    let mock = start(&["--host", "0.0.0.0"]);
+    let listening = mock.ready["listening_on"].as_str().unwrap().to_owned();
+    let port = listening
+        .strip_prefix("0.0.0.0:")
+        .expect("the truth: 0.0.0.0");
+    assert_eq!(
+        mock.authority(),
+        format!("http://127.0.0.1:{port}/"),
+        "advertised: loopback"
+    );
+    let line = mock.stderr_line("listening on");
+    assert!(
+        line.contains(&format!(
+            "listening on 0.0.0.0:{port} (every IPv4 interface"
+        )),
+        "{line}"
+    );
+    let warning = mock.stderr_line("WARNING");
+    for words in [
+        "not on loopback",
+        "anyone who can reach this port",
+        "secret",
+        "--host 127.0.0.1",
+    ] {
+        assert!(warning.contains(words), "{words}: {warning}");
+    }
+    let health = reqwest::get(format!("{}_mock/health", mock.authority()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let mut quiet = start(&["--empty"]);
+    let line = quiet.stderr_line("listening on");
+    assert!(line.contains("(loopback: this machine only)"), "{line}");
+    signal(&quiet.child, "TERM");
+    assert_eq!(exit_code(&mut quiet), Some(0));
+    let rest = quiet.rest_of_stderr();
+    assert!(!rest.iter().any(|l| l.contains("WARNING")), "{rest:?}");
 }

@@ -9,8 +9,11 @@
 // The binary needs the feature that lets it load a CA (default on).
 #[cfg(feature = "custom-ca")]
 mod binary;
+mod fidelity;
 mod lifecycle;
 mod metadata;
+mod pages;
+mod safety;
 mod server;
 mod signin;
 mod wire;

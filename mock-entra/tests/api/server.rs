@@ -159,6 +159,7 @@ async fn the_control_api_sets_up_what_the_in_process_api_can_and_answers_bad_inp
     let r = entra
         .http_client()
         .post(entra.control_url().join("tenants").unwrap())
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await

@@ -222,7 +222,8 @@ async fn admin_consent_records_consent_in_the_signed_in_admins_tenant_with_the_r
         f.entra.uri(),
         f.app.client_id()
     );
-    f.entra.sign_out();
+    let other_admin = f.entra.add_admin(&other, "admin@other.example");
+    f.entra.sign_in(&other_admin);
     let back = f.entra.follow(&v1).await.unwrap();
     assert_eq!(
         (back.get("admin_consent"), back.get("scope")),

@@ -400,7 +400,7 @@ async fn bad_requests_get_errors_not_panics() {
 }
 
 /// A PEM's first block, as DER.
-fn pem_der(pem: &str) -> Vec<u8> {
+pub(crate) fn pem_der(pem: &str) -> Vec<u8> {
     let body: String = pem
         .lines()
         .skip_while(|l| !l.starts_with("-----BEGIN"))
@@ -408,6 +408,25 @@ fn pem_der(pem: &str) -> Vec<u8> {
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
     STANDARD.decode(body).unwrap()
+}
+
+/// A compact JWT signed PS256 with the PKCS#8 PEM key `key_pem` (a client assertion).
+pub(crate) fn sign_ps256(key_pem: &str, header: &Value, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pem_der(key_pem)).unwrap();
+    let mut sig = vec![0; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PSS_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
 #[tokio::test]
@@ -435,23 +454,7 @@ async fn a_certificate_assertion_with_padded_thumbprints_is_accepted_as_msal_pyt
         .as_secs();
     let header = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": padded});
     let claims = json!({"aud": token_url, "iss": client_id, "sub": client_id, "jti": "j-1", "iat": now, "nbf": now, "exp": now + 600});
-    let input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let key =
-        aws_lc_rs::rsa::KeyPair::from_pkcs8(&pem_der(cert["private_key_pem"].as_str().unwrap()))
-            .unwrap();
-    let mut sig = vec![0; key.public_modulus_len()];
-    key.sign(
-        &aws_lc_rs::signature::RSA_PSS_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        input.as_bytes(),
-        &mut sig,
-    )
-    .unwrap();
-    let assertion = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+    let assertion = sign_ps256(cert["private_key_pem"].as_str().unwrap(), &header, &claims);
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", client_id),

@@ -208,8 +208,9 @@ async fn a_refused_token_leaves_l2_only_while_l2_still_holds_it(backend: Backend
 /// An invalidation that cannot reach Redis is written when Redis is reachable again, and
 /// the replica that made it stays off L2 until then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn an_invalidation_l2_missed_is_written_when_l2_is_back() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     let relay = Relay::start(redis.port, Duration::ZERO).await;
     let backend = Backend::Single(redis);
     let w = World::new().await;
@@ -252,4 +253,74 @@ async fn an_invalidation_l2_missed_is_written_when_l2_is_back() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(written, "the tombstone never reached Redis");
+}
+
+/// Pending invalidations are written even if the probe writing them runs out of time
+/// mid-flush: Redis answers `PING` but holds every write (`CLIENT PAUSE WRITE`), so each
+/// pending tombstone's write times out in turn until the probe's own deadline fires; the
+/// held writes are then dropped with their connections. Every tombstone must still reach
+/// Redis before B (or anyone) is served an offboarded tenant's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
+async fn pending_invalidations_survive_a_probe_that_ran_out_of_time_writing_them() {
+    let redis = Redis::start();
+    let backend = Backend::Single(redis);
+    let Backend::Single(server) = &backend else {
+        unreachable!()
+    };
+    let w = World::new().await;
+    w.entra.consent(&w.stranger, &w.app);
+    let a = replica(&w, &backend);
+    let mut offboarded = vec![w.customer.clone()];
+    for i in 0..4 {
+        let t = w.entra.add_tenant(&format!("leaving{i}.example"));
+        w.entra.consent(&t, &w.app);
+        offboarded.push(t);
+    }
+    let mut old = Vec::new();
+    for t in &offboarded {
+        old.push(a.get_token(t, &[VAULT]).await.unwrap());
+    }
+    let b = replica(&w, &backend);
+
+    server.cli(&["CLIENT", "PAUSE", "120000", "WRITE"]);
+    // Each tombstone write hangs past B's call timeout: B keeps them pending.
+    for t in &offboarded {
+        b.invalidate_tenant(t).await;
+    }
+    // B's next call starts a probe: PING is answered, then each write hangs in turn.
+    b.get_token(&w.stranger, &[VAULT]).await.unwrap();
+    // Longer than the probe's deadline (real time: the server holds the writes).
+    #[allow(clippy::disallowed_methods)]
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    // The held writes go with their connections; writes are served again.
+    server.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+    server.cli(&["CLIENT", "UNPAUSE"]);
+
+    let mut back = false;
+    for attempt in 0..60 {
+        w.clock.advance(Duration::from_secs(2));
+        let t = w.entra.add_tenant(&format!("after{attempt}.example"));
+        w.entra.consent(&t, &w.app);
+        let from_b = b.get_token(&t, &[VAULT]).await.unwrap();
+        let reader = replica(&w, &backend);
+        if reader.get_token(&t, &[VAULT]).await.unwrap().secret() == from_b.secret() {
+            back = true;
+            break;
+        }
+        // Waiting for B's background probe over real sockets: bounded.
+        #[allow(clippy::disallowed_methods)]
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "B never used L2 again");
+    let c = replica(&w, &backend);
+    for (who, r) in [("B", &b), ("C", &c)] {
+        for (t, old) in offboarded.iter().zip(&old) {
+            let token = r.get_token(t, &[VAULT]).await.unwrap();
+            assert!(
+                token.secret() != old.secret(),
+                "{who} was served the token of {t}, offboarded before"
+            );
+        }
+    }
 }

@@ -17,6 +17,8 @@ use azure_cross_tenant::{
 
 mod servers;
 
+mod azure;
+mod bounds;
 mod identity;
 mod invalidation;
 mod leases;
@@ -35,39 +37,72 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn single() -> Option<Self> {
-        Redis::start().map(Self::Single)
+    pub fn single() -> Self {
+        Self::Single(Redis::start())
     }
 
-    pub fn cluster() -> Option<Self> {
-        Cluster::start().map(Self::Cluster)
+    pub fn cluster() -> Self {
+        Self::Cluster(Cluster::start())
+    }
+
+    /// The CA of the servers' certificates, when they serve TLS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.servers()[0].ca_pem.clone()
     }
 
     /// A new store on this backend (each replica has its own connection).
     pub fn store(&self) -> RedisStore {
-        match self {
+        let store = match self {
             Self::Single(r) => RedisStore::new(&r.url()).unwrap(),
             Self::Cluster(c) => RedisStore::cluster(c.urls()).unwrap(),
+        };
+        match self.ca_pem() {
+            Some(ca) => store.tls_ca_pem(ca).unwrap(),
+            None => store,
         }
+    }
+
+    /// Every server of this backend.
+    pub fn servers(&self) -> Vec<&Redis> {
+        match self {
+            Self::Single(r) => vec![r],
+            Self::Cluster(c) => c.nodes.iter().collect(),
+        }
+    }
+
+    /// Bytes all servers have sent to clients so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.servers().iter().map(|s| s.bytes_sent()).sum()
     }
 
     /// A plain client, to look at (or tamper with) what the cache stored.
     pub async fn raw(&self) -> Raw {
+        let certs = || redis::TlsCertificates {
+            client_tls: None,
+            root_cert: self.ca_pem().map(String::into_bytes),
+        };
         match self {
-            Self::Single(r) => Raw::Single(
-                redis::Client::open(r.url())
-                    .unwrap()
-                    .get_multiplexed_async_connection()
-                    .await
-                    .unwrap(),
-            ),
-            Self::Cluster(c) => Raw::Cluster(
-                redis::cluster::ClusterClient::new(c.urls())
-                    .unwrap()
-                    .get_async_connection()
-                    .await
-                    .unwrap(),
-            ),
+            Self::Single(r) => {
+                let client = match self.ca_pem() {
+                    Some(_) => redis::Client::build_with_tls(r.url(), certs()).unwrap(),
+                    None => redis::Client::open(r.url()).unwrap(),
+                };
+                Raw::Single(client.get_multiplexed_async_connection().await.unwrap())
+            }
+            Self::Cluster(c) => {
+                let mut builder = redis::cluster::ClusterClient::builder(c.urls());
+                if self.ca_pem().is_some() {
+                    builder = builder.certs(certs());
+                }
+                Raw::Cluster(
+                    builder
+                        .build()
+                        .unwrap()
+                        .get_async_connection()
+                        .await
+                        .unwrap(),
+                )
+            }
         }
     }
 }
@@ -133,39 +168,36 @@ pub fn replica(w: &World, backend: &Backend) -> Cached<ClientSecret> {
 
 /// Runs an async test body `fn(Backend)` once on a single Redis and once on a Redis
 /// Cluster, as two tests named `<body>::single` and `<body>::cluster` (on a two-worker
-/// runtime, or with `current_thread:` on one thread).
+/// runtime, or with `current_thread:` on one thread). Both need `redis-server` and
+/// `redis-cli`: they are ignored unless asked for (`main.rs` says how).
 macro_rules! on_both {
     (current_thread: $body:ident) => {
         mod $body {
             #[tokio::test(flavor = "current_thread")]
+            #[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
             async fn single() {
-                if let Some(backend) = super::super::Backend::single() {
-                    super::$body(backend).await;
-                }
+                super::$body(super::super::Backend::single()).await;
             }
 
             #[tokio::test(flavor = "current_thread")]
+            #[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
             async fn cluster() {
-                if let Some(backend) = super::super::Backend::cluster() {
-                    super::$body(backend).await;
-                }
+                super::$body(super::super::Backend::cluster()).await;
             }
         }
     };
     ($($body:ident),* $(,)?) => {$(
         mod $body {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
             async fn single() {
-                if let Some(backend) = super::super::Backend::single() {
-                    super::$body(backend).await;
-                }
+                super::$body(super::super::Backend::single()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
             async fn cluster() {
-                if let Some(backend) = super::super::Backend::cluster() {
-                    super::$body(backend).await;
-                }
+                super::$body(super::super::Backend::cluster()).await;
             }
         }
     )*};

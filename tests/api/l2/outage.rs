@@ -49,8 +49,9 @@ async fn l2_works_within(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn l2_connects_when_connection_setup_is_slower_than_the_call_timeout() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     let backend = Backend::Single(redis);
     let Backend::Single(server) = &backend else {
         unreachable!()
@@ -74,10 +75,9 @@ async fn l2_connects_when_connection_setup_is_slower_than_the_call_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn a_redis_restart_costs_one_probe_interval_not_two_cooldowns() {
-    let Some(mut redis) = Redis::start() else {
-        return;
-    };
+    let mut redis = Redis::start();
     let w = World::new().await;
     let probe_every = Duration::from_secs(2);
     let url = redis.url();
@@ -104,7 +104,7 @@ async fn a_redis_restart_costs_one_probe_interval_not_two_cooldowns() {
 
     // Redis is back (empty). One probe interval later on A's clock, a probe in the
     // background reconnects and pings; A uses L2 again with no further clock movement.
-    assert!(redis.restart());
+    redis.restart();
     w.clock.advance(probe_every);
     let reader = replica_with(
         &w,
@@ -117,11 +117,9 @@ async fn a_redis_restart_costs_one_probe_interval_not_two_cooldowns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back() {
-    let Some(cluster) = Cluster::start() else {
-        return;
-    };
-    let mut backend = Backend::Cluster(cluster);
+    let mut backend = Backend::Cluster(Cluster::start());
     let w = World::new().await;
     let a = replica_with(&w, super::shared(&backend, keys("k1", 1)));
     // Thirty tenants: their keys spread over the three masters.
@@ -156,7 +154,7 @@ async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back(
     let Backend::Cluster(cluster) = &mut backend else {
         unreachable!()
     };
-    assert!(cluster.nodes[1].restart());
+    cluster.nodes[1].restart();
     cluster.wait_until_ok();
     let mut recovered = false;
     for round in 0..40 {
@@ -182,4 +180,94 @@ async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back(
         recovered,
         "L2 did not serve every slot again after the master returned"
     );
+}
+
+/// One master of three lost (frozen: it accepts connections and answers nothing, as a hung
+/// or partitioned host): tokens on the other two keep being shared during the outage
+/// (its failures turn off only its own slots), and when it comes back with its data, the
+/// tombstone of a tenant offboarded meanwhile reaches it before anyone reads it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
+async fn a_lost_cluster_master_costs_only_its_own_slots() {
+    let cluster = Cluster::start();
+    let w = World::new().await;
+    let backend = Backend::Cluster(cluster);
+    let a = replica(&w, &backend);
+    let Backend::Cluster(cluster) = &backend else {
+        unreachable!()
+    };
+    // Where each tenant's token lands.
+    let mut on: Vec<Vec<TenantId>> = vec![Vec::new(); cluster.nodes.len()];
+    let mut tokens = std::collections::HashMap::new();
+    for i in 0..40 {
+        let t = consented(&w, &format!("m{i}.example"));
+        let before: Vec<_> = cluster.nodes.iter().map(|n| n.keys("*:t:*")).collect();
+        tokens.insert(t.clone(), a.get_token(&t, &[VAULT]).await.unwrap());
+        let node = (0..cluster.nodes.len())
+            .find(|&n| cluster.nodes[n].keys("*:t:*") != before[n])
+            .expect("the token landed on a master");
+        on[node].push(t);
+    }
+    // Not the master of the global tombstone: a replica that never read it cannot trust
+    // any value (documented), which is not what this test is about.
+    let global = cluster.owner_of("act:x");
+    let victim = (0..cluster.nodes.len())
+        .filter(|&n| n != global)
+        .max_by_key(|&n| on[n].len())
+        .unwrap();
+    assert!(on[victim].len() >= 3, "{on:?}");
+    let survivors: Vec<TenantId> = (0..cluster.nodes.len())
+        .filter(|&n| n != victim)
+        .flat_map(|n| on[n].clone())
+        .collect();
+    cluster.nodes[victim].freeze();
+
+    // B meets the lost master first (misses), then asks for the others' tokens: all from L2.
+    let b = replica(&w, &backend);
+    for t in &on[victim][..3] {
+        b.get_token(t, &[VAULT]).await.unwrap();
+    }
+    let asked = w.entra.token_requests();
+    for t in &survivors {
+        let token = b.get_token(t, &[VAULT]).await.unwrap();
+        assert!(
+            token.secret() == tokens[t].secret(),
+            "{t} was not shared: {:?}",
+            b.stats()
+        );
+    }
+    assert_eq!(
+        w.entra.token_requests(),
+        asked,
+        "tokens on the surviving masters were not shared during the outage: {:?}",
+        b.stats()
+    );
+
+    // Offboarded during the outage: B cannot write the tombstone yet and keeps it.
+    let offboarded = on[victim][0].clone();
+    b.invalidate_tenant(&offboarded).await;
+    cluster.nodes[victim].thaw();
+    cluster.wait_until_ok();
+    let tombstones = cluster.nodes[victim].keys("*}:x");
+    let mut written = false;
+    for round in 0..60 {
+        w.clock.advance(Duration::from_secs(2));
+        b.get_token(&consented(&w, &format!("n{round}.example")), &[VAULT])
+            .await
+            .unwrap();
+        if cluster.nodes[victim].keys("*}:x") != tombstones {
+            written = true;
+            break;
+        }
+        pause(100).await;
+    }
+    assert!(written, "B never wrote the tombstone it kept");
+    let c = replica(&w, &backend);
+    for (who, r) in [("B", &b), ("C", &c)] {
+        let token = r.get_token(&offboarded, &[VAULT]).await.unwrap();
+        assert!(
+            token.secret() != tokens[&offboarded].secret(),
+            "{who} was served a token of a tenant offboarded during the outage"
+        );
+    }
 }

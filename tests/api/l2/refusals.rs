@@ -94,10 +94,9 @@ async fn an_invalidation_on_one_replica_lets_every_replica_ask_again_at_once(bac
 /// With Redis down, a replica still asks once per window: its own memory of the refusal
 /// answers while L2 cannot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn with_redis_down_a_replica_remembers_the_refusal_itself() {
-    let Some(mut redis) = super::servers::Redis::start() else {
-        return;
-    };
+    let mut redis = super::servers::Redis::start();
     let w = World::new().await;
     let store = std::sync::Arc::new(azure_cross_tenant::RedisStore::new(&redis.url()).unwrap());
     let a = super::replica_with(

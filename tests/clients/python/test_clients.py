@@ -1,7 +1,8 @@
 """Real, unmodified Python clients against mock-entra over https.
 
 MSAL Python, azure-identity and PyJWT (as a resource server), with only the settings
-README.md documents: MSAL `instance_discovery=False` (or `validate_authority=False`),
+README.md documents: MSAL `instance_discovery=False` (or `validate_authority=False`, or
+the mock's own instance discovery endpoint),
 azure-identity `disable_instance_discovery=True`, and the mock's CA trusted through
 REQUESTS_CA_BUNDLE / SSL_CERT_FILE. Usage: python test_clients.py READY_LINE_FILE
 """
@@ -53,6 +54,16 @@ def msal_gets_a_token_from_a_consented_customer():
     claims = unverified(result["access_token"])
     assert claims["tid"] == CUSTOMER and claims["appid"] == CLIENT_ID, claims
     assert claims["roles"] == ["Secrets.Read"], claims
+
+
+@check
+def msal_validates_the_authority_through_the_mocks_instance_discovery():
+    # MSAL asks about https://127.0.0.1/{tenant}/oauth2/v2.0/authorize: the host name
+    # without its port, as a real authority has none. The mock knows itself either way.
+    app = msal_app(CUSTOMER, instance_discovery=AUTHORITY + "common/discovery/instance")
+    result = app.acquire_token_for_client(scopes=[VAULT])
+    assert "access_token" in result, result
+    assert unverified(result["access_token"])["tid"] == CUSTOMER
 
 
 @check

@@ -1,7 +1,9 @@
 //! The provider's list of customer tenants. Entra cannot list the tenants that consented
-//! to an app, so the provider keeps that list: the [`TenantRegistry`] trait (implement it
-//! on your database; [`InMemoryRegistry`] is the one this crate ships), and
-//! [`for_each_active`] to drive a daemon over every active tenant.
+//! to an app, so the provider keeps that list: the [`TenantRegistry`] trait, with
+//! [`InMemoryRegistry`] (tests, examples) and [`SqlRegistry`] (SQLite or PostgreSQL,
+//! features `sqlite`/`postgres`) in this crate; [`for_each_active`] to drive a daemon over
+//! every active tenant; and [`TenantHealthMonitor`], which keeps each record's health
+//! true from the token errors the tenant causes.
 //!
 //! A tenant belongs to at most one of the provider's customer accounts.
 //! [`TenantRegistry::link`] refuses to give a tenant to a second account unless the caller
@@ -9,74 +11,25 @@
 //! account's admin signed in to an already linked tenant is then a person's decision,
 //! never a silent takeover.
 
+mod fleet;
+mod health;
+mod record;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
-use std::sync::RwLock;
-
-use futures_util::StreamExt as _;
-use serde::{Deserialize, Serialize};
+use std::sync::{Arc, RwLock};
 
 use crate::error::Error;
+use crate::onboarding::OnboardingStore;
 use crate::tenant::TenantId;
 
-/// Where a tenant stands in onboarding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum OnboardingState {
-    /// Onboarding started; consent not confirmed yet.
-    Pending,
-    /// Consent confirmed; the daemon serves it.
-    Active,
-    /// Consent revoked or the customer offboarded; skipped.
-    Revoked,
-}
-
-/// One customer tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct TenantRecord {
-    /// The tenant.
-    pub tenant: TenantId,
-    /// A name for people.
-    pub display_name: String,
-    /// Where it stands.
-    pub state: OnboardingState,
-    /// The provider's own customer account this tenant belongs to (set by
-    /// [`TenantRegistry::link`]).
-    #[serde(default)]
-    pub account: Option<String>,
-    /// The app's service principal object id there (the `oid` its tokens must carry).
-    #[serde(default)]
-    pub service_principal_object_id: Option<String>,
-    /// The object id of the admin whose signed-in consent linked the tenant.
-    #[serde(default)]
-    pub linked_by: Option<String>,
-    /// Scopes the provider may ask in this tenant (empty: any).
-    #[serde(default)]
-    pub allowed_scopes: Vec<String>,
-}
-
-impl TenantRecord {
-    /// A record in state `state`, linked to no account.
-    pub fn new(tenant: TenantId, display_name: impl Into<String>, state: OnboardingState) -> Self {
-        Self {
-            tenant,
-            display_name: display_name.into(),
-            state,
-            account: None,
-            service_principal_object_id: None,
-            linked_by: None,
-            allowed_scopes: Vec::new(),
-        }
-    }
-
-    /// Whether `scope` may be asked in this tenant.
-    pub fn allows(&self, scope: &str) -> bool {
-        self.allowed_scopes.is_empty() || self.allowed_scopes.iter().any(|s| s == scope)
-    }
-}
+pub use fleet::{FleetReport, HealthChange, RoundOptions, for_each_active};
+pub use health::{TenantHealthMonitor, Watched};
+pub use record::{OnboardingState, TenantCondition, TenantHealth, TenantRecord};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::SqlRegistry;
 
 /// Whether [`TenantRegistry::link`] may move a tenant that another account holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -161,6 +114,35 @@ pub trait TenantRegistry: Send + Sync + fmt::Debug {
             }
             None => Ok(false),
         }
+    }
+
+    /// Records what the tenant's last token error said about it (`None`: healthy again),
+    /// leaving every other field as it is; returns false if the tenant is unknown.
+    /// [`TenantHealthMonitor`] calls it once per change of a tenant's condition.
+    ///
+    /// The default reads the record and writes it back whole; a registry on a database
+    /// should update the health alone, so that it cannot undo a concurrent
+    /// [`link`](Self::link) or [`set_state`](Self::set_state).
+    async fn set_health(
+        &self,
+        tenant: &TenantId,
+        health: Option<TenantHealth>,
+    ) -> Result<bool, Error> {
+        match self.get(tenant).await? {
+            Some(mut record) => {
+                record.health = health;
+                self.upsert(record).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The onboarding store on the same database, when the registry lives where every
+    /// replica shares it: the drop-in onboarding routes then keep their pending sign-ins
+    /// and spent states there too. `None` (the default) for registries of one process.
+    fn onboarding_store(&self) -> Option<Arc<dyn OnboardingStore>> {
+        None
     }
 }
 
@@ -259,6 +241,21 @@ impl TenantRegistry for InMemoryRegistry {
         Ok(())
     }
 
+    async fn set_health(
+        &self,
+        tenant: &TenantId,
+        health: Option<TenantHealth>,
+    ) -> Result<bool, Error> {
+        let mut records = self.records.write().unwrap_or_else(|p| p.into_inner());
+        match records.get_mut(tenant) {
+            Some(record) => {
+                record.health = health;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     async fn link(
         &self,
         account: &str,
@@ -270,60 +267,6 @@ impl TenantRegistry for InMemoryRegistry {
         records.insert(record.tenant.clone(), record.clone());
         Ok(record)
     }
-}
-
-/// Runs `work` for every active tenant, at most `concurrency` at a time, and returns each
-/// tenant's result, ordered by tenant: one failing tenant (revoked consent, throttling)
-/// never stops the others.
-///
-/// ```
-/// use azure_cross_tenant::{InMemoryRegistry, OnboardingState, TenantRecord, TenantRegistry, for_each_active};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), azure_cross_tenant::Error> {
-/// let registry = InMemoryRegistry::new();
-/// registry.upsert(TenantRecord::new("contoso.com".parse()?, "Contoso", OnboardingState::Active)).await?;
-/// registry.upsert(TenantRecord::new("fabrikam.com".parse()?, "Fabrikam", OnboardingState::Revoked)).await?;
-/// let results = for_each_active(&registry, 8, |record| async move {
-///     Ok::<_, azure_cross_tenant::Error>(record.display_name.len())
-/// })
-/// .await?;
-/// assert_eq!(results.len(), 1);
-/// # Ok(()) }
-/// ```
-pub async fn for_each_active<R, F, Fut, T>(
-    registry: &R,
-    concurrency: usize,
-    work: F,
-) -> Result<Vec<(TenantId, Result<T, Error>)>, Error>
-where
-    R: TenantRegistry + ?Sized,
-    F: Fn(TenantRecord) -> Fut,
-    Fut: Future<Output = Result<T, Error>>,
-{
-    let active = registry
-        .list()
-        .await?
-        .into_iter()
-        .filter(|r| r.state == OnboardingState::Active);
-    // `map` is lazy: a tenant's work starts only when a slot frees up.
-    let jobs = active.map(|record| {
-        let tenant = record.tenant.clone();
-        let job = work(record);
-        async move {
-            let result = job.await;
-            if let Err(e) = &result {
-                tracing::warn!(tenant = %tenant, error = %e, "tenant failed; continuing with the others");
-            }
-            (tenant, result)
-        }
-    });
-    let mut done: Vec<_> = futures_util::stream::iter(jobs)
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    done.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(done)
 }
 
 #[cfg(test)]
