@@ -115,7 +115,11 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         match self.look_in_l2(key, slot, hash).await {
             Some(Shared::Nothing { .. }) => {}
             Some(found) => return found,
-            None => return unanswered,
+            // L2 did not answer: a refusal this replica remembers speaks instead. Without
+            // one, still try the lease, as a part of the store that just came back (or a
+            // connection still being built) may take it.
+            None if self.remembered_refusal(key, now).is_some() => return unanswered,
+            None => {}
         }
         match l2.lease(&slot.key, now).await {
             Lease::Held(holder) => {

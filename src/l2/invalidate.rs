@@ -33,8 +33,8 @@ pub(super) struct Pending {
 }
 
 impl L2 {
-    /// Writes the entry's tombstone and deletes its values and refusals (under every
-    /// naming key): a token or refusal a request in flight now stores later (on any
+    /// Writes the entry's tombstone and deletes its values (tokens or refusals, under
+    /// every naming key): a token or refusal a request in flight now stores later (on any
     /// replica) was asked for before, and is a miss for every replica's reads, as for a
     /// tenant invalidation.
     pub(crate) async fn forget(&self, key: &L2Key, now: SystemTime) {
@@ -43,19 +43,18 @@ impl L2 {
         self.delete_values(key, now).await;
     }
 
-    /// Deletes the entry's values and refusals (under every naming key), or remembers to.
+    /// Deletes the entry's values (tokens or refusals, under every naming key), or
+    /// remembers to.
     async fn delete_values(&self, key: &L2Key, now: SystemTime) {
         for names in &key.names {
-            for name in [&names.value, &names.refusal] {
-                if self
-                    .write(now, name, self.store().delete(name))
-                    .await
-                    .is_none()
-                {
-                    self.postpone(now, name, |p| {
-                        p.deletions.insert(name.clone());
-                    });
-                }
+            if self
+                .write(now, &names.value, self.store().delete(&names.value))
+                .await
+                .is_none()
+            {
+                self.postpone(now, &names.value, |p| {
+                    p.deletions.insert(names.value.clone());
+                });
             }
         }
     }

@@ -273,7 +273,7 @@ impl L2 {
     /// window, or nothing usable; `None` when L2 did not answer (skipped, failed, or the
     /// global tombstone was never read). A value or refusal stamped at or before its own,
     /// its tenant's or the global tombstone was fetched before an invalidation: a miss.
-    /// When both a token and a refusal are usable, the later one (by stamp) wins.
+    /// A token and a refusal share one name: whichever was stored last is what L2 holds.
     pub(crate) async fn get(
         &self,
         key: &L2Key,
@@ -302,17 +302,12 @@ impl L2 {
         now: SystemTime,
         usable: impl Fn(&AccessToken) -> bool,
     ) -> Option<Found> {
-        // (value, refusal, tenant tombstone, entry tombstone) per naming key: one slot,
-        // one command. The global tombstone lives in a slot of its own; both commands
-        // share one round trip.
-        let mut wanted: Vec<&str> = Vec::with_capacity(4 * key.names.len());
+        // (value, tenant tombstone, entry tombstone) per naming key: one slot, one
+        // command. The global tombstone lives in a slot of its own; both commands share
+        // one round trip.
+        let mut wanted: Vec<&str> = Vec::with_capacity(3 * key.names.len());
         for n in &key.names {
-            wanted.extend([
-                n.value.as_str(),
-                &n.refusal,
-                &n.tenant_tombstone,
-                &n.tombstone,
-            ]);
+            wanted.extend([n.value.as_str(), &n.tenant_tombstone, &n.tombstone]);
         }
         let (values, global) = futures_util::future::join(
             self.call(
@@ -332,8 +327,8 @@ impl L2 {
             return None;
         }
         let tombstone = values
-            .chunks(4)
-            .flat_map(|c| &c[2..])
+            .chunks(3)
+            .flat_map(|c| &c[1..])
             .flatten()
             .map(|t| {
                 if t.len() > MAX_TOMBSTONE {
@@ -344,50 +339,36 @@ impl L2 {
             .chain(Some(global?))
             .max()
             .unwrap_or(0);
-        // The first value that opens decides about tokens (under the current naming key
-        // first), and likewise for refusals. An oversized value decides nothing.
-        let mut token: Option<Option<value::Stored>> = None;
-        let mut refusal: Option<Option<StoredRefusal>> = None;
-        for (names, chunk) in key.names.iter().zip(values.chunks(4)) {
-            if token.is_none()
-                && let Some(raw) = &chunk[0]
-            {
-                if raw.len() > MAX_VALUE {
-                    self.oversized("token");
-                } else {
-                    match value::open(&self.config.keys, &key.aad, raw, tenant, scopes) {
-                        Some(stored) => {
-                            let fresh = stored.stamp > tombstone && usable(&stored.token);
-                            token = Some(fresh.then_some(stored));
-                        }
-                        None => self.drop_unopenable(&names.value, raw, now).await,
-                    }
-                }
+        // The first value that opens (under the current naming key first), as a token or
+        // as a refusal (each sealed under associated data of its own), decides. An
+        // oversized value decides nothing.
+        for (names, raw) in key.names.iter().zip(values.iter().step_by(3)) {
+            let Some(raw) = raw else { continue };
+            if raw.len() > MAX_VALUE {
+                self.oversized("token");
+                continue;
             }
-            if refusal.is_none()
-                && let Some(raw) = &chunk[1]
-            {
-                if raw.len() > MAX_VALUE {
-                    self.oversized("refusal");
+            if let Some(stored) = value::open(&self.config.keys, &key.aad, raw, tenant, scopes) {
+                let fresh = stored.stamp > tombstone && usable(&stored.token);
+                return Some(if fresh {
+                    Found::Token(stored.token)
                 } else {
-                    let opened =
-                        value::open_refusal(&self.config.keys, &key.aad, raw, (tenant, client_id));
-                    match opened {
-                        Some(stored) => {
-                            let fresh = stored.stamp > tombstone && now < stored.until;
-                            refusal = Some(fresh.then_some(stored));
-                        }
-                        None => self.drop_unopenable(&names.refusal, raw, now).await,
-                    }
-                }
+                    Found::Nothing
+                });
             }
+            if let Some(stored) =
+                value::open_refusal(&self.config.keys, &key.aad, raw, (tenant, client_id))
+            {
+                let fresh = stored.stamp > tombstone && now < stored.until;
+                return Some(if fresh {
+                    Found::Refusal(stored)
+                } else {
+                    Found::Nothing
+                });
+            }
+            self.drop_unopenable(&names.value, raw, now).await;
         }
-        Some(match (token.flatten(), refusal.flatten()) {
-            (Some(t), Some(r)) if r.stamp > t.stamp => Found::Refusal(r),
-            (Some(t), _) => Found::Token(t.token),
-            (None, Some(r)) => Found::Refusal(r),
-            (None, None) => Found::Nothing,
-        })
+        Some(Found::Nothing)
     }
 
     /// A value that does not open (tampered, moved, malformed or sealed under a key no
@@ -486,7 +467,8 @@ impl L2 {
         else {
             return;
         };
-        let name = &key.current().refusal;
+        // Under the token's own name: a refusal replaces the token and a token the refusal.
+        let name = &key.current().value;
         let op = self.store().put(name, &sealed, ttl.min(LONGEST_VALUE));
         let _ = self.call(learned, name, op).await;
     }

@@ -5,10 +5,11 @@
 //!
 //! Layout under namespace `ns` (each `<...>` is lowercase hex):
 //!
-//! - `ns:{<tenant tag>}:t:<entry>`: the sealed token of one (tenant, scope)
+//! - `ns:{<tenant tag>}:t:<entry>`: the sealed token of one (tenant, scope), or the
+//!   tenant's sealed refusal for the scope (not consented, not found, app disabled),
+//!   remembered for a short window: one key, so a lookup reads no more keys for it and
+//!   whichever answer was stored last stands
 //! - `ns:{<tenant tag>}:l:<entry>`: its lease while one replica asks Entra
-//! - `ns:{<tenant tag>}:n:<entry>`: the tenant's sealed refusal for the scope (not
-//!   consented, not found, app disabled), remembered for a short window
 //! - `ns:{<tenant tag>}:x`: the tenant's tombstone (when it was last invalidated)
 //! - `ns:{<tenant tag>}:x:<entry>`: the entry's tombstone (when it was last invalidated
 //!   on its own)
@@ -41,7 +42,6 @@ pub(crate) struct L2Key {
 #[derive(Debug)]
 pub(crate) struct EntryNames {
     pub(crate) value: String,
-    pub(crate) refusal: String,
     pub(crate) lease: String,
     pub(crate) tenant_tombstone: String,
     pub(crate) tombstone: String,
@@ -104,7 +104,6 @@ pub(crate) fn entry(
             push_hex(&mut hash, &tag(key, &entry_parts));
             EntryNames {
                 value: format!("{prefix}t:{hash}"),
-                refusal: format!("{prefix}n:{hash}"),
                 lease: format!("{prefix}l:{hash}"),
                 tenant_tombstone: format!("{prefix}x"),
                 tombstone: format!("{prefix}x:{hash}"),
@@ -167,7 +166,6 @@ mod tests {
         // One slot for the entry, its lease and its tenant's tombstone.
         let slot = |name: &str| name[name.find('{').unwrap()..=name.find('}').unwrap()].to_owned();
         assert_eq!(slot(&a.value), slot(&a.lease));
-        assert_eq!(slot(&a.value), slot(&a.refusal));
         assert_eq!(slot(&a.value), slot(&a.tenant_tombstone));
         assert_eq!(slot(&a.value), slot(&a.tombstone));
         assert_eq!(
