@@ -377,7 +377,9 @@ impl L2 {
     async fn drop_unopenable(&self, name: &str, raw: &[u8], now: SystemTime) {
         self.counters.open_failures.fetch_add(1, Ordering::Relaxed);
         tracing::warn!("a shared cache value failed to open; deleting it");
-        let _ = self.call(now, name, self.store().delete_if(name, raw)).await;
+        let _ = self
+            .call(now, name, self.store().delete_if(name, raw))
+            .await;
     }
 
     /// The global tombstone (0 if none), or the last one read if it cannot be read now
