@@ -23,6 +23,7 @@ mod identity;
 mod invalidation;
 mod leases;
 mod margin;
+mod onboarding;
 mod outage;
 mod refusals;
 mod sealing;
