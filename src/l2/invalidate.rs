@@ -60,7 +60,7 @@ impl L2 {
     }
 
     /// Deletes the entry's value only while it holds `token` (after a resource refused
-    /// that token): a newer token another replica stored stays.
+    /// that token): a newer token or a refusal another replica stored stays.
     pub(crate) async fn forget_if(
         &self,
         key: &L2Key,
@@ -80,8 +80,12 @@ impl L2 {
                 // Not a value this cache wrote (nor the refused token): leave it.
                 continue;
             }
-            let holds = value::open(&self.config.keys, &key.aad, &raw, tenant, scopes)
-                .is_none_or(|stored| stored.token.secret() == token.secret());
+            // A refusal stored since (in place of the token) is newer than the token: it
+            // stays, as a newer token would.
+            let holds = match value::open(&self.config.keys, &key.aad, &raw, tenant, scopes) {
+                Some(stored) => stored.token.secret() == token.secret(),
+                None => !value::is_refusal(&self.config.keys, &key.aad, &raw),
+            };
             if holds {
                 let _ = self
                     .write(

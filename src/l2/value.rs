@@ -195,6 +195,11 @@ fn cut(s: String, max: usize) -> String {
     }
 }
 
+/// Whether `value` is a refusal sealed for the entry bound to `aad` (it opens as one).
+pub(crate) fn is_refusal(keys: &SealingKeys, aad: &str, value: &[u8]) -> bool {
+    keys.open(value, &refusal_aad(aad)).is_some()
+}
+
 /// The refusal sealed in `value` for `tenant` and the app (`client_id`), or `None` if it
 /// does not open (tampered, moved, malformed, unknown key).
 pub(crate) fn open_refusal(

@@ -10,6 +10,7 @@ use azure_cross_tenant::{Cached, ClientSecret, Error};
 on_both!(
     four_replicas_ask_entra_once_per_window_about_a_tenant_that_said_no,
     an_invalidation_on_one_replica_lets_every_replica_ask_again_at_once,
+    a_401_for_an_old_token_leaves_the_refusal_stored_since,
 );
 
 fn not_consented(err: &Error) {
@@ -114,4 +115,23 @@ async fn with_redis_down_a_replica_remembers_the_refusal_itself() {
     }
     assert_eq!(w.entra.token_requests_for(&w.stranger), 1);
     assert!(a.stats().l2_errors >= 1, "{:?}", a.stats());
+}
+
+/// A resource refusing a token (`invalidate_if_current`) drops that token only: a refusal
+/// another replica stored since under the same entry stays, and the fleet still asks once.
+async fn a_401_for_an_old_token_leaves_the_refusal_stored_since(backend: Backend) {
+    let w = World::new().await;
+    let (a, b) = (replica(&w, &backend), replica(&w, &backend));
+    let old = a.get_token(&w.customer, &[VAULT]).await.unwrap();
+    w.entra.revoke_consent(&w.customer, &w.app);
+    w.clock.advance(Duration::from_secs(3600));
+    // The token expired; A asks again and stores the refusal in its place.
+    not_consented(&a.get_token(&w.customer, &[VAULT]).await.unwrap_err());
+    assert_eq!(w.entra.token_requests_for(&w.customer), 2);
+
+    b.invalidate_if_current(&w.customer, &[VAULT], &old).await;
+    let err = b.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    not_consented(&err);
+    assert!(err.remembered_at().is_some(), "{err}");
+    assert_eq!(w.entra.token_requests_for(&w.customer), 2);
 }
