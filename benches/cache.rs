@@ -152,12 +152,19 @@ fn warm_hit(c: &mut Criterion) {
     let rt = runtime();
     let w = rt.block_on(World::new(2));
     let (a, b) = (w.tenants[0].clone(), w.tenants[1].clone());
+    // Tenant A by one of its domains: the same entry, through the domain's known GUID.
+    let a_domain: TenantId = "customer0.example".parse().unwrap();
     let ours = w.ours();
     let (theirs_a, theirs_b) = (w.theirs(&a), w.theirs(&b));
     rt.block_on(async {
-        for t in [&a, &b] {
+        for t in [&a, &b, &a_domain] {
             ours.get_token(t, &[VAULT]).await.unwrap();
         }
+        assert_eq!(
+            w.entra.token_requests(),
+            2,
+            "one entry for A's GUID and domain"
+        );
         theirs_a.get_token(&[VAULT], None).await.unwrap();
         theirs_b.get_token(&[VAULT], None).await.unwrap();
     });
@@ -166,6 +173,7 @@ fn warm_hit(c: &mut Criterion) {
 
     // References, so each task's `async move` block copies them.
     let (ours, a, b, theirs_a, theirs_b) = (&ours, &a, &b, &theirs_a, &theirs_b);
+    let a_domain = &a_domain;
     let mut g = c.benchmark_group("hit");
     g.sample_size(20)
         .warm_up_time(Duration::from_secs(1))
@@ -187,6 +195,17 @@ fn warm_hit(c: &mut Criterion) {
                 Box::pin(async move {
                     for _ in 0..per {
                         black_box(theirs_a.get_token(&[VAULT], None).await.unwrap());
+                    }
+                })
+            })
+        })
+    });
+    g.bench_function("ours_1_task_1_key_by_domain", |bch| {
+        bch.iter_custom(|n| {
+            parallel(&one, n, |_, per| {
+                Box::pin(async move {
+                    for _ in 0..per {
+                        black_box(ours.get_token(a_domain, &[VAULT]).await.unwrap());
                     }
                 })
             })

@@ -1,16 +1,19 @@
-//! What every outbound request shares: the HTTP client without redirects, sending without
-//! ever following one, capped body reads and bounded header values.
+//! What every outbound request shares: the HTTP client, which never follows a redirect,
+//! sending that refuses one all the same, capped body reads and bounded header values.
 //!
 //! Token, assertion, metadata and key requests all go through here, so a rule about
 //! what may leave the process or how much may come back is written once.
 //!
-//! A caller may hand us any `reqwest::Client`, including one that follows redirects (the
-//! default of `reqwest::Client::new()`). So the rule "nothing follows a redirect" cannot
-//! live in the client: [`send_no_redirect`] enforces it per request. A form carrying a
-//! credential goes as a one-shot body ([`one_shot_form`]) that reqwest cannot replay,
-//! so a 307 or 308 cannot carry it elsewhere; and any 3xx answer, or an answer that came
-//! from another URL than the one asked, is refused before its body is read.
+//! Every request goes only to the URL it names. A `reqwest::Client` that follows
+//! redirects (the default of `reqwest::Client::new()`) sends a GET to the redirect's
+//! target before its caller sees the answer, and reqwest has no per-request switch; so
+//! this crate never sends through a client it did not build: callers hand it client
+//! settings ([`HttpClient::from_builder`]) and it builds the client with redirects off.
+//! [`send_no_redirect`] refuses any 3xx answer, or one from another URL, as a second
+//! line; and a form carrying a credential goes as a one-shot body ([`one_shot_form`])
+//! that reqwest cannot replay.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -18,20 +21,107 @@ use crate::error::Error;
 /// Answers larger than this are not Entra's; reading stops there.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
+/// The connect timeout of clients built without the caller's settings.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The HTTP client a credential or a validator sends its requests with: built by this
+/// crate, from your settings if you have some, always with redirects off, so every
+/// request goes only to the URL it names (a token endpoint, a tenant's metadata, its
+/// keys), never to a host a redirect points at.
+///
+/// Build one to share connections, proxy and TLS settings (a private CA, a corporate
+/// proxy) across credentials and validators; cloning it shares the connection pool.
+///
+/// ```
+/// use azure_cross_tenant::{ClientSecret, HttpClient};
+///
+/// let http = HttpClient::from_builder(
+///     reqwest::Client::builder()
+///         .pool_idle_timeout(std::time::Duration::from_secs(30))
+///         // Whatever the builder says about redirects, none is followed.
+///         .redirect(reqwest::redirect::Policy::limited(10)),
+/// )?;
+/// let credential = ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret")
+///     .http_client(http.clone())
+///     .build()?;
+/// # Ok::<(), azure_cross_tenant::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    /// Built from the caller's settings (for `Debug`).
+    custom: bool,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field(
+                "settings",
+                &if self.custom { "caller's" } else { "default" },
+            )
+            .field("redirects", &"never followed")
+            .finish()
+    }
+}
+
+impl HttpClient {
+    /// A client with this crate's defaults: no redirects, a 5 s connect timeout, proxies
+    /// from the environment.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] if reqwest cannot build it (no TLS backend).
+    pub fn new() -> Result<Self, Error> {
+        Self::build(
+            reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT),
+            false,
+        )
+    }
+
+    /// A client from `builder`'s settings (roots, proxy, timeouts, pool), with redirects
+    /// turned off whatever the builder says.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfiguration`] if reqwest cannot build it.
+    pub fn from_builder(builder: reqwest::ClientBuilder) -> Result<Self, Error> {
+        Self::build(builder, true)
+    }
+
+    fn build(builder: reqwest::ClientBuilder, custom: bool) -> Result<Self, Error> {
+        let client = builder
+            // Last: a setting the caller made cannot turn redirects back on.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| {
+                Error::InvalidConfiguration(format!("could not build the HTTP client: {e}"))
+            })?;
+        Ok(Self { client, custom })
+    }
+
+    /// The reqwest client, redirects off.
+    pub(crate) fn reqwest(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl TryFrom<reqwest::ClientBuilder> for HttpClient {
+    type Error = Error;
+
+    fn try_from(builder: reqwest::ClientBuilder) -> Result<Self, Error> {
+        Self::from_builder(builder)
+    }
+}
+
 /// The client built when the caller passes none for requests to `authority`: no
 /// redirects (a token request that followed one could carry the form to another host), a
 /// bounded connect time. A plain-http authority (allowed on loopback only, for a mock)
 /// never goes through a proxy from the environment: the form would reach it in clear.
 pub(crate) fn default_client(authority: &url::Url) -> Result<reqwest::Client, Error> {
-    let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none());
+    let mut builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
     if authority.scheme() == "http" {
         builder = builder.no_proxy();
     }
-    builder
-        .build()
-        .map_err(|e| Error::InvalidConfiguration(format!("could not build the HTTP client: {e}")))
+    HttpClient::build(builder, false).map(|c| c.client)
 }
 
 /// Why [`send_no_redirect`] has no answer to give.
@@ -46,8 +136,8 @@ pub(crate) enum SendError {
     },
 }
 
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Transport(e) => e.fmt(f),
             Self::Redirected { to } => write!(
@@ -58,10 +148,9 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// Sends `request` and refuses any redirect, whatever the client's redirect policy: a 3xx
-/// answer, or an answer whose final URL is not the one asked (the client followed one).
-/// With the crate's own client nothing is followed; with a caller's client a GET may
-/// have gone to the redirect target, but its answer is dropped here.
+/// Sends `request` and refuses any redirect: a 3xx answer, or an answer whose final URL
+/// is not the one asked. Every client this crate sends with has redirects off, so this is
+/// the second line: nothing was followed, and the redirect's answer is not used.
 pub(crate) async fn send_no_redirect(
     request: reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, SendError> {

@@ -71,6 +71,7 @@ pub use credential::{
 pub use credential::{ManagedIdentity, TokenCredentialSource};
 pub use error::{BearerError, ValidationError, ValidationErrorClass};
 pub use error::{EntraError, Error, FederationField, Mismatch, TransportKind};
+pub use http::HttpClient;
 #[cfg(feature = "axum")]
 pub use inbound::{BearerRejection, ValidateBearer, ValidateBearerLayer, ValidatedClaims};
 pub use jwt::Claims;

@@ -43,6 +43,16 @@ pub trait TenantCredentialProvider: Send + Sync + std::fmt::Debug {
     fn authority_host(&self) -> &url::Url {
         crate::Cloud::Public.authority_host()
     }
+
+    /// The GUID of `tenant` when it is named by one of its domains, if this provider can
+    /// tell without a token: the credentials of this crate read it from the tenant's
+    /// OpenID metadata (one GET to the authority). [`Cached`](crate::Cached) uses it to
+    /// give a tenant one cache identity whichever form is asked, before the first token
+    /// (after it, the token's `tid` tells). `Ok(None)` when it cannot tell, or the tenant
+    /// does not exist; a GUID gives itself. Defaults to `Ok(None)`.
+    async fn resolve_tenant(&self, tenant: &TenantId) -> Result<Option<TenantId>, Error> {
+        Ok(tenant.is_guid().then(|| tenant.clone()))
+    }
 }
 
 #[async_trait::async_trait]
@@ -57,5 +67,9 @@ impl<P: TenantCredentialProvider + ?Sized> TenantCredentialProvider for Arc<P> {
 
     fn authority_host(&self) -> &url::Url {
         (**self).authority_host()
+    }
+
+    async fn resolve_tenant(&self, tenant: &TenantId) -> Result<Option<TenantId>, Error> {
+        (**self).resolve_tenant(tenant).await
     }
 }

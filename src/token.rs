@@ -77,6 +77,14 @@ impl AccessToken {
         self
     }
 
+    /// The same token, filed under `tenant` (the GUID a cache learned for the domain it
+    /// was asked by).
+    #[must_use]
+    pub(crate) fn with_tenant(mut self, tenant: TenantId) -> Self {
+        Arc::make_mut(&mut self.inner).tenant = tenant;
+        self
+    }
+
     /// The same token, expiring no later than `at` (a refresh hint past it is dropped):
     /// the token endpoint's `expires_in` is not allowed to outlive the token's own `exp`.
     #[must_use]
@@ -89,8 +97,10 @@ impl AccessToken {
         self
     }
 
-    /// When the token was issued, if known. [`Cached`](crate::Cached) stamps tokens that
-    /// lack it with the time it received them.
+    /// When the token's life started, if known: for tokens from this crate's credentials,
+    /// when the token request was sent (Entra's `expires_in` counts from its answer,
+    /// which came later, so the life counted from here never runs past the real one).
+    /// [`Cached`](crate::Cached) stamps tokens that lack it with the time it asked for them.
     pub fn issued_on(&self) -> Option<SystemTime> {
         self.inner.issued_on
     }
@@ -110,7 +120,9 @@ impl AccessToken {
         self.inner.refresh_on
     }
 
-    /// The tenant that issued it (as it was asked for: GUID or domain).
+    /// The tenant that issued it: as it was asked for (GUID or domain) from a credential;
+    /// from [`Cached`](crate::Cached), its GUID once known, whichever form was asked (a
+    /// tenant has one cache entry).
     pub fn tenant(&self) -> &TenantId {
         &self.inner.tenant
     }

@@ -16,9 +16,19 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 const VAULT: &str = "https://vault.azure.net/.default";
 const HITS: usize = 100_000;
 
-/// Mints an hour-long token in-process for any tenant and scope.
+/// Mints an hour-long token in-process for any tenant and scope. `tenantN.example` has
+/// a GUID, as a credential would learn from the tenant's metadata; `plainN.example` not.
 #[derive(Debug)]
 struct Minted;
+
+fn guid_of(domain: &str) -> Option<TenantId> {
+    let n: u32 = domain
+        .strip_prefix("tenant")?
+        .strip_suffix(".example")?
+        .parse()
+        .ok()?;
+    format!("{n:08x}-0000-4000-8000-00000000a110").parse().ok()
+}
 
 #[async_trait::async_trait]
 impl TenantCredentialProvider for Minted {
@@ -34,6 +44,9 @@ impl TenantCredentialProvider for Minted {
             Scopes::parse(scopes)?,
         ))
     }
+    async fn resolve_tenant(&self, tenant: &TenantId) -> Result<Option<TenantId>, Error> {
+        Ok(guid_of(tenant.as_str()).or_else(|| tenant.is_guid().then(|| tenant.clone())))
+    }
 }
 
 fn main() {
@@ -42,8 +55,14 @@ fn main() {
         .build()
         .unwrap();
     let cache = Cached::new(Minted);
+    // Hits by domain (through the domain's known GUID), by GUID, and by a domain
+    // without one (keyed by itself).
     let tenants: Vec<TenantId> = (0..100)
-        .map(|i| format!("tenant{i}.example").parse().unwrap())
+        .map(|i| match i % 3 {
+            0 => format!("tenant{i}.example").parse().unwrap(),
+            1 => guid_of(&format!("tenant{i}.example")).unwrap(),
+            _ => format!("plain{i}.example").parse().unwrap(),
+        })
         .collect();
     rt.block_on(async {
         // Warm: every key cached, thread-locals and the store's buffers set up.

@@ -129,7 +129,9 @@ impl MockEntra {
     }
 
     /// A `reqwest` client for this mock: trusts its CA (https) and never follows redirects,
-    /// so a test sees the mock's 302s. Pass it to a credential's `.http_client(..)` too.
+    /// so a test sees the mock's 302s. A credential or validator takes an
+    /// `azure_cross_tenant::HttpClient` instead, built from a `reqwest::ClientBuilder`
+    /// that adds [`ca_pem`](Self::ca_pem) as a root.
     pub fn http_client(&self) -> reqwest::Client {
         let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Some(cert) = self

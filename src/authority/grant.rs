@@ -7,7 +7,7 @@
 //! is a one-shot body and a redirect is refused, whatever HTTP client sends it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tracing::Instrument;
 use url::Url;
@@ -32,6 +32,9 @@ pub(crate) struct GrantAnswer {
     pub(crate) correlation_id: String,
     /// At most [`MAX_BODY`](crate::http::MAX_BODY) bytes.
     pub(crate) body: Vec<u8>,
+    /// When the request left (on the client's clock): a token's `expires_in` counts
+    /// from Entra's answer, which came after, so its life is counted from here.
+    pub(crate) sent_at: SystemTime,
 }
 
 /// Why a grant brought no answer.
@@ -94,6 +97,7 @@ impl TokenClient {
             client_id = %self.client_id,
             correlation_id = %correlation_id,
         );
+        let sent_at = self.clock.now();
         let response = http::send_no_redirect(http::one_shot_form(post, &form))
             .instrument(span)
             .await
@@ -116,6 +120,7 @@ impl TokenClient {
             trace_id,
             correlation_id,
             body,
+            sent_at,
         })
     }
 }

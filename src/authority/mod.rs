@@ -15,6 +15,7 @@
 mod check;
 mod classify;
 mod grant;
+mod resolve;
 mod response;
 mod retry;
 
@@ -198,10 +199,13 @@ impl TokenClient {
         }
     }
 
-    /// A 2xx: the token, if it parses and is for what was asked.
+    /// A 2xx: the token, if it parses and is for what was asked. Its life counts from when
+    /// the request left, not from when the answer arrived: `expires_in` is relative to
+    /// Entra's answer, which cannot be earlier than the request, so an answer delayed on
+    /// its way back never makes the token seem to live past its real end.
     fn accept(&self, request: &Request<'_>, answer: &GrantAnswer) -> Result<AccessToken, Error> {
         let tenant = request.tenant;
-        let now = self.clock.now();
+        let now = answer.sent_at;
         let result = parse_success(&answer.body, now, tenant, request.scopes)
             .map_err(|reason| Error::MalformedResponse {
                 tenant: tenant.clone(),

@@ -51,8 +51,9 @@ fn seconds(value: Option<&Value>, field: &str) -> Result<Option<u64>, String> {
     }
 }
 
-/// Parses a 200 answer into a token issued at `now`. Errors say what was wrong without
-/// repeating the body (it may hold a token).
+/// Parses a 200 answer into a token issued at `now` (when its request was sent), its
+/// lifetime counted from then. Errors say what was wrong without repeating the body (it
+/// may hold a token).
 pub(crate) fn parse_success(
     body: &[u8],
     now: SystemTime,
@@ -89,7 +90,8 @@ pub(crate) fn parse_success(
     let expires_on = now
         .checked_add(Duration::from_secs(expires_in))
         .ok_or("`expires_in` is out of range")?;
-    let mut token = AccessToken::new(token, expires_on, tenant.clone(), scopes.clone());
+    let mut token =
+        AccessToken::new(token, expires_on, tenant.clone(), scopes.clone()).with_issued_on(now);
     if let Some(refresh_in) = seconds(obj.get("refresh_in"), "refresh_in")?
         && refresh_in < expires_in
         && let Some(at) = now.checked_add(Duration::from_secs(refresh_in))
@@ -186,6 +188,7 @@ mod tests {
         ] {
             let token = parse_success(body.as_bytes(), now, &t, &s).unwrap();
             assert_eq!(token.expires_on(), now + Duration::from_secs(3599));
+            assert_eq!(token.issued_on(), Some(now));
             assert_eq!(token.refresh_on(), None);
         }
         let token = parse_success(

@@ -1,4 +1,5 @@
-//! [`Entry`]: a cached token and when to refresh it and stop serving it.
+//! [`Entry`]: a cached token and when to refresh it and stop serving it; [`Slot`]: what
+//! the read index holds for it, so a hit reads one place.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,37 @@ pub(super) struct Entry {
     pub(super) refreshing: AtomicBool,
     /// After a failed refresh: the next attempt and the failure count.
     pub(super) retry: Mutex<(SystemTime, u32)>,
+}
+
+/// What the read index holds for an entry: the token and until when a hit may serve it
+/// without looking further, beside the entry itself. A hit before `fresh_until` reads
+/// only this (in the index's own node), never the entry: one cache line fewer per hit.
+pub(super) struct Slot {
+    /// The earlier of when the token stops being served and when its refresh is due
+    /// (when refreshing is on). From then on a hit looks at the entry.
+    pub(super) fresh_until: SystemTime,
+    pub(super) token: AccessToken,
+    pub(super) entry: Arc<Entry>,
+}
+
+impl Slot {
+    pub(super) fn new(entry: &Arc<Entry>, refresh: bool) -> Self {
+        let fresh_until = if refresh {
+            entry.refresh_at.min(entry.usable_until)
+        } else {
+            entry.usable_until
+        };
+        Self {
+            fresh_until,
+            token: entry.token.clone(),
+            entry: entry.clone(),
+        }
+    }
+
+    /// Whether the slot holds `entry` (not a newer one).
+    pub(super) fn holds(&self, entry: &Arc<Entry>) -> bool {
+        Arc::ptr_eq(&self.entry, entry)
+    }
 }
 
 impl Entry {

@@ -1,9 +1,14 @@
-//! Invalidation: complete when it returns. The entry leaves the index and the store, and
-//! flights in progress for the key are revoked (their token goes to the callers already
-//! waiting, never into the cache), so after an offboarding's `invalidate_tenant` nothing
-//! of that tenant is served from memory.
+//! Invalidation: complete when it returns. The entry leaves the index and the store, its
+//! remembered refusal goes, and flights in progress for the key are revoked (their token
+//! goes to the callers already waiting, never into the cache), so after an offboarding's
+//! `invalidate_tenant` nothing of that tenant is served from memory, and after an
+//! onboarding's nothing remembers its old refusal.
+//!
+//! Each reaches every form of the tenant: its GUID and every domain known to be its
+//! (a domain this cache has not seen is resolved first, as a miss would).
 
 use std::hash::BuildHasher as _;
+use std::sync::atomic::Ordering;
 
 use moka::ops::compute::Op;
 
@@ -15,9 +20,10 @@ use crate::tenant::TenantId;
 use crate::token::AccessToken;
 
 impl<P: TenantCredentialProvider + 'static> Cached<P> {
-    /// Drops the cached token for (`tenant`, `scopes`) and revokes any request in flight
-    /// for it: the next call asks the provider. Invalid scopes are ignored. With a shared
-    /// cache, its L2 value is deleted before this returns.
+    /// Drops the cached token (or remembered refusal) for (`tenant`, `scopes`), whichever
+    /// form of the tenant is given, and revokes any request in flight for it: the next
+    /// call asks the provider. Invalid scopes are ignored. With a shared cache, its L2
+    /// value is deleted before this returns.
     ///
     /// After a resource answered 401, prefer
     /// [`invalidate_if_current`](Self::invalidate_if_current): it does not throw away a
@@ -26,17 +32,37 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let Ok(scope) = normalized(scopes) else {
             return;
         };
-        let key = Key {
-            tenant: tenant.clone(),
-            scopes: self.inner.scopes.get(scope),
-        };
-        let hash = self.inner.hasher.hash_one(&key);
-        // L2 first: a flight that starts after this cannot read the old token back.
-        self.shared_forget(&key).await;
-        // Revoke first, then remove under the key's lock: a flight either checked before
-        // the revocation (and its entry is removed here) or sees it and inserts nothing.
-        self.inner.flights.revoke(&key, hash);
-        self.remove(&key);
+        self.inner.invalidations.fetch_add(1, Ordering::AcqRel);
+        for tenant in self.forms(tenant).await {
+            let key = Key {
+                tenant,
+                scopes: self.inner.scopes.get(scope),
+            };
+            let hash = self.inner.hasher.hash_one(&key);
+            // L2 first: a flight that starts after this cannot read the old token back.
+            self.shared_forget(&key).await;
+            // Revoke first, then remove under the key's lock: a flight either checked
+            // before the revocation (and its entry is removed here) or sees it and
+            // inserts nothing.
+            self.inner.flights.revoke(&key, hash);
+            self.remove(&key);
+            self.forget_refusal(&key);
+        }
+    }
+
+    /// Every form `tenant` is known by here: its GUID first (resolved as a miss would,
+    /// asking again about a domain the provider could not resolve lately), the form
+    /// given, and every domain known to be the GUID's.
+    async fn forms(&self, tenant: &TenantId) -> Vec<TenantId> {
+        let canonical = self.canonical(tenant, true).await;
+        let mut forms = vec![canonical.clone()];
+        for form in std::iter::once(tenant.clone()).chain(self.inner.aliases.domains_of(&canonical))
+        {
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+        forms
     }
 
     /// Drops the cached token for (`tenant`, `scopes`) only if it is still `token`: what a
@@ -69,34 +95,45 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let Ok(scope) = normalized(scopes) else {
             return;
         };
-        let key = Key {
-            tenant: tenant.clone(),
-            scopes: self.inner.scopes.get(scope),
-        };
-        // L2 drops it only while it holds that token, whatever this replica's memory holds.
-        self.shared_forget_if(&key, token).await;
-        let index = &self.inner.index;
-        self.inner
-            .tokens
-            .entry(key.clone())
-            .and_compute_with(|current| {
-                let guard = index.guard();
-                let holds = index
-                    .get(&key, &guard)
-                    .is_some_and(|e| e.token.ptr_eq(token) || e.token.secret() == token.secret());
-                if !holds {
-                    return Op::Nop;
-                }
-                index.remove(&key, &guard);
-                match current {
-                    Some(_) => Op::Remove,
-                    None => Op::Nop,
-                }
-            });
+        // The token's own entry is under the tenant's GUID once known: no resolution
+        // needed, the key it was filed under is known here or by the token.
+        let mut tenants = vec![self.canonical(tenant, false).await];
+        if !tenants.contains(token.tenant()) {
+            tenants.push(token.tenant().clone());
+        }
+        for tenant in tenants {
+            let key = Key {
+                tenant,
+                scopes: self.inner.scopes.get(scope),
+            };
+            // L2 drops it only while it holds that token, whatever this replica's memory
+            // holds.
+            self.shared_forget_if(&key, token).await;
+            let index = &self.inner.index;
+            self.inner
+                .tokens
+                .entry(key.clone())
+                .and_compute_with(|current| {
+                    let guard = index.guard();
+                    let holds = index.get(&key, &guard).is_some_and(|i| {
+                        i.slot.token.ptr_eq(token) || i.slot.token.secret() == token.secret()
+                    });
+                    if !holds {
+                        return Op::Nop;
+                    }
+                    index.remove(&key, &guard);
+                    match current {
+                        Some(_) => Op::Remove,
+                        None => Op::Nop,
+                    }
+                });
+        }
     }
 
-    /// Drops every cached token of `tenant` and revokes its requests in flight
-    /// (offboarding, consent revoked).
+    /// Drops every cached token and remembered refusal of `tenant` (by its GUID and
+    /// every domain known to be its, whichever form is given) and revokes its requests in
+    /// flight: offboarding, consent revoked, or onboarding just finished (a refusal
+    /// remembered from before is not served again).
     ///
     /// With a shared cache, the tenant's tombstone is written to L2 first: from then on no
     /// replica's L2 read returns a token of this tenant fetched before now, including
@@ -104,34 +141,51 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
     /// memory is out of reach: they keep serving a token they hold until they refresh it
     /// or it expires (call this on every replica when that matters).
     pub async fn invalidate_tenant(&self, tenant: &TenantId) {
-        // The tenant's tombstone first: every replica's L2 reads miss what was fetched
-        // before now, including keys this replica never held.
-        self.shared_forget_tenant(tenant).await;
-        let mut keys = self.inner.flights.revoke_where(|k| &k.tenant == tenant);
+        self.inner.invalidations.fetch_add(1, Ordering::AcqRel);
+        let forms = self.forms(tenant).await;
+        // The tenant's tombstones first (one per form it may be stored under): every
+        // replica's L2 reads miss what was fetched before now, including keys this
+        // replica never held.
+        for form in &forms {
+            self.shared_forget_tenant(form).await;
+        }
+        let of_tenant = |k: &Key| forms.contains(&k.tenant);
+        let mut keys = self.inner.flights.revoke_where(of_tenant);
         {
             let guard = self.inner.index.guard();
             keys.extend(
                 self.inner
                     .index
-                    .keys(&guard)
-                    .filter(|k| &k.tenant == tenant)
-                    .cloned(),
+                    .entries(&guard)
+                    .filter(|i| of_tenant(&i.key))
+                    .map(|i| i.key.clone()),
             );
         }
         for key in &keys {
             self.remove(key);
         }
+        let refused: Vec<Key> = self
+            .inner
+            .refusals
+            .iter()
+            .filter(|(k, _)| of_tenant(k))
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        for key in keys.iter().chain(&refused) {
+            self.forget_refusal(key);
+        }
     }
 
-    /// Drops every cached token and revokes every request in flight. With a shared cache,
-    /// the global tombstone is written to L2 first (see
+    /// Drops every cached token and remembered refusal and revokes every request in
+    /// flight. With a shared cache, the global tombstone is written to L2 first (see
     /// [`invalidate_tenant`](Self::invalidate_tenant) for what it reaches).
     pub async fn invalidate_all(&self) {
+        self.inner.invalidations.fetch_add(1, Ordering::AcqRel);
         self.shared_forget_all().await;
         let mut keys = self.inner.flights.revoke_where(|_| true);
         {
             let guard = self.inner.index.guard();
-            keys.extend(self.inner.index.keys(&guard).cloned());
+            keys.extend(self.inner.index.entries(&guard).map(|i| i.key.clone()));
         }
         // One by one under each key's lock, so a refresh or flight finishing meanwhile
         // cannot slip its entry back in between a bulk clear and the store's own.
@@ -139,6 +193,15 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             self.remove(key);
         }
         self.inner.tokens.invalidate_all();
+        let refused: Vec<Key> = self
+            .inner
+            .refusals
+            .iter()
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        for key in keys.iter().chain(&refused) {
+            self.forget_refusal(key);
+        }
     }
 
     /// Removes `key` from the index and the store, serialized with every other write to it.
@@ -148,11 +211,22 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             .tokens
             .entry(key.clone())
             .and_compute_with(|current| {
-                index.pin().remove(key);
+                index.remove(key, &index.guard());
                 match current {
                     Some(_) => Op::Remove,
                     None => Op::Nop,
                 }
+            });
+    }
+
+    /// Forgets the refusal remembered for `key`, serialized with a flight remembering it.
+    fn forget_refusal(&self, key: &Key) {
+        self.inner
+            .refusals
+            .entry(key.clone())
+            .and_compute_with(|current| match current {
+                Some(_) => Op::Remove,
+                None => Op::Nop,
             });
     }
 }

@@ -1,11 +1,15 @@
 //! [`Cached`]: a per-(tenant, scope) token cache in front of any provider, with per-key
-//! single flight, proactive background refresh, stale-on-error and a bounded size.
+//! single flight, proactive background refresh, stale-on-error, remembered refusals and
+//! a bounded size.
 //!
 //! Two maps hold the same live entries, each for one job:
 //!
-//! - the **index** (`papaya::HashMap`) answers every hit. Its reads are lock-free and
-//!   write only the reading thread's own epoch slot, so hits on different cores share no
-//!   written cache line, and a hit neither allocates nor awaits;
+//! - the **index** (`papaya::HashMap`, [`index`]) answers every hit. Its reads are
+//!   lock-free and write only the reading thread's own epoch slot, so hits on different
+//!   cores share no written cache line, and a hit neither allocates nor awaits. Each of
+//!   its nodes is one cache line holding the key and a [`Slot`]: the token and until when
+//!   it may be served without a look at the entry, so a hit reads the index's table, that
+//!   line and the token, nothing else;
 //! - the **store** (`moka::sync::Cache`) bounds the entry count and decides what to evict
 //!   and when entries expire. It hears about one hit in 64 per thread (a sampled read,
 //!   queued and handed over on the slow paths), enough to learn which keys are popular. Whatever it evicts or expires leaves the
@@ -18,16 +22,21 @@
 //! scale to a second core: each of its hits records the read in shared buffers and in
 //! the entry. Measured figures are in the README's benchmark table.
 //!
-//! Misses go through a per-key flight (a `tokio::sync::OnceCell` every concurrent caller
-//! awaits), so one token request serves them all, errors included; misses on different
-//! keys proceed in parallel.
+//! A tenant has one identity: keys hold its GUID whichever form a caller names
+//! ([`aliases`]). Misses go through a per-key flight (a `tokio::sync::OnceCell` every
+//! concurrent caller awaits), so one token request serves them all, errors included;
+//! misses on different keys proceed in parallel. A tenant's permanent refusal is
+//! remembered for a short window ([`refusal`]).
 
+mod aliases;
 mod entry;
 mod flights;
+mod index;
 mod invalidate;
 mod key;
 mod options;
 mod refresh;
+mod refusal;
 mod shared;
 mod stats;
 #[cfg(test)]
@@ -35,9 +44,10 @@ mod tests;
 
 use std::fmt;
 use std::hash::BuildHasher as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use moka::notification::RemovalCause;
 use moka::ops::compute::Op;
@@ -50,10 +60,14 @@ use crate::scope::normalized;
 use crate::tenant::TenantId;
 use crate::token::AccessToken;
 
-use entry::{Entry, EntryExpiry};
+use aliases::Aliases;
+use entry::{Entry, EntryExpiry, Slot};
 use flights::{Flight, Flights, Served};
+use index::Index;
 use key::{Key, KeyHasher, KeyRef, ScopeInterner};
 pub use options::CacheOptions;
+use refusal::{Refusal, RefusalExpiry};
+use shared::Shared;
 pub use stats::CacheStats;
 use stats::Counters;
 
@@ -61,8 +75,10 @@ use stats::Counters;
 /// insertions; more are dropped, as the store itself drops reads when busy.
 const SAMPLED_READS: usize = 1024;
 
-/// The read index: live entries by key.
-type Index = papaya::HashMap<Key, Arc<Entry>, KeyHasher>;
+/// How long a domain the provider could not resolve is keyed by itself before the
+/// provider is asked again (it does not know the tenant, or could not answer).
+const UNRESOLVED_FOR: Duration = Duration::from_secs(60);
+const UNREACHABLE_FOR: Duration = Duration::from_secs(10);
 
 struct Inner<P> {
     index: Arc<Index>,
@@ -70,6 +86,12 @@ struct Inner<P> {
     counters: Arc<Counters>,
     provider: P,
     tokens: moka::sync::Cache<Key, Arc<Entry>, KeyHasher>,
+    /// Tenants' refusals remembered in memory (see [`refusal`]).
+    refusals: moka::sync::Cache<Key, Arc<Refusal>, KeyHasher>,
+    aliases: Aliases,
+    /// Counts invalidations: a flight that learns its tenant's GUID only from the token
+    /// files it under the GUID only if none began meanwhile (none could revoke it).
+    invalidations: AtomicU64,
     flights: Flights,
     /// Sampled hits on their way to the store's policy (see `feed_store`).
     reads: SyncSender<Key>,
@@ -91,7 +113,15 @@ struct Inner<P> {
 ///   inherent `async fn` (the trait method boxes its future; this one does not, only a
 ///   miss is boxed), and [`Cached::get_if_fresh`] answers synchronously.
 /// - **Misses** on one key make one token request however many callers wait; its result,
-///   success or error, goes to all of them. Errors are not cached.
+///   success or error, goes to all of them.
+/// - **One tenant, one entry**: a tenant asked for by a domain and by its GUID shares one
+///   entry (and one shared-cache entry and tombstone): the domain's GUID comes from the
+///   provider (the tenant's OpenID metadata) before the first token, from the token's
+///   `tid` after. Invalidating either form drops both.
+/// - **Refusals**: a tenant's permanent "no" (not consented, not found, app disabled) is
+///   remembered for [`CacheOptions::negative_ttl`] (60 s) and served as the same error,
+///   marked [`Error::remembered_at`]; transport errors, 5xx and throttling are not
+///   remembered. Every invalidation drops it.
 /// - **Refresh**: from Entra's `refresh_in` (else half-life for tokens over 2 h, else
 ///   expiry minus skew), minus a per-key jitter, one background task refreshes the entry
 ///   while callers keep getting the cached token. If it fails, the still-valid token keeps
@@ -170,11 +200,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
 
     fn build(provider: P, options: CacheOptions) -> Self {
         let counters = Arc::new(Counters::new(options.max_entries));
-        let index: Arc<Index> = Arc::new(
-            papaya::HashMap::builder()
-                .hasher(KeyHasher::default())
-                .build(),
-        );
+        let index: Arc<Index> = Arc::new(Index::new());
         let tokens = moka::sync::Cache::builder()
             .max_capacity(options.max_entries)
             .expire_after(EntryExpiry)
@@ -184,15 +210,22 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 options.clone(),
             ))
             .build_with_hasher(KeyHasher::default());
+        let refusals = moka::sync::Cache::builder()
+            .max_capacity(options.max_entries)
+            .expire_after(RefusalExpiry)
+            .build_with_hasher(KeyHasher::default());
         let l2 = options.shared.clone().map(L2::new);
         let (reads, sampled_reads) = std::sync::mpsc::sync_channel(SAMPLED_READS);
         Self {
             inner: Arc::new(Inner {
                 index,
+                aliases: Aliases::new(options.max_entries),
                 options,
                 counters,
                 provider,
                 tokens,
+                refusals,
+                invalidations: AtomicU64::new(0),
                 flights: Flights::new(),
                 reads,
                 sampled_reads: Mutex::new(sampled_reads),
@@ -217,9 +250,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             if cause == RemovalCause::Replaced {
                 return;
             }
-            let _ = index
-                .pin()
-                .remove_if(&*key, |_, held| Arc::ptr_eq(held, &entry));
+            index.remove_if(&key, |held| held.holds(&entry));
             if cause == RemovalCause::Size {
                 counters.evictions.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(tenant = %key.tenant, scope = %key.scopes, "token evicted to stay under max_entries");
@@ -272,11 +303,32 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         };
         let inner = &*self.inner;
         let now = inner.options.clock.now();
+        if !looks_like_guid(tenant) {
+            // A domain: its tenant's entry is under the GUID, once known.
+            let guard = inner.aliases.guard();
+            if let Some(guid) = inner.aliases.guid(tenant, &guard) {
+                return self.lookup(guid, scope, now);
+            }
+        }
+        self.lookup(tenant, scope, now)
+    }
+
+    /// A hit on (`tenant`, `scope`) at `now`, as the index holds it.
+    fn lookup(&self, tenant: &TenantId, scope: &str, now: SystemTime) -> Option<AccessToken> {
+        let inner = &*self.inner;
         let probe = KeyRef { tenant, scope };
         let guard = inner.index.guard();
-        let (key, entry) = inner.index.get_key_value(&probe, &guard)?;
-        if !entry.usable(now) {
-            return None;
+        let indexed = inner.index.get(&probe, &guard)?;
+        let (key, slot) = (&indexed.key, &indexed.slot);
+        if now >= slot.fresh_until {
+            // Past the refresh point, or no longer usable: the entry decides.
+            let entry = &slot.entry;
+            if !entry.usable(now) {
+                return None;
+            }
+            if inner.options.refresh && entry.try_begin_refresh(now) {
+                self.spawn_refresh(key.clone(), entry.clone());
+            }
         }
         inner.counters.hits.add();
         if stats::sampled() {
@@ -285,22 +337,61 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             // would run its maintenance, which allocates, on a hit. A full queue drops it.
             let _ = inner.reads.try_send(key.clone());
         }
-        if inner.options.refresh && entry.try_begin_refresh(now) {
-            self.spawn_refresh(tenant, scope, entry.clone());
-        }
-        Some(entry.token.clone())
+        Some(slot.token.clone())
     }
 
     /// The entry the index holds for `key`, usable or not.
     fn current_entry(&self, key: &Key) -> Option<Arc<Entry>> {
-        self.inner.index.pin().get(key).cloned()
+        let guard = self.inner.index.guard();
+        self.inner
+            .index
+            .get(key, &guard)
+            .map(|i| i.slot.entry.clone())
+    }
+
+    /// The form of `tenant` its entries are kept under: a GUID as given; a domain's
+    /// GUID, known or asked of the provider (once per domain however many callers
+    /// miss); the domain itself while the provider cannot tell (a token's `tid` may
+    /// tell later). `retry` asks again even about a domain the provider could not
+    /// resolve lately.
+    async fn canonical(&self, tenant: &TenantId, retry: bool) -> TenantId {
+        if tenant.is_guid() {
+            return tenant.clone();
+        }
+        let aliases = &self.inner.aliases;
+        if let Some(guid) = aliases.known(tenant) {
+            return guid;
+        }
+        let clock = &self.inner.options.clock;
+        if !retry
+            && aliases
+                .unresolved_until(tenant)
+                .is_some_and(|until| clock.now() < until)
+        {
+            return tenant.clone();
+        }
+        let resolution = aliases.join(tenant);
+        resolution
+            .get_or_init(|| async {
+                match self.inner.provider.resolve_tenant(tenant).await {
+                    Ok(Some(guid)) if guid.is_guid() => aliases.learn(tenant, &guid),
+                    Ok(_) => aliases.unresolved(tenant, clock.now() + UNRESOLVED_FOR),
+                    Err(error) => {
+                        tracing::debug!(tenant = %tenant, error = %error, "could not resolve the tenant's GUID; keying it by its domain for now");
+                        aliases.unresolved(tenant, clock.now() + UNREACHABLE_FOR);
+                    }
+                }
+            })
+            .await;
+        aliases.leave(tenant, &resolution);
+        aliases.known(tenant).unwrap_or_else(|| tenant.clone())
     }
 
     async fn miss(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
         let inner = &self.inner;
         let scope = normalized(scopes)?;
         let key = Key {
-            tenant: tenant.clone(),
+            tenant: self.canonical(tenant, false).await,
             scopes: inner.scopes.get(scope),
         };
         let hash = inner.hasher.hash_one(&key);
@@ -351,10 +442,11 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         self.inner
             .index
             .get(key, &guard)
-            .is_some_and(|held| Arc::ptr_eq(held, entry))
+            .is_some_and(|held| held.slot.holds(entry))
     }
 
-    /// The work of one flight: the cache again, the shared cache, then the provider.
+    /// The work of one flight: the cache again, the shared cache (or the remembered
+    /// refusals when it cannot answer), then the provider.
     async fn fly(&self, key: &Key, hash: u64, flight: &Arc<Flight>) -> Result<Served, Error> {
         let inner = &self.inner;
         let now = inner.options.clock.now();
@@ -367,32 +459,73 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             });
         }
         let l2_key = self.shared_key(key);
-        if let Some(entry) = self
+        match self
             .shared_before_fetch(key, l2_key.as_ref(), hash, now)
             .await
         {
-            inner.flights.finish(key, hash, flight, || {
-                self.install(key, &entry, flight, observed.as_ref())
-            });
-            return Ok(Served {
-                entry,
-                reused: false,
-            });
+            Shared::Token(entry) => {
+                inner.flights.finish(key, hash, flight, || {
+                    self.install(key, &entry, flight, observed.as_ref())
+                });
+                return Ok(Served {
+                    entry,
+                    reused: false,
+                });
+            }
+            Shared::Refusal(refusal) => {
+                // Kept in memory too, for when the shared cache cannot answer.
+                self.remember_refusal(key, &refusal, flight, None);
+                inner.counters.refusals.fetch_add(1, Ordering::Relaxed);
+                return Err(refusal.served());
+            }
+            // Nobody speaks for the fleet: this replica's own memory does.
+            Shared::Nothing { answered: false } => {
+                if let Some(refusal) = self.remembered_refusal(key, now) {
+                    inner.counters.refusals.fetch_add(1, Ordering::Relaxed);
+                    return Err(refusal.served());
+                }
+            }
+            Shared::Nothing { answered: true } => {}
         }
         inner.counters.misses.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(tenant = %key.tenant, scope = %key.scopes, "token cache miss");
+        let invalidations = inner.invalidations.load(Ordering::Acquire);
         let fetched = self.fetch(key).await;
-        self.shared_after_fetch(l2_key.as_ref(), &fetched).await;
+        let now = inner.options.clock.now();
+        // A token asked for by a domain nobody could resolve names its tenant's GUID:
+        // it is filed there (for every form of the tenant), not under the domain.
+        let learned = match &fetched {
+            Ok((token, true)) => Some(Key {
+                tenant: token.tenant().clone(),
+                scopes: key.scopes.clone(),
+            }),
+            _ => None,
+        };
+        let refusal = match &fetched {
+            Err(e) => Refusal::learned(e, now, &inner.options, self.spread(hash)).map(Arc::new),
+            Ok(_) => None,
+        };
+        let learned_l2 = learned.as_ref().and_then(|k| self.shared_key(k));
+        let result = fetched.as_ref().map(|(token, _)| token);
+        self.shared_after_fetch(
+            l2_key.as_ref(),
+            learned_l2.as_ref(),
+            result,
+            refusal.as_deref(),
+        )
+        .await;
         match fetched {
-            Ok(token) => {
+            Ok((token, _)) => {
+                let target = learned.as_ref().unwrap_or(key);
                 let entry = Arc::new(Entry::new(
                     token,
-                    inner.options.clock.now(),
+                    now,
                     &inner.options,
-                    self.spread(hash),
+                    self.spread(inner.hasher.hash_one(target)),
                 ));
-                inner.flights.finish(key, hash, flight, || {
-                    self.install(key, &entry, flight, observed.as_ref())
+                inner.flights.finish(key, hash, flight, || match &learned {
+                    None => self.install(key, &entry, flight, observed.as_ref()),
+                    Some(target) => self.install_learned(target, &entry, flight, invalidations),
                 });
                 Ok(Served {
                     entry,
@@ -401,9 +534,41 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             }
             Err(e) => {
                 inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(refusal) = &refusal {
+                    self.remember_refusal(key, refusal, flight, Some(invalidations));
+                }
                 Err(e)
             }
         }
+    }
+
+    /// The refusal remembered in memory for `key`, if it still holds at `now`.
+    fn remembered_refusal(&self, key: &Key, now: SystemTime) -> Option<Arc<Refusal>> {
+        self.inner.refusals.get(key).filter(|r| r.holds(now))
+    }
+
+    /// Remembers `refusal` for `key`, unless the flight was revoked (or, for a flight that
+    /// cannot be revoked by its key's invalidation, any invalidation began since
+    /// `invalidations` was read). Under the key's compute, as invalidation removes it.
+    fn remember_refusal(
+        &self,
+        key: &Key,
+        refusal: &Arc<Refusal>,
+        flight: &Flight,
+        invalidations: Option<u64>,
+    ) {
+        let counter = &self.inner.invalidations;
+        self.inner
+            .refusals
+            .entry(key.clone())
+            .and_compute_with(|_| {
+                let stale = invalidations.is_some_and(|n| counter.load(Ordering::Acquire) != n);
+                if flight.revoked() || stale {
+                    Op::Nop
+                } else {
+                    Op::Put(refusal.clone())
+                }
+            });
     }
 
     /// Inserts a flight's entry in the store and the index, unless the flight was revoked
@@ -419,6 +584,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
     ) {
         self.feed_store();
         let index = &self.inner.index;
+        let refresh = self.inner.options.refresh;
         self.inner.tokens.entry(key.clone()).and_compute_with(|_| {
             if flight.revoked() {
                 return Op::Nop;
@@ -426,27 +592,58 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             let guard = index.guard();
             match (index.get(key, &guard), observed) {
                 (None, _) => {}
-                (Some(now), Some(then)) if Arc::ptr_eq(now, then) => {}
+                (Some(now), Some(then)) if now.slot.holds(then) => {}
                 _ => return Op::Nop,
             }
-            index.pin().insert(key.clone(), entry.clone());
+            index.insert(key.clone(), Slot::new(entry, refresh), &guard);
+            Op::Put(entry.clone())
+        });
+        // A token supersedes a refusal remembered for the key.
+        self.inner.refusals.invalidate(key);
+    }
+
+    /// Inserts an entry whose key its flight learned only from the token (a domain's
+    /// GUID): unless the flight was revoked or any invalidation began since it started
+    /// (one of that GUID could not revoke it), and only where the index holds nothing
+    /// usable.
+    fn install_learned(&self, key: &Key, entry: &Arc<Entry>, flight: &Flight, invalidations: u64) {
+        self.feed_store();
+        let inner = &self.inner;
+        let (index, refresh) = (&inner.index, inner.options.refresh);
+        let now = inner.options.clock.now();
+        inner.tokens.entry(key.clone()).and_compute_with(|_| {
+            if flight.revoked() || inner.invalidations.load(Ordering::Acquire) != invalidations {
+                return Op::Nop;
+            }
+            let guard = index.guard();
+            if index
+                .get(key, &guard)
+                .is_some_and(|i| i.slot.entry.usable(now))
+            {
+                return Op::Nop;
+            }
+            index.insert(key.clone(), Slot::new(entry, refresh), &guard);
             Op::Put(entry.clone())
         });
     }
 
     /// Asks the provider, and refuses a token that is not for the key asked: a cache
-    /// must never file one tenant's token under another's name.
-    async fn fetch(&self, key: &Key) -> Result<AccessToken, Error> {
+    /// must never file one tenant's token under another's name. A token asked for by a
+    /// domain that names its tenant's GUID (`tid`) comes back filed under the GUID, with
+    /// `true`; the domain's GUID is learned.
+    async fn fetch(&self, key: &Key) -> Result<(AccessToken, bool), Error> {
+        let asked_at = self.inner.options.clock.now();
         let token = self
             .inner
             .provider
             .get_token(&key.tenant, &[key.scopes.as_str()])
             .await?;
-        // Stamped on receipt when the provider did not say, so the expiry margin is
-        // measured from the same start wherever the token is inserted later.
+        // Stamped with when it was asked for when the provider did not say (its life
+        // cannot have started later), so the expiry margin is measured from the same
+        // start wherever the token is inserted later.
         let token = match token.issued_on() {
             Some(_) => token,
-            None => token.with_issued_on(self.inner.options.clock.now()),
+            None => token.with_issued_on(asked_at),
         };
         if token.tenant() != &key.tenant {
             return Err(Error::unexpected_claim(
@@ -464,7 +661,26 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 token.scopes().as_str(),
             ));
         }
-        Ok(token)
+        // A JWT says which tenant issued it (a custom provider's opaque token cannot).
+        let tid = crate::jwt::claims_if_jwt(token.secret())
+            .ok()
+            .flatten()
+            .and_then(|c| c.tid)
+            .and_then(|tid| tid.parse::<TenantId>().ok())
+            .filter(TenantId::is_guid);
+        match tid {
+            Some(tid) if key.tenant.is_guid() && tid != key.tenant => Err(Error::unexpected_claim(
+                &key.tenant,
+                "tid",
+                key.tenant.as_str(),
+                tid.as_str(),
+            )),
+            Some(tid) if !key.tenant.is_guid() => {
+                self.inner.aliases.learn(&key.tenant, &tid);
+                Ok((token.with_tenant(tid), true))
+            }
+            _ => Ok((token, false)),
+        }
     }
 
     /// Counters since creation, and the entries held now.
@@ -480,6 +696,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             refreshes: c.refreshes.load(Ordering::Relaxed),
             refresh_failures: c.refresh_failures.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
+            remembered_refusals: c.refusals.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
             entries: inner.index.len() as u64,
             ..CacheStats::default()
@@ -502,4 +719,17 @@ impl<P: TenantCredentialProvider + 'static> TenantCredentialProvider for Cached<
     fn authority_host(&self) -> &Url {
         self.inner.provider.authority_host()
     }
+
+    async fn resolve_tenant(&self, tenant: &TenantId) -> Result<Option<TenantId>, Error> {
+        let canonical = self.canonical(tenant, false).await;
+        Ok(canonical.is_guid().then_some(canonical))
+    }
+}
+
+/// Whether `tenant` has a GUID's shape at a glance (its length and first dash): a hit by
+/// GUID skips the domain lookup. A domain that happens to pass looks itself up, misses,
+/// and is served by the slow path, which knows its GUID.
+fn looks_like_guid(tenant: &TenantId) -> bool {
+    let s = tenant.as_str().as_bytes();
+    s.len() == 36 && s[8] == b'-'
 }

@@ -35,6 +35,7 @@ pub struct CacheOptions {
     pub(super) refresh: bool,
     pub(super) jitter: Duration,
     pub(super) refresh_retry: Duration,
+    pub(super) negative_ttl: Duration,
     pub(super) clock: SharedClock,
     pub(super) shared: Option<SharedCache>,
 }
@@ -52,6 +53,7 @@ impl Default for CacheOptions {
             refresh: true,
             jitter: Duration::from_secs(5 * 60),
             refresh_retry: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
             shared: None,
         }
@@ -66,6 +68,7 @@ impl fmt::Debug for CacheOptions {
             .field("refresh", &self.refresh)
             .field("jitter", &self.jitter)
             .field("refresh_retry", &self.refresh_retry)
+            .field("negative_ttl", &self.negative_ttl)
             .field("clock", &self.clock)
             .field("shared", &self.shared)
             .finish()
@@ -109,6 +112,22 @@ impl CacheOptions {
     /// 5 min. Default: 30 s.
     pub fn refresh_retry(mut self, wait: Duration) -> Self {
         self.refresh_retry = wait;
+        self
+    }
+
+    /// How long a tenant's permanent refusal is remembered per (tenant, scope): not
+    /// consented, tenant not found, app disabled in the tenant, resource not there
+    /// ([`Error::is_tenant_refusal`](crate::Error::is_tenant_refusal)). Within the window
+    /// callers get the same error again, marked with when Entra gave it
+    /// ([`Error::remembered_at`](crate::Error::remembered_at)), without a request; with a
+    /// [`shared`](Self::shared) cache the whole fleet asks once per window. Each key's
+    /// window is shortened by up to a fifth (jitter). Throttling, 5xx and transport
+    /// errors are never remembered. [`invalidate`](super::Cached::invalidate),
+    /// [`invalidate_tenant`](super::Cached::invalidate_tenant) and
+    /// [`invalidate_all`](super::Cached::invalidate_all) drop it at once (call one when a
+    /// tenant finishes onboarding); zero turns it off. Default: 60 s.
+    pub fn negative_ttl(mut self, window: Duration) -> Self {
+        self.negative_ttl = window;
         self
     }
 

@@ -7,11 +7,10 @@ use std::sync::atomic::Ordering;
 
 use moka::ops::compute::Op;
 
-use super::entry::Entry;
+use super::entry::{Entry, Slot};
 use super::key::Key;
 use super::{Cached, Inner};
 use crate::provider::TenantCredentialProvider;
-use crate::tenant::TenantId;
 
 impl<P: TenantCredentialProvider + 'static> Cached<P> {
     /// Waits until no background refresh is running (before shutdown, or in tests).
@@ -30,16 +29,12 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         (hash >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    pub(super) fn spawn_refresh(&self, tenant: &TenantId, scope: &str, old: Arc<Entry>) {
+    pub(super) fn spawn_refresh(&self, key: Key, old: Arc<Entry>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime to run it on: the token is served until it is no longer usable,
             // then a caller refreshes it as a miss.
             old.refreshing.store(false, Ordering::Release);
             return;
-        };
-        let key = Key {
-            tenant: tenant.clone(),
-            scopes: self.inner.scopes.get(scope),
         };
         self.inner.refreshes_running.fetch_add(1, Ordering::AcqRel);
         self.inner
@@ -69,7 +64,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let fetched = match from_l2 {
             Some(entry) => Ok(entry.token.clone()),
             None => {
-                let result = self.fetch(&key).await;
+                let result = self.fetch(&key).await.map(|(token, _)| token);
                 self.shared_put(l2_key.as_ref(), &result).await;
                 result
             }
@@ -92,13 +87,13 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
                 }
                 // Replace only the entry this refresh was for: if it was invalidated
                 // (offboarding) or replaced meanwhile, the refresh must not resurrect it.
-                let index = &inner.index;
+                let (index, refresh) = (&inner.index, inner.options.refresh);
                 inner
                     .tokens
                     .entry(key.clone())
                     .and_compute_with(|current| match current {
                         Some(c) if Arc::ptr_eq(c.value(), &old) => {
-                            index.pin().insert(key, fresh.clone());
+                            index.insert(key, Slot::new(&fresh, refresh), &index.guard());
                             Op::Put(fresh)
                         }
                         _ => Op::Nop,

@@ -1,6 +1,6 @@
 //! The glue between [`Cached`] and the shared (L2) cache: where a miss or a refresh looks
-//! in L2, takes or waits on a cross-replica lease, stores what it fetched, and what
-//! invalidation writes there.
+//! in L2, takes or waits on a cross-replica lease, stores what it fetched (a token, or the
+//! tenant's refusal), and what invalidation writes there.
 
 use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,15 +10,27 @@ use std::time::{Duration, SystemTime};
 use super::Cached;
 use super::entry::Entry;
 use super::key::Key;
+use super::refusal::Refusal;
 use super::stats::CacheStats;
 use crate::error::Error;
-use crate::l2::{L2Counters, L2Key, Lease};
+use crate::l2::{Found, L2Counters, L2Key, Lease};
 use crate::provider::TenantCredentialProvider;
 use crate::tenant::TenantId;
 use crate::token::AccessToken;
 
 /// How often a replica waiting on another's lease looks for its token in L2.
 const LEASE_POLL: Duration = Duration::from_millis(20);
+
+/// What a miss found in L2 before asking the provider.
+pub(super) enum Shared {
+    /// A token, as an entry for L1.
+    Token(Arc<Entry>),
+    /// The tenant's refusal, still in its window.
+    Refusal(Arc<Refusal>),
+    /// Nothing to serve: ask the provider. `answered` is false when there is no L2 or it
+    /// did not answer (then this replica's own memory of refusals speaks instead).
+    Nothing { answered: bool },
+}
 
 /// One miss's or refresh's place in L2: the entry's names, the lease this replica holds
 /// (released after the fetch), and when its token request started (the stamp of what it
@@ -60,61 +72,86 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         })
     }
 
-    /// A token for `key` from the shared cache, as an entry, if it has at least the
-    /// expiry margin of its whole lifetime left (the same test as an L1 hit).
-    async fn entry_from_l2(&self, key: &Key, slot: &SharedSlot, hash: u64) -> Option<Arc<Entry>> {
+    /// What L2 holds for `key`: a token (as an entry) with at least the expiry margin of
+    /// its whole lifetime left (the same test as an L1 hit), a refusal still in its
+    /// window, or nothing; `None` when L2 did not answer.
+    async fn look_in_l2(&self, key: &Key, slot: &SharedSlot, hash: u64) -> Option<Shared> {
         let inner = &self.inner;
         let l2 = inner.l2.as_ref()?;
         let now = inner.options.clock.now();
         let (options, spread) = (&inner.options, self.spread(hash));
         let usable = |t: &AccessToken| Entry::new(t.clone(), now, options, spread).usable(now);
-        let token = l2
-            .get(&slot.key, (&key.tenant, &key.scopes), now, usable)
+        let client_id = inner.provider.client_id();
+        let found = l2
+            .get(
+                &slot.key,
+                (&key.tenant, &key.scopes, client_id),
+                now,
+                usable,
+            )
             .await?;
-        Some(Arc::new(Entry::new(token, now, options, spread)))
+        Some(match found {
+            Found::Token(token) => Shared::Token(Arc::new(Entry::new(token, now, options, spread))),
+            Found::Refusal(r) => {
+                Shared::Refusal(Arc::new(Refusal::until(r.error, r.learned, r.until, now)))
+            }
+            Found::Nothing => Shared::Nothing { answered: true },
+        })
     }
 
-    /// On a miss, before asking the provider: a token from L2, or one another replica
-    /// fetched while this one waited on its lease. The caller inserts it in L1.
+    /// On a miss, before asking the provider: a token or refusal from L2, or one another
+    /// replica fetched while this one waited on its lease. The caller inserts it in L1.
     pub(super) async fn shared_before_fetch(
         &self,
         key: &Key,
         slot: Option<&SharedSlot>,
         hash: u64,
         now: SystemTime,
-    ) -> Option<Arc<Entry>> {
-        let (l2, slot) = (self.inner.l2.as_ref()?, slot?);
-        if let Some(entry) = self.entry_from_l2(key, slot, hash).await {
-            return Some(entry);
+    ) -> Shared {
+        let unanswered = Shared::Nothing { answered: false };
+        let (Some(l2), Some(slot)) = (self.inner.l2.as_ref(), slot) else {
+            return unanswered;
+        };
+        match self.look_in_l2(key, slot, hash).await {
+            Some(Shared::Nothing { .. }) => {}
+            Some(found) => return found,
+            // L2 did not answer: a refusal this replica remembers speaks instead. Without
+            // one, still try the lease, as a part of the store that just came back (or a
+            // connection still being built) may take it.
+            None if self.remembered_refusal(key, now).is_some() => return unanswered,
+            None => {}
         }
         match l2.lease(&slot.key, now).await {
             Lease::Held(holder) => {
                 *slot.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(holder);
-                // The previous holder may have stored the token and released the lease
+                // The previous holder may have stored its answer and released the lease
                 // between our lookup and our lease: look once more.
-                if let Some(entry) = self.entry_from_l2(key, slot, hash).await {
-                    if let Some(holder) = slot.take_lease() {
-                        l2.release(&slot.key, &holder, now).await;
+                match self.look_in_l2(key, slot, hash).await {
+                    Some(Shared::Nothing { .. }) | None => {}
+                    Some(found) => {
+                        if let Some(holder) = slot.take_lease() {
+                            l2.release(&slot.key, &holder, now).await;
+                        }
+                        return found;
                     }
-                    return Some(entry);
                 }
             }
             Lease::Busy => {
-                if let Some(entry) = self.wait_for_peer(key, slot, hash).await {
-                    return Some(entry);
+                if let Some(found) = self.wait_for_peer(key, slot, hash).await {
+                    return found;
                 }
             }
             Lease::Unavailable => {}
         }
         slot.set_fetch_started(self.inner.options.clock.now());
-        None
+        Shared::Nothing { answered: true }
     }
 
-    /// Another replica holds the lease: look for its token in L2 every [`LEASE_POLL`],
-    /// until `lease_wait` has passed on the cache's clock or been slept through, so the
-    /// wait is bounded whatever the clock and sleeper do. The lease is the other
-    /// replica's: this one never releases it.
-    async fn wait_for_peer(&self, key: &Key, slot: &SharedSlot, hash: u64) -> Option<Arc<Entry>> {
+    /// Another replica holds the lease: look for its token (or the refusal it got) in L2
+    /// every [`LEASE_POLL`], until `lease_wait` has passed on the cache's clock or been
+    /// slept through, so the wait is bounded whatever the clock and sleeper do. The lease
+    /// is the other replica's: this one never releases it.
+    async fn wait_for_peer(&self, key: &Key, slot: &SharedSlot, hash: u64) -> Option<Shared> {
         let l2 = self.inner.l2.as_ref()?;
         let wait = l2.config.lease_wait?;
         let clock = &self.inner.options.clock;
@@ -122,8 +159,9 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let polls = wait.as_millis().div_ceil(LEASE_POLL.as_millis()).max(1);
         for _ in 0..polls {
             l2.config.sleeper.sleep(LEASE_POLL).await;
-            if let Some(entry) = self.entry_from_l2(key, slot, hash).await {
-                return Some(entry);
+            match self.look_in_l2(key, slot, hash).await {
+                Some(Shared::Nothing { .. }) | None => {}
+                Some(found) => return Some(found),
             }
             if clock.now() >= deadline {
                 break;
@@ -132,20 +170,31 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         None
     }
 
-    /// On a miss, after asking the provider: store the token for the other replicas and
-    /// give up the lease if this replica holds it.
+    /// On a miss, after asking the provider: store the token (under `learned`'s names
+    /// when the token named a GUID the key did not) or the tenant's refusal for the
+    /// other replicas, and give up the lease if this replica holds it.
     pub(super) async fn shared_after_fetch(
         &self,
         slot: Option<&SharedSlot>,
-        fetched: &Result<AccessToken, Error>,
+        learned: Option<&SharedSlot>,
+        fetched: Result<&AccessToken, &Error>,
+        refusal: Option<&Refusal>,
     ) {
         let (Some(l2), Some(slot)) = (&self.inner.l2, slot) else {
             return;
         };
         let now = self.inner.options.clock.now();
-        if let Ok(token) = fetched {
-            l2.put(&slot.key, token, slot.fetch_started().unwrap_or(now), now)
-                .await;
+        let stamp = slot.fetch_started().unwrap_or(now);
+        match (fetched, refusal) {
+            (Ok(token), _) => {
+                let target = learned.unwrap_or(slot);
+                l2.put(&target.key, token, stamp, now).await;
+            }
+            (Err(error), Some(refusal)) => {
+                l2.put_refusal(&slot.key, error, (refusal.learned, refusal.until), stamp)
+                    .await;
+            }
+            (Err(_), None) => {}
         }
         if let Some(holder) = slot.take_lease() {
             l2.release(&slot.key, &holder, now).await;
@@ -160,10 +209,15 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         old: &Entry,
     ) -> Option<Arc<Entry>> {
         let slot = slot?;
-        let newer = self
-            .entry_from_l2(key, slot, self.inner.hasher.hash_one(key))
+        let newer = match self
+            .look_in_l2(key, slot, self.inner.hasher.hash_one(key))
             .await
-            .filter(|e| e.token.expires_on() > old.token.expires_on());
+        {
+            Some(Shared::Token(entry)) => {
+                Some(entry).filter(|e| e.token.expires_on() > old.token.expires_on())
+            }
+            _ => None,
+        };
         if newer.is_none() {
             slot.set_fetch_started(self.inner.options.clock.now());
         }

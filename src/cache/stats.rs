@@ -20,6 +20,9 @@ pub struct CacheStats {
     pub refresh_failures: u64,
     /// Misses that ended in an error.
     pub errors: u64,
+    /// Calls answered with a tenant's remembered refusal (no request made; see
+    /// [`CacheOptions::negative_ttl`](super::CacheOptions::negative_ttl)).
+    pub remembered_refusals: u64,
     /// Entries evicted to stay under `max_entries`.
     pub evictions: u64,
     /// Entries held now.
@@ -101,6 +104,7 @@ pub(super) struct Counters {
     pub(super) refreshes: AtomicU64,
     pub(super) refresh_failures: AtomicU64,
     pub(super) errors: AtomicU64,
+    pub(super) refusals: AtomicU64,
     pub(super) evictions: AtomicU64,
     pub(super) churn: Churn,
 }
@@ -113,6 +117,7 @@ impl Counters {
             refreshes: AtomicU64::new(0),
             refresh_failures: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            refusals: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             churn: Churn {
                 max_entries,

@@ -103,8 +103,12 @@ fn assert_consistent(cache: &Cached<Mint>) {
     let guard = inner.index.guard();
     let index: HashMap<Key, Arc<Entry>> = inner
         .index
-        .iter(&guard)
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .entries(&guard)
+        .map(|i| {
+            // What a hit serves is the entry's own token.
+            assert!(i.slot.token.ptr_eq(&i.slot.entry.token));
+            (i.key.clone(), i.slot.entry.clone())
+        })
         .collect();
     assert!(
         index.len() as u64 <= inner.options.max_entries,

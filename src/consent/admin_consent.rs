@@ -271,6 +271,10 @@ impl Onboarding {
             ));
         }
         tracing::info!(tenant = %pending.tenant, admin = %pending.admin_object_id, proof = ?proof, "tenant onboarded");
+        // A cache in front of the credential drops what it remembers of the tenant (a
+        // refusal from before the consent, tokens without the roles granted now), so the
+        // app's next call succeeds at once.
+        self.client.onboarded(&pending.tenant).await;
         Ok(OnboardedTenant {
             tenant: pending.tenant,
             admin_object_id: pending.admin_object_id,

@@ -10,6 +10,7 @@ use crate::authority::{GrantError, TokenClient, parse_error};
 use crate::cache::Cached;
 use crate::credential::{ClientCertificate, ClientSecret, FederatedAssertion};
 use crate::provider::TenantCredentialProvider;
+use crate::tenant::TenantId;
 use crate::token::Secret;
 
 use super::OnboardingError;
@@ -29,6 +30,15 @@ pub(super) mod sealed {
 
     pub trait Sealed {
         fn code_client(&self) -> CodeClient<'_>;
+
+        /// `tenant` just finished onboarding: a cache drops what it remembers of it.
+        fn onboarded<'a>(
+            &'a self,
+            tenant: &'a crate::TenantId,
+        ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+            let _ = tenant;
+            Box::pin(async {})
+        }
     }
 }
 
@@ -65,12 +75,29 @@ impl<P: SignInClient + 'static> sealed::Sealed for Cached<P> {
     fn code_client(&self) -> CodeClient<'_> {
         self.provider().code_client()
     }
+
+    fn onboarded<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            self.invalidate_tenant(tenant).await;
+            self.provider().onboarded(tenant).await;
+        })
+    }
 }
 impl<P: SignInClient + 'static> SignInClient for Cached<P> {}
 
 impl<P: SignInClient + ?Sized> sealed::Sealed for Arc<P> {
     fn code_client(&self) -> CodeClient<'_> {
         (**self).code_client()
+    }
+
+    fn onboarded<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        (**self).onboarded(tenant)
     }
 }
 impl<P: SignInClient + ?Sized> SignInClient for Arc<P> {}

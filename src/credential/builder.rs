@@ -13,6 +13,7 @@ use crate::authority::{RetryPolicy, TokenClient};
 use crate::clock::{Clock, SharedClock, SharedSleeper, Sleeper, SystemClock, TokioSleeper};
 use crate::cloud::{Cloud, checked_authority};
 use crate::error::Error;
+use crate::http::HttpClient;
 
 /// Default timeout of one attempt: Entra answers in well under a second; a stuck
 /// connection or assertion source must not hold a caller for minutes.
@@ -89,12 +90,12 @@ impl<C: Kind> CredentialBuilder<C> {
     }
 
     /// The HTTP client token requests are sent with (share one across credentials to
-    /// share connections, proxy and TLS settings). Whatever its redirect policy, a request
-    /// carrying a secret or assertion never follows a redirect: the form is sent as a body
-    /// that cannot be replayed, and a redirect answer is refused as
-    /// [`Error::Redirected`]. Defaults to a client built for this credential, without
-    /// redirects and with a 5 s connect timeout.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+    /// share connections, proxy and TLS settings). Built by this crate with redirects
+    /// off, so a request goes only to the token endpoint; a redirect answer is refused as
+    /// [`Error::Redirected`], and the form is sent as a body that cannot be replayed.
+    /// Defaults to a client built for this credential, with a 5 s connect timeout and,
+    /// for a plain-http (loopback) authority, no proxy.
+    pub fn http_client(mut self, client: HttpClient) -> Self {
         self.options.http = Some(client);
         self
     }
@@ -139,7 +140,7 @@ impl<C: Kind> CredentialBuilder<C> {
 struct CommonOptions {
     cloud: Cloud,
     authority_host: Option<Url>,
-    http: Option<reqwest::Client>,
+    http: Option<HttpClient>,
     timeout: Duration,
     retry: RetryPolicy,
     clock: SharedClock,
@@ -205,7 +206,7 @@ impl CommonOptions {
             ));
         }
         let http = match self.http {
-            Some(c) => c,
+            Some(c) => c.reqwest().clone(),
             None => crate::http::default_client(cloud.authority_host())?,
         };
         Ok(TokenClient::new(

@@ -236,6 +236,10 @@ impl TenantCredentialProvider for FederatedAssertion {
         &self.client.client_id
     }
 
+    async fn resolve_tenant(&self, tenant: &TenantId) -> Result<Option<TenantId>, Error> {
+        self.client.resolve_tenant(tenant).await
+    }
+
     async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
         let (client, auth) = self.token_client();
         client.request(tenant, scopes, auth).await

@@ -1,5 +1,7 @@
 //! [`EntraError`]: what Entra said when it refused a token, and the advice for each code.
 
+use std::time::SystemTime;
+
 use crate::tenant::TenantId;
 
 /// What Entra said when it refused a token, plus the request's context.
@@ -24,6 +26,11 @@ pub struct EntraError {
     pub correlation_id: Option<String>,
     /// Entra's timestamp.
     pub timestamp: Option<String>,
+    /// When Entra gave this answer, if it is served from memory rather than just received:
+    /// [`Cached`](crate::Cached) remembers a tenant's permanent refusal (not consented,
+    /// not found, app disabled) for a short window and serves it again without asking
+    /// (see [`CacheOptions::negative_ttl`](crate::CacheOptions::negative_ttl)).
+    pub remembered_at: Option<SystemTime>,
 }
 
 impl EntraError {
@@ -40,6 +47,7 @@ impl EntraError {
             trace_id: None,
             correlation_id: None,
             timestamp: None,
+            remembered_at: None,
         }
     }
 
@@ -62,9 +70,16 @@ impl EntraError {
         }
     }
 
-    /// ` [AADSTS…, trace id …, correlation id …]`, or empty when there is nothing to say.
+    /// ` [AADSTS…, trace id …, correlation id …]`, or empty when there is nothing to say;
+    /// a remembered answer says when it was given.
     pub(super) fn context(&self) -> String {
         let mut parts = Vec::new();
+        if let Some(at) = self.remembered_at {
+            parts.push(format!(
+                "remembered from Entra's answer at {}, not asked again yet",
+                httpdate::fmt_http_date(at)
+            ));
+        }
         if let Some(code) = self.code() {
             parts.push(format!("AADSTS{code}"));
         }

@@ -360,6 +360,67 @@ impl Error {
         self.entra().and_then(|e| e.trace_id.as_deref())
     }
 
+    /// When Entra gave this answer, if it was served from a cache's memory of it rather
+    /// than just received: [`Cached`](crate::Cached) remembers a tenant's permanent
+    /// refusal for a short window (see
+    /// [`CacheOptions::negative_ttl`](crate::CacheOptions::negative_ttl)). `None` for an
+    /// answer Entra just gave, and for every other error.
+    ///
+    /// ```
+    /// use azure_cross_tenant::{Error, TenantId};
+    ///
+    /// let err = "common".parse::<TenantId>().unwrap_err();
+    /// assert_eq!(err.remembered_at(), None);
+    /// ```
+    pub fn remembered_at(&self) -> Option<std::time::SystemTime> {
+        self.entra().and_then(|e| e.remembered_at)
+    }
+
+    /// Whether this is a tenant's permanent answer about the app: not consented, tenant
+    /// not found, app disabled in the tenant, resource not available there. Nothing but
+    /// a person acting in that tenant changes it, and it says nothing about other
+    /// tenants; [`Cached`](crate::Cached) remembers such answers for a short window.
+    /// Throttling, 5xx, transport errors and the app's own credential problems are not.
+    pub fn is_tenant_refusal(&self) -> bool {
+        match self {
+            Self::NotConsented { entra, .. } => entra.status < 500,
+            Self::TenantNotFound(e) | Self::AppDisabled(e) | Self::ResourceNotFound(e) => {
+                e.status < 500
+            }
+            _ => false,
+        }
+    }
+
+    /// The same error, marked as remembered from an answer Entra gave at `at`.
+    pub(crate) fn remembered(mut self, at: std::time::SystemTime) -> Self {
+        if let Some(entra) = self.entra_mut() {
+            entra.remembered_at = Some(at);
+        }
+        self
+    }
+
+    fn entra_mut(&mut self) -> Option<&mut EntraError> {
+        match self {
+            Self::NotConsented { entra, .. }
+            | Self::FederationMismatch { entra, .. }
+            | Self::Throttled { entra, .. } => Some(entra),
+            Self::InvalidClientSecret(e)
+            | Self::ClientSecretExpired(e)
+            | Self::InvalidClientAssertion(e)
+            | Self::AssertionExpired(e)
+            | Self::FederationPending(e)
+            | Self::NoFederatedCredentials(e)
+            | Self::FederatedIdentityInWrongTenant(e)
+            | Self::AssertionRejected(e)
+            | Self::TenantNotFound(e)
+            | Self::ResourceNotFound(e)
+            | Self::AppDisabled(e)
+            | Self::BlockedByConditionalAccess(e)
+            | Self::Authority(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The correlation id (`client-request-id`) of the failed request, if known.
     pub fn correlation_id(&self) -> Option<&str> {
         self.entra().and_then(|e| e.correlation_id.as_deref())

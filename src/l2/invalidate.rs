@@ -33,16 +33,18 @@ pub(super) struct Pending {
 }
 
 impl L2 {
-    /// Writes the entry's tombstone and deletes its values (under every naming key): a
-    /// token a request in flight now stores later (on any replica) was asked for before,
-    /// and is a miss for every replica's reads, as for a tenant invalidation.
+    /// Writes the entry's tombstone and deletes its values (tokens or refusals, under
+    /// every naming key): a token or refusal a request in flight now stores later (on any
+    /// replica) was asked for before, and is a miss for every replica's reads, as for a
+    /// tenant invalidation.
     pub(crate) async fn forget(&self, key: &L2Key, now: SystemTime) {
         let tombstones: Vec<String> = key.names.iter().map(|n| n.tombstone.clone()).collect();
         self.tombstone(&tombstones, now).await;
         self.delete_values(key, now).await;
     }
 
-    /// Deletes the entry's values (under every naming key), or remembers to.
+    /// Deletes the entry's values (tokens or refusals, under every naming key), or
+    /// remembers to.
     async fn delete_values(&self, key: &L2Key, now: SystemTime) {
         for names in &key.names {
             if self
@@ -58,7 +60,7 @@ impl L2 {
     }
 
     /// Deletes the entry's value only while it holds `token` (after a resource refused
-    /// that token): a newer token another replica stored stays.
+    /// that token): a newer token or a refusal another replica stored stays.
     pub(crate) async fn forget_if(
         &self,
         key: &L2Key,
@@ -78,8 +80,12 @@ impl L2 {
                 // Not a value this cache wrote (nor the refused token): leave it.
                 continue;
             }
-            let holds = value::open(&self.config.keys, &key.aad, &raw, tenant, scopes)
-                .is_none_or(|stored| stored.token.secret() == token.secret());
+            // A refusal stored since (in place of the token) is newer than the token: it
+            // stays, as a newer token would.
+            let holds = match value::open(&self.config.keys, &key.aad, &raw, tenant, scopes) {
+                Some(stored) => stored.token.secret() == token.secret(),
+                None => !value::is_refusal(&self.config.keys, &key.aad, &raw),
+            };
             if holds {
                 let _ = self
                     .write(

@@ -14,7 +14,8 @@ use super::health::{Gate, Health};
 use super::invalidate::Pending;
 use super::names::{self, L2Key};
 use super::store::{L2Error, L2Store};
-use super::value::{self, MAX_TOMBSTONE, MAX_VALUE, millis};
+use super::value::{self, MAX_TOMBSTONE, MAX_VALUE, StoredRefusal, millis};
+use crate::error::Error;
 use crate::scope::Scopes;
 use crate::tenant::TenantId;
 use crate::token::AccessToken;
@@ -43,6 +44,16 @@ pub(crate) enum Lease {
     Busy,
     /// Leases are off or L2 did not answer: ask Entra without one.
     Unavailable,
+}
+
+/// What L2 holds for one entry.
+pub(crate) enum Found {
+    /// A token the caller may serve.
+    Token(AccessToken),
+    /// The tenant's refusal, still in its window.
+    Refusal(StoredRefusal),
+    /// Nothing usable.
+    Nothing,
 }
 
 /// A [`SharedCache`] in use.
@@ -258,33 +269,39 @@ impl L2 {
         }
     }
 
-    /// A token for the entry from L2 that `usable` accepts, or `None` (a miss). A value
-    /// stamped at or before its own, its tenant's or the global tombstone was fetched
-    /// before an invalidation: a miss.
+    /// What L2 holds for the entry: a token that `usable` accepts, a refusal still in its
+    /// window, or nothing usable; `None` when L2 did not answer (skipped, failed, or the
+    /// global tombstone was never read). A value or refusal stamped at or before its own,
+    /// its tenant's or the global tombstone was fetched before an invalidation: a miss.
+    /// A token and a refusal share one name: whichever was stored last is what L2 holds.
     pub(crate) async fn get(
         &self,
         key: &L2Key,
-        (tenant, scopes): (&TenantId, &Scopes),
+        (tenant, scopes, client_id): (&TenantId, &Scopes, &str),
         now: SystemTime,
         usable: impl Fn(&AccessToken) -> bool,
-    ) -> Option<AccessToken> {
-        let found = self.lookup(key, tenant, scopes, now, usable).await;
-        let counter = match found {
-            Some(_) => &self.counters.hits,
-            None => &self.counters.misses,
+    ) -> Option<Found> {
+        let found = self
+            .lookup(key, (tenant, scopes, client_id), now, usable)
+            .await;
+        let counter = match &found {
+            Some(Found::Token(_)) => Some(&self.counters.hits),
+            Some(Found::Nothing) | None => Some(&self.counters.misses),
+            Some(Found::Refusal(_)) => None,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         found
     }
 
     async fn lookup(
         &self,
         key: &L2Key,
-        tenant: &TenantId,
-        scopes: &Scopes,
+        (tenant, scopes, client_id): (&TenantId, &Scopes, &str),
         now: SystemTime,
         usable: impl Fn(&AccessToken) -> bool,
-    ) -> Option<AccessToken> {
+    ) -> Option<Found> {
         // (value, tenant tombstone, entry tombstone) per naming key: one slot, one
         // command. The global tombstone lives in a slot of its own; both commands share
         // one round trip.
@@ -322,28 +339,47 @@ impl L2 {
             .chain(Some(global?))
             .max()
             .unwrap_or(0);
+        // The first value that opens (under the current naming key first), as a token or
+        // as a refusal (each sealed under associated data of its own), decides. An
+        // oversized value decides nothing.
         for (names, raw) in key.names.iter().zip(values.iter().step_by(3)) {
             let Some(raw) = raw else { continue };
             if raw.len() > MAX_VALUE {
                 self.oversized("token");
                 continue;
             }
-            let Some(stored) = value::open(&self.config.keys, &key.aad, raw, tenant, scopes) else {
-                // Tampered, moved, malformed or sealed under a key no longer configured:
-                // a miss, and it goes (unless rewritten meanwhile) so nobody trips on it.
-                self.counters.open_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("a shared cache value failed to open; deleting it");
-                let _ = self
-                    .call(now, &names.value, self.store().delete_if(&names.value, raw))
-                    .await;
-                continue;
-            };
-            if stored.stamp <= tombstone || !usable(&stored.token) {
-                return None;
+            if let Some(stored) = value::open(&self.config.keys, &key.aad, raw, tenant, scopes) {
+                let fresh = stored.stamp > tombstone && usable(&stored.token);
+                return Some(if fresh {
+                    Found::Token(stored.token)
+                } else {
+                    Found::Nothing
+                });
             }
-            return Some(stored.token);
+            if let Some(stored) =
+                value::open_refusal(&self.config.keys, &key.aad, raw, (tenant, client_id))
+            {
+                let fresh = stored.stamp > tombstone && now < stored.until;
+                return Some(if fresh {
+                    Found::Refusal(stored)
+                } else {
+                    Found::Nothing
+                });
+            }
+            self.drop_unopenable(&names.value, raw, now).await;
         }
-        None
+        Some(Found::Nothing)
+    }
+
+    /// A value that does not open (tampered, moved, malformed or sealed under a key no
+    /// longer configured) is a miss, and goes (unless rewritten meanwhile) so nobody
+    /// trips on it.
+    async fn drop_unopenable(&self, name: &str, raw: &[u8], now: SystemTime) {
+        self.counters.open_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("a shared cache value failed to open; deleting it");
+        let _ = self
+            .call(now, name, self.store().delete_if(name, raw))
+            .await;
     }
 
     /// The global tombstone (0 if none), or the last one read if it cannot be read now
@@ -412,6 +448,31 @@ impl L2 {
         let _ = self
             .call(now, name, self.store().put(name, &sealed, ttl))
             .await;
+    }
+
+    /// Stores the tenant's refusal `error` for the other replicas, learned at `learned`
+    /// and remembered until `until`, stamped with `stamp` (when the refused request
+    /// started).
+    pub(crate) async fn put_refusal(
+        &self,
+        key: &L2Key,
+        error: &Error,
+        (learned, until): (SystemTime, SystemTime),
+        stamp: SystemTime,
+    ) {
+        let ttl = until.duration_since(learned).unwrap_or_default();
+        if ttl.is_zero() {
+            return;
+        }
+        let Some(sealed) =
+            value::seal_refusal(&self.config.keys, &key.aad, error, (learned, until), stamp)
+        else {
+            return;
+        };
+        // Under the token's own name: a refusal replaces the token and a token the refusal.
+        let name = &key.current().value;
+        let op = self.store().put(name, &sealed, ttl.min(LONGEST_VALUE));
+        let _ = self.call(learned, name, op).await;
     }
 
     /// Asks for the entry's lease (cross-replica single flight).

@@ -35,7 +35,7 @@ use crate::seal::SealingKeys;
 
 #[cfg(feature = "redis")]
 pub use entra::{RedisAuthStats, RedisEntraAuth};
-pub(crate) use layer::{L2, L2Counters, Lease};
+pub(crate) use layer::{Found, L2, L2Counters, Lease};
 pub(crate) use names::L2Key;
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;

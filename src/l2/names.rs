@@ -5,7 +5,10 @@
 //!
 //! Layout under namespace `ns` (each `<...>` is lowercase hex):
 //!
-//! - `ns:{<tenant tag>}:t:<entry>`: the sealed token of one (tenant, scope)
+//! - `ns:{<tenant tag>}:t:<entry>`: the sealed token of one (tenant, scope), or the
+//!   tenant's sealed refusal for the scope (not consented, not found, app disabled),
+//!   remembered for a short window: one key, so a lookup reads no more keys for it and
+//!   whichever answer was stored last stands
 //! - `ns:{<tenant tag>}:l:<entry>`: its lease while one replica asks Entra
 //! - `ns:{<tenant tag>}:x`: the tenant's tombstone (when it was last invalidated)
 //! - `ns:{<tenant tag>}:x:<entry>`: the entry's tombstone (when it was last invalidated

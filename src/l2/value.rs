@@ -2,14 +2,17 @@
 //!
 //! A value is the token with its lifetime (when it was issued and expires, so a reader
 //! computes the same expiry margin as the replica that fetched it) and its *stamp*: when
-//! the token request that produced it started. A tombstone is the time of an
-//! invalidation; a value stamped at or before its tenant's or the global tombstone was
-//! fetched before that invalidation and is a miss.
+//! the token request that produced it started. A refusal is a tenant's permanent answer
+//! (which one, Entra's words and ids), when it was learned and until when it holds, with
+//! the same stamp. A tombstone is the time of an invalidation; a value or refusal stamped
+//! at or before its own, its tenant's or the global tombstone was fetched before that
+//! invalidation and is a miss.
 
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{EntraError, Error};
 use crate::scope::Scopes;
 use crate::seal::SealingKeys;
 use crate::tenant::TenantId;
@@ -98,6 +101,140 @@ pub(crate) fn open(
     Some(Stored { token, stamp: p.s })
 }
 
+/// A refusal as stored.
+#[derive(Serialize, Deserialize)]
+struct RefusalPayload {
+    /// Which refusal (see [`Kind`]).
+    k: Kind,
+    /// Entra's answer: HTTP status, `error`, `error_codes`, the description's first line,
+    /// trace id, correlation id, timestamp.
+    st: u16,
+    er: String,
+    c: Vec<u32>,
+    d: String,
+    tr: Option<String>,
+    co: Option<String>,
+    ts: Option<String>,
+    /// The admin consent URL, for a tenant that has not consented.
+    cu: Option<String>,
+    /// Learned, ms since the epoch.
+    l: u64,
+    /// Remembered until, ms since the epoch.
+    u: u64,
+    /// When the token request that was refused started, ms since the epoch.
+    s: u64,
+}
+
+/// The refusals worth remembering (see [`Error::is_tenant_refusal`]).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    NotConsented,
+    TenantNotFound,
+    AppDisabled,
+    ResourceNotFound,
+}
+
+/// A refusal read back from L2.
+pub(crate) struct StoredRefusal {
+    /// The error, as Entra gave it (not yet marked as remembered).
+    pub(crate) error: Error,
+    pub(crate) learned: SystemTime,
+    pub(crate) until: SystemTime,
+    pub(crate) stamp: u64,
+}
+
+/// Refusals are bound to their entry like tokens, under associated data of their own, so
+/// a token value cannot be read as a refusal or the other way round.
+fn refusal_aad(aad: &str) -> Vec<u8> {
+    let mut bound = b"refusal\n".to_vec();
+    bound.extend_from_slice(aad.as_bytes());
+    bound
+}
+
+/// `error` (a tenant refusal) sealed and bound to `aad`, learned at `learned` and
+/// remembered until `until`; `None` if it is not a refusal or sealing failed.
+pub(crate) fn seal_refusal(
+    keys: &SealingKeys,
+    aad: &str,
+    error: &Error,
+    (learned, until): (SystemTime, SystemTime),
+    stamp: SystemTime,
+) -> Option<Vec<u8>> {
+    let kind = match error {
+        Error::NotConsented { .. } => Kind::NotConsented,
+        Error::TenantNotFound(_) => Kind::TenantNotFound,
+        Error::AppDisabled(_) => Kind::AppDisabled,
+        Error::ResourceNotFound(_) => Kind::ResourceNotFound,
+        _ => return None,
+    };
+    let e = error.entra()?;
+    let payload = RefusalPayload {
+        k: kind,
+        st: e.status,
+        er: e.error.clone(),
+        c: e.codes.clone(),
+        d: e.description.clone(),
+        tr: e.trace_id.clone(),
+        co: e.correlation_id.clone(),
+        ts: e.timestamp.clone(),
+        cu: error.consent_url().map(str::to_owned),
+        l: millis(learned),
+        u: millis(until),
+        s: millis(stamp),
+    };
+    let plain = serde_json::to_vec(&payload).ok()?;
+    keys.seal(&plain, &refusal_aad(aad)).ok()
+}
+
+fn cut(s: String, max: usize) -> String {
+    if s.chars().count() <= max {
+        s
+    } else {
+        s.chars().take(max).collect()
+    }
+}
+
+/// Whether `value` is a refusal sealed for the entry bound to `aad` (it opens as one).
+pub(crate) fn is_refusal(keys: &SealingKeys, aad: &str, value: &[u8]) -> bool {
+    keys.open(value, &refusal_aad(aad)).is_some()
+}
+
+/// The refusal sealed in `value` for `tenant` and the app (`client_id`), or `None` if it
+/// does not open (tampered, moved, malformed, unknown key).
+pub(crate) fn open_refusal(
+    keys: &SealingKeys,
+    aad: &str,
+    value: &[u8],
+    (tenant, client_id): (&TenantId, &str),
+) -> Option<StoredRefusal> {
+    let plain = keys.open(value, &refusal_aad(aad))?;
+    let p: RefusalPayload = serde_json::from_slice(&plain).ok()?;
+    let mut entra = EntraError::bare(tenant.clone(), client_id, p.st);
+    entra.error = cut(p.er, 64);
+    entra.codes = p.c.into_iter().take(8).collect();
+    entra.description = cut(p.d, 512);
+    entra.trace_id = p.tr.map(|t| cut(t, 128));
+    entra.correlation_id = p.co.map(|c| cut(c, 128));
+    entra.timestamp = p.ts.map(|t| cut(t, 128));
+    let entra = Box::new(entra);
+    let error = match p.k {
+        Kind::NotConsented => Error::NotConsented {
+            entra,
+            consent_url: cut(p.cu?, 2048),
+        },
+        Kind::TenantNotFound => Error::TenantNotFound(entra),
+        Kind::AppDisabled => Error::AppDisabled(entra),
+        Kind::ResourceNotFound => Error::ResourceNotFound(entra),
+    };
+    Some(StoredRefusal {
+        error,
+        learned: from_millis(p.l),
+        until: from_millis(p.u),
+        stamp: p.s,
+    })
+}
+
 /// The time in a tombstone value. One that does not parse counts as the latest possible
 /// time: everything under it is a miss (the safe reading of a value nobody should have
 /// written), until it expires or an invalidation overwrites it.
@@ -129,10 +266,14 @@ pub(crate) fn fuzz_value(data: &[u8]) {
     match mode % 3 {
         0 => {
             let _ = open(&keys, aad, rest, &tenant, &scopes);
+            let _ = open_refusal(&keys, aad, rest, (&tenant, "client"));
         }
         1 => {
             if let Ok(sealed) = keys.seal(rest, aad.as_bytes()) {
                 let _ = open(&keys, aad, &sealed, &tenant, &scopes);
+            }
+            if let Ok(sealed) = keys.seal(rest, &refusal_aad(aad)) {
+                let _ = open_refusal(&keys, aad, &sealed, (&tenant, "client"));
             }
         }
         _ => {
@@ -188,6 +329,43 @@ mod tests {
         assert_eq!(back.token.refresh_on(), token.refresh_on());
         assert_eq!(back.stamp, millis(t0) - 5);
         assert!(open(&keys, "other", &sealed, &tenant, &scopes).is_none());
+    }
+
+    #[test]
+    fn a_refusal_round_trips_as_the_same_error_and_is_bound_to_its_entry() {
+        let keys = SealingKeys::new("k", [3; 32]).unwrap();
+        let tenant: TenantId = "72f988bf-86f1-41af-91ab-2d7cd011db47".parse().unwrap();
+        let scopes = Scopes::parse(&["https://vault.azure.net/.default"]).unwrap();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut entra = EntraError::bare(tenant.clone(), "client", 400);
+        entra.error = "unauthorized_client".into();
+        entra.codes = vec![700016];
+        entra.trace_id = Some("trace".into());
+        let error = Error::NotConsented {
+            entra: Box::new(entra),
+            consent_url: "https://login.example/t/adminconsent?client_id=client".into(),
+        };
+        let until = t0 + Duration::from_secs(60);
+        let sealed = seal_refusal(&keys, "aad", &error, (t0, until), t0).unwrap();
+        let back = open_refusal(&keys, "aad", &sealed, (&tenant, "client")).unwrap();
+        assert_eq!(back.error.to_string(), error.to_string());
+        assert_eq!(back.error.consent_url(), error.consent_url());
+        assert_eq!(
+            (back.learned, back.until, back.stamp),
+            (t0, until, millis(t0))
+        );
+        // Neither another entry's refusal nor a token value.
+        assert!(open_refusal(&keys, "other", &sealed, (&tenant, "client")).is_none());
+        assert!(open(&keys, "aad", &sealed, &tenant, &scopes).is_none());
+        let token = AccessToken::new("tok", until, tenant.clone(), scopes);
+        let value = seal(&keys, "aad", &token, t0).unwrap();
+        assert!(open_refusal(&keys, "aad", &value, (&tenant, "client")).is_none());
+        // Only refusals are sealed as such.
+        let throttled = Error::Throttled {
+            retry_after: None,
+            entra: Box::new(EntraError::bare(tenant, "client", 429)),
+        };
+        assert!(seal_refusal(&keys, "aad", &throttled, (t0, until), t0).is_none());
     }
 
     #[test]

@@ -76,18 +76,18 @@ pub struct TokenValidator {
 #[must_use = "a builder does nothing until `build()`"]
 pub struct TokenValidatorBuilder {
     cloud: Cloud,
-    http: Option<reqwest::Client>,
+    http: Option<crate::HttpClient>,
     clock: SharedClock,
     policy: FetchPolicy,
     cache_capacity: u64,
 }
 
 impl TokenValidatorBuilder {
-    /// The HTTP client fetching metadata and keys. Whatever its redirect policy, a
-    /// redirect is never followed for them: a 3xx answer, or an answer from another URL
-    /// than the one asked, is refused. Defaults to a client without redirects and with a
-    /// 5 s connect timeout.
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+    /// The HTTP client fetching metadata and keys. Built by this crate with redirects
+    /// off, so a fetch goes only to the URL it names; a 3xx answer, or an answer from
+    /// another URL than the one asked, is refused. Defaults to a client with a 5 s
+    /// connect timeout.
+    pub fn http_client(mut self, client: crate::HttpClient) -> Self {
         self.http = Some(client);
         self
     }
@@ -149,7 +149,7 @@ impl TokenValidatorBuilder {
             ));
         }
         let http = match self.http {
-            Some(c) => c,
+            Some(c) => c.reqwest().clone(),
             None => crate::http::default_client(&authority)?,
         };
         let cache =

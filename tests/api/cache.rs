@@ -124,7 +124,7 @@ async fn misses_on_fifty_different_keys_are_in_flight_together() {
 }
 
 #[tokio::test]
-async fn a_hard_error_goes_to_every_waiter_of_the_flight_and_is_not_cached() {
+async fn a_refusal_goes_to_every_waiter_of_the_flight_and_is_remembered_until_invalidated() {
     let w = World::new().await;
     w.entra.set_latency(Duration::from_millis(50));
     let cache = cached(&w);
@@ -140,8 +140,10 @@ async fn a_hard_error_goes_to_every_waiter_of_the_flight_and_is_not_cached() {
     assert_eq!(w.entra.token_requests_for(&w.stranger), 1);
     assert_eq!(cache.stats().errors, 1);
 
-    // Not cached: once the admin consents, the next call succeeds.
+    // Remembered until the onboarding that follows the admin's consent drops it.
     w.entra.consent(&w.stranger, &w.app);
+    assert!(cache.get_token(&w.stranger, &[VAULT]).await.is_err());
+    cache.invalidate_tenant(&w.stranger).await;
     cache.get_token(&w.stranger, &[VAULT]).await.unwrap();
     assert_eq!(w.entra.token_requests_for(&w.stranger), 2);
 }
@@ -621,4 +623,73 @@ async fn a_refresh_that_panics_is_counted_out_and_the_key_refreshes_again_later(
     let after = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
     assert!(!after.ptr_eq(&first), "the key refreshed after the panic");
     assert_eq!(cache.stats().refreshes, 2);
+}
+
+/// Entra's `expires_in` counts from its answer, which comes after the request left: an
+/// answer delayed on its way back must not make the cache believe the token lives that
+/// much longer than its own `exp`, so its expiry margin is kept in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_lives_from_when_it_was_asked_for_not_from_when_the_answer_arrived() {
+    let w = World::new().await;
+    let cache = Cached::with_options(
+        credential(&w),
+        CacheOptions::default()
+            .refresh(false)
+            .clock(Arc::new(w.clock.clone())),
+    )
+    .unwrap();
+    // The mock mints the token when the request arrives, then holds the answer.
+    w.entra.set_latency(Duration::from_secs(2));
+    let asked_at = w.clock.now();
+    let in_flight = {
+        let (cache, tenant) = (cache.clone(), w.customer.clone());
+        tokio::spawn(async move { cache.get_token(&tenant, &[VAULT]).await.unwrap() })
+    };
+    for _ in 0..400 {
+        if w.entra.token_requests() == 1 {
+            break;
+        }
+        // Waiting for the request to reach the mock: real time, bounded.
+        #[allow(clippy::disallowed_methods)]
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(w.entra.token_requests(), 1, "the request reached the mock");
+    // The answer takes a minute to come back.
+    w.clock.advance(Duration::from_secs(60));
+    assert!(!in_flight.is_finished(), "the answer was still on its way");
+    let token = in_flight.await.unwrap();
+    w.entra.set_latency(Duration::ZERO);
+
+    let exp = decode_unverified(token.secret()).unwrap().exp.unwrap();
+    let exp = std::time::UNIX_EPOCH + Duration::from_secs(exp);
+    // `exp` counts whole seconds.
+    assert!(
+        token.expires_on() < exp + Duration::from_secs(1),
+        "expires_on {:?} runs past the token's exp {exp:?}",
+        token.expires_on()
+    );
+    assert!(
+        token
+            .issued_on()
+            .is_some_and(|at| at <= asked_at + Duration::from_secs(1))
+    );
+
+    // The 5 min margin, from the token's real end: served until exp - 300 s, not after.
+    let served_until = exp - Duration::from_secs(300);
+    let now = w.clock.now();
+    w.clock
+        .advance(served_until.duration_since(now).unwrap() - Duration::from_secs(1));
+    assert!(
+        cache
+            .get_token(&w.customer, &[VAULT])
+            .await
+            .unwrap()
+            .ptr_eq(&token)
+    );
+    w.clock.advance(Duration::from_secs(2));
+    let next = cache.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert!(
+        !next.ptr_eq(&token),
+        "served with less than the margin left before its exp"
+    );
 }

@@ -68,6 +68,17 @@ impl World {
     }
 }
 
+/// An [`HttpClient`](azure_cross_tenant::HttpClient) for `entra`: trusts its CA when it
+/// serves https.
+pub fn mock_http(entra: &MockEntra) -> azure_cross_tenant::HttpClient {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = entra.ca_pem() {
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+    }
+    azure_cross_tenant::HttpClient::from_builder(builder).unwrap()
+}
+
 /// The part of a test to run in this process, when this process is a child that
 /// [`run_child`] started; `None` in the test's own process. A test that needs a process of
 /// its own begins with `if let Some(part) = child_part() { ... }` and runs only that part

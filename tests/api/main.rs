@@ -54,5 +54,7 @@ mod onboarding;
 mod onboarding_admin;
 mod redaction;
 mod redirects;
+mod refusals;
 mod secret;
+mod tenant_identity;
 mod validate;

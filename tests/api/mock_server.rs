@@ -60,7 +60,7 @@ async fn over_tls_every_advertised_url_and_audience_uses_the_https_origin() {
         cert["private_key_pem"].as_str().unwrap(),
     )
     .authority_host(entra.uri())
-    .http_client(entra.http_client())
+    .http_client(crate::common::mock_http(&entra))
     .build()
     .unwrap();
     let token = credential
@@ -75,7 +75,7 @@ async fn over_tls_every_advertised_url_and_audience_uses_the_https_origin() {
     assert_eq!(claims.roles, vec!["Commands.Send".to_owned()]);
     // A validator over https finds the keys through the https metadata.
     let validator = TokenValidator::builder(entra.cloud())
-        .http_client(entra.http_client())
+        .http_client(crate::common::mock_http(&entra))
         .build()
         .unwrap();
     let api_id = setup["apps"]["api"]["client_id"].as_str().unwrap();

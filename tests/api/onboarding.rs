@@ -585,7 +585,8 @@ async fn a_redirecting_token_endpoint_gets_no_secret_from_the_code_redemption() 
     for status in [307, 302] {
         let w = World::new().await;
         let target = crate::loopback::Loopback::answering(200, &[], "{}").await;
-        let following = reqwest::Client::new();
+        let following =
+            azure_cross_tenant::HttpClient::from_builder(reqwest::Client::builder()).unwrap();
         let credential = ClientSecret::new(w.app.client_id(), &w.secret)
             .authority_host(w.entra.uri())
             .http_client(following)
@@ -622,4 +623,37 @@ async fn a_redirecting_token_endpoint_gets_no_secret_from_the_code_redemption() 
             assert!(!request.contains("code_verifier"), "{status}: {request}");
         }
     }
+}
+
+/// The app asked for a tenant's token before its admin consented, and the cache
+/// remembers that refusal; the onboarding that the consent finishes drops it, so the
+/// app's next call succeeds at once, not a minute later.
+#[tokio::test]
+async fn an_onboarding_lets_the_apps_next_call_succeed_at_once() {
+    let w = World::new().await;
+    set_up_app(&w);
+    let cached = Cached::with_options(
+        w.credential(),
+        azure_cross_tenant::CacheOptions::default().clock(Arc::new(w.clock.clone())),
+    )
+    .unwrap();
+    let onboarding = onboarding_with(&w, cached.clone());
+    let (x, x_admin) = newcomer(&w, "newcomer.example");
+    for _ in 0..2 {
+        let err = cached.get_token(&x, &[VAULT]).await.unwrap_err();
+        assert!(matches!(err, Error::NotConsented { .. }), "{err:?}");
+    }
+    assert_eq!(
+        w.entra.token_requests_for(&x),
+        1,
+        "the refusal is remembered"
+    );
+
+    let admin = sign_in(&w, &onboarding, &x_admin).await;
+    let (pending, back) = consent(&w, &onboarding, &admin).await;
+    onboarding
+        .finish_consent(pending, &callback(&back))
+        .await
+        .unwrap();
+    cached.get_token(&x, &[VAULT]).await.unwrap();
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use azure_cross_tenant::{
-    Assertion, ClientCertificate, ClientSecret, Error, FederatedAssertion, ManualClock,
+    Assertion, ClientCertificate, ClientSecret, Error, FederatedAssertion, HttpClient, ManualClock,
     RetryPolicy, TenantCredentialProvider, TenantId, assertion_fn,
 };
 
@@ -27,12 +27,16 @@ async fn thief() -> Loopback {
     .await
 }
 
-/// The three credentials, each sending through `reqwest::Client::new()`, which follows
-/// redirects, to `authority`.
+/// The three credentials, each sending through a client built from settings that ask to
+/// follow redirects (reqwest's default), to `authority`.
 fn credentials(authority: &Loopback) -> Vec<(&'static str, Box<dyn TenantCredentialProvider>)> {
     let clock = ManualClock::starting_now();
     let cert = crate::certificate::make_cert(None);
-    let common = |host: url::Url| (host, reqwest::Client::new(), Arc::new(clock.clone()));
+    let following = HttpClient::from_builder(
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(10)),
+    )
+    .unwrap();
+    let common = |host: url::Url| (host, following.clone(), Arc::new(clock.clone()));
     let (host, http, clock) = common(authority.url());
     let secret = ClientSecret::new(CLIENT_ID, SECRET)
         .authority_host(host.clone())
@@ -75,8 +79,8 @@ async fn a_redirecting_token_endpoint_gets_no_credential_through_and_is_refused(
         for (kind, credential) in credentials(&authority) {
             let err = credential.get_token(&tenant, &[VAULT]).await.unwrap_err();
             match &err {
-                // A client that follows 301-303 turns the POST into a bodiless GET; its
-                // answer is refused all the same because it came from elsewhere.
+                // Followed, 301-303 would turn the POST into a bodiless GET to the
+                // target: nothing is followed, the 3xx itself is refused.
                 Error::Redirected { to, .. } => {
                     assert_eq!(
                         **to,
@@ -93,6 +97,13 @@ async fn a_redirecting_token_endpoint_gets_no_credential_through_and_is_refused(
             authority.requests().len(),
             3,
             "{status}: one attempt each, no retry"
+        );
+        // Not even a bodiless GET: a request the crate sends goes only to the URL it
+        // named, whatever client it was given.
+        assert!(
+            target.requests().is_empty(),
+            "{status}: the redirect's target was asked: {:?}",
+            target.requests()
         );
         for request in target.requests() {
             for leak in [SECRET, ASSERTION, "client_secret", "client_assertion"] {

@@ -19,11 +19,13 @@ mod servers;
 
 mod azure;
 mod bounds;
+mod identity;
 mod invalidation;
 mod leases;
 mod margin;
 mod onboarding;
 mod outage;
+mod refusals;
 mod sealing;
 mod sharing;
 

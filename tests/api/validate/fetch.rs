@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_cross_tenant::{Cloud, TokenValidator, ValidationError};
+use azure_cross_tenant::{Cloud, HttpClient, TokenValidator, ValidationError};
 use serde_json::json;
 
 use super::site::{Reply, Site, Tls};
@@ -36,7 +36,7 @@ fn metadata_path(w: &World) -> String {
     format!("/{}/.well-known/openid-configuration", w.customer)
 }
 
-fn validator_at(w: &World, site: &Site, http: Option<reqwest::Client>) -> TokenValidator {
+fn validator_at(w: &World, site: &Site, http: Option<HttpClient>) -> TokenValidator {
     let mut builder = TokenValidator::builder(Cloud::custom(site.base(), "api://x").unwrap())
         .clock(Arc::new(w.clock.clone()));
     if let Some(http) = http {
@@ -107,8 +107,16 @@ async fn keys_over_plain_http_on_the_https_authority_host_are_refused() {
         .unwrap();
 }
 
+/// A caller's client settings that ask to follow redirects (reqwest's default).
+fn following() -> HttpClient {
+    HttpClient::from_builder(
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(10)),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
-async fn a_callers_redirect_following_client_never_takes_keys_from_the_redirect_target() {
+async fn a_callers_redirect_following_client_never_reaches_the_redirect_target() {
     let w = World::new().await;
     let target = Site::http().await;
     target.route("/keys", Reply::Json(mock_jwks(&w).await));
@@ -125,11 +133,16 @@ async fn a_callers_redirect_following_client_never_takes_keys_from_the_redirect_
         metadata(&w, &format!("{}keys", authority.base())),
     );
     authority.route("/keys", Reply::Redirect(format!("{}keys", target.base())));
-    let err = validator_at(&w, &authority, Some(reqwest::Client::new()))
+    let err = validator_at(&w, &authority, Some(following()))
         .validate(&token, &expect(&w))
         .await
         .unwrap_err();
     assert_unavailable(&err, "redirect");
+    assert!(
+        target.asked().is_empty(),
+        "the redirect's target was asked: {:?}",
+        target.asked()
+    );
 
     // The metadata URL redirects to another server, whose metadata names its own keys.
     let authority = Site::http().await;
@@ -141,11 +154,16 @@ async fn a_callers_redirect_following_client_never_takes_keys_from_the_redirect_
             metadata_path(&w)
         )),
     );
-    let err = validator_at(&w, &authority, Some(reqwest::Client::new()))
+    let err = validator_at(&w, &authority, Some(following()))
         .validate(&token, &expect(&w))
         .await
         .unwrap_err();
     assert_unavailable(&err, "redirect");
+    assert!(
+        target.asked().is_empty(),
+        "the redirect's target was asked: {:?}",
+        target.asked()
+    );
 }
 
 #[tokio::test]

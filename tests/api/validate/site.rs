@@ -56,13 +56,14 @@ impl Tls {
         }
     }
 
-    /// A client trusting this certificate (and following no redirects, as ours).
-    pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(self.cert_pem.as_bytes()).unwrap())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+    /// A client trusting this certificate.
+    pub fn client(&self) -> azure_cross_tenant::HttpClient {
+        azure_cross_tenant::HttpClient::from_builder(
+            reqwest::Client::builder().add_root_certificate(
+                reqwest::Certificate::from_pem(self.cert_pem.as_bytes()).unwrap(),
+            ),
+        )
+        .unwrap()
     }
 }
 
