@@ -47,7 +47,8 @@ pub use consent::{
 };
 pub use credential::{
     Assertion, AssertionAlgorithm, AssertionSource, ClientCertificate, ClientSecret,
-    CredentialBuilder, FederatedAssertion, FnSource, TokenFile, assertion_fn,
+    CredentialBuilder, CredentialSet, CredentialSetBuilder, CredentialStats, CredentialStatus,
+    FederatedAssertion, FnSource, TokenFile, assertion_fn,
 };
 #[cfg(feature = "azure-core")]
 pub use credential::{ManagedIdentity, TokenCredentialSource};
@@ -108,4 +109,6 @@ fn _assert_impls() {
     send_sync::<CredentialBuilder<ClientSecret>>();
     send_sync::<CredentialBuilder<ClientCertificate>>();
     send_sync::<CredentialBuilder<FederatedAssertion>>();
+    send_sync::<CredentialSet>();
+    send_sync::<CredentialStats>();
 }

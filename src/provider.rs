@@ -43,6 +43,15 @@ pub trait TenantCredentialProvider: Send + Sync + std::fmt::Debug {
     fn authority_host(&self) -> &url::Url {
         crate::Cloud::Public.authority_host()
     }
+
+    /// What the app's credential reports about itself: its label, when it expires and
+    /// how many days are left, how often Entra refused it, certificate reloads, and a
+    /// [`CredentialSet`](crate::CredentialSet)'s switches. This crate's credentials (and
+    /// [`Cached`](crate::Cached) or `Arc` of one) answer; defaults to `None` for a
+    /// provider that does not say.
+    fn credential_stats(&self) -> Option<crate::CredentialStats> {
+        None
+    }
 }
 
 #[async_trait::async_trait]
@@ -57,5 +66,9 @@ impl<P: TenantCredentialProvider + ?Sized> TenantCredentialProvider for Arc<P> {
 
     fn authority_host(&self) -> &url::Url {
         (**self).authority_host()
+    }
+
+    fn credential_stats(&self) -> Option<crate::CredentialStats> {
+        (**self).credential_stats()
     }
 }

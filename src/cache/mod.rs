@@ -502,4 +502,8 @@ impl<P: TenantCredentialProvider + 'static> TenantCredentialProvider for Cached<
     fn authority_host(&self) -> &Url {
         self.inner.provider.authority_host()
     }
+
+    fn credential_stats(&self) -> Option<crate::CredentialStats> {
+        self.inner.provider.credential_stats()
+    }
 }

@@ -9,14 +9,18 @@ mod builder;
 mod certificate;
 mod federated;
 mod secret;
+mod set;
 mod shared_assertion;
 mod sources;
+mod status;
 
 pub use assertion::{Assertion, AssertionSource};
 pub use builder::CredentialBuilder;
 pub use certificate::{AssertionAlgorithm, ClientCertificate};
 pub use federated::FederatedAssertion;
 pub use secret::ClientSecret;
+pub use set::{CredentialSet, CredentialSetBuilder};
 pub use sources::{FnSource, TokenFile, assertion_fn};
 #[cfg(feature = "azure-core")]
 pub use sources::{ManagedIdentity, TokenCredentialSource};
+pub use status::{CredentialStats, CredentialStatus};

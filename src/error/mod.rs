@@ -401,6 +401,41 @@ impl Error {
         }
     }
 
+    /// Whether the app's credential itself failed: Entra refused it (a wrong or expired
+    /// secret, AADSTS7000215, 7000222; an unknown certificate or bad signature, 700027; an
+    /// expired assertion, 700024; no matching federated credential, 70021, 700211-700213,
+    /// 70025, 700236, 700227, 700222, 700226), or it could not be produced (the managed
+    /// identity endpoint, the assertion source or Key Vault failed or timed out).
+    ///
+    /// Another credential of the same app may succeed where this one failed: a
+    /// [`CredentialSet`](crate::CredentialSet) tries its next credential on exactly these.
+    /// A refusal about the tenant (not consented, tenant not found, app disabled,
+    /// conditional access, throttling) is not one: no other credential changes it.
+    ///
+    /// ```
+    /// use azure_cross_tenant::{Error, TenantId};
+    ///
+    /// let err = "common".parse::<TenantId>().unwrap_err();
+    /// assert!(!err.is_credential_error());
+    /// ```
+    pub fn is_credential_error(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidClientSecret(_)
+                | Self::ClientSecretExpired(_)
+                | Self::InvalidClientAssertion(_)
+                | Self::AssertionExpired(_)
+                | Self::FederationPending(_)
+                | Self::FederationMismatch { .. }
+                | Self::NoFederatedCredentials(_)
+                | Self::FederatedIdentityInWrongTenant(_)
+                | Self::AssertionRejected(_)
+                | Self::ManagedIdentityUnavailable { .. }
+                | Self::AssertionUnavailable { .. }
+                | Self::AssertionTimedOut { .. }
+        )
+    }
+
     /// The error for an [`AssertionSource`](crate::AssertionSource) that could not produce
     /// an assertion: `reason` says what and where, in words for the operator, `source` is
     /// the underlying failure.
@@ -472,5 +507,26 @@ mod tests {
         assert!(Error::Authority(entra(50033)).is_retryable());
         assert!(!Error::Authority(entra(70011)).is_retryable());
         assert!(!Error::AppDisabled(entra(7000112)).is_retryable());
+    }
+
+    #[test]
+    fn credential_errors_are_the_credentials_own_and_never_the_tenants() {
+        assert!(Error::InvalidClientSecret(entra(7000215)).is_credential_error());
+        assert!(Error::InvalidClientAssertion(entra(700027)).is_credential_error());
+        assert!(
+            Error::FederationMismatch {
+                field: FederationField::Subject,
+                entra: entra(700213),
+            }
+            .is_credential_error()
+        );
+        let consent = Error::NotConsented {
+            entra: entra(700016),
+            consent_url: String::new(),
+        };
+        assert!(!consent.is_credential_error());
+        assert!(!Error::TenantNotFound(entra(90002)).is_credential_error());
+        assert!(!Error::BlockedByConditionalAccess(entra(53003)).is_credential_error());
+        assert!(!Error::AppDisabled(entra(7000112)).is_credential_error());
     }
 }

@@ -19,7 +19,7 @@ pub struct TestCert {
     pkcs1_pem: String,
     pkcs8_der: Vec<u8>,
     pub cert_pem: String,
-    cert_der: Vec<u8>,
+    pub cert_der: Vec<u8>,
 }
 
 fn pem(label: &str, der: &[u8]) -> String {

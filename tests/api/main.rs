@@ -22,5 +22,6 @@ mod onboarding;
 mod onboarding_admin;
 mod redaction;
 mod redirects;
+mod rotation;
 mod secret;
 mod validate;
