@@ -104,7 +104,8 @@ impl Cloud {
         }
     }
 
-    /// The known cloud whose authority host is `host`, or `None`.
+    /// The known cloud whose authority host is `host`, or `None` (for Redis's Entra sign-in).
+    #[cfg(feature = "redis")]
     pub(crate) fn known_by_authority(host: &Url) -> Option<Self> {
         [Self::Public, Self::UsGovernment, Self::China]
             .into_iter()

@@ -1,4 +1,22 @@
-#![doc = include_str!("../README.md")]
+// The crate's documentation is the README, whose examples are complete programs (no hidden
+// lines, so they read right on GitHub and crates.io) and run as doc tests. They use the
+// features below, so the README is the crate docs when those are on: on docs.rs (every
+// feature) and under `cargo test --all-features`, which is how CI tests them.
+#![cfg_attr(
+    all(feature = "azure-core", feature = "redis", feature = "axum", feature = "sqlite"),
+    doc = include_str!("../README.md")
+)]
+#![cfg_attr(
+    not(all(
+        feature = "azure-core",
+        feature = "redis",
+        feature = "axum",
+        feature = "sqlite"
+    )),
+    doc = "App-only tokens from every customer tenant that consented to your multitenant Entra \
+           application: credentials, a per-tenant cache, claim validation. The guide is the \
+           README (README.md, or this page built with every feature, as on docs.rs)."
+)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -39,9 +39,9 @@ type NameFn = dyn Fn(&SignedInAdmin) -> String + Send + Sync;
 /// ```no_run
 /// use std::sync::Arc;
 /// use axum::Router;
-/// use azure_cross_tenant::{Cached, ClientSecret, Onboarding, OnboardingRoutes, SqlRegistry, TenantRegistry};
+/// use azure_cross_tenant::{Cached, ClientSecret, InMemoryRegistry, Onboarding, OnboardingRoutes, TenantRegistry};
 ///
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let provider = Cached::new(ClientSecret::new("11111111-2222-3333-4444-555555555555", "secret").build()?);
 /// let onboarding = Onboarding::builder(
 ///     provider,
@@ -50,7 +50,8 @@ type NameFn = dyn Fn(&SignedInAdmin) -> String + Send + Sync;
 /// )
 /// .consent_redirect_uri("https://saas.example/onboarding/consented")
 /// .build()?;
-/// let registry: Arc<dyn TenantRegistry> = Arc::new(SqlRegistry::connect("sqlite://tenants.db").await?);
+/// // A fleet shares one database: SqlRegistry (features sqlite, postgres), as the README shows.
+/// let registry: Arc<dyn TenantRegistry> = Arc::new(InMemoryRegistry::new());
 /// let onboarding_routes = OnboardingRoutes::builder(onboarding, registry)
 ///     // Who is signed in to *your* app (here a header your login layer sets).
 ///     .account(|parts| parts.headers.get("x-account")?.to_str().ok().map(str::to_owned))

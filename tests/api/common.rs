@@ -68,27 +68,39 @@ impl World {
     }
 }
 
-/// Runs the ignored test `name` of `module` (pass `module_path!()`) in a child process of
-/// this binary with `env`, and asserts it passed: for tests that need process-wide state
-/// (environment variables, a global tracing subscriber) while other tests run in parallel.
-pub async fn run_child(module: &str, name: &str, env: &[(&str, &str)]) {
+/// The part of a test to run in this process, when this process is a child that
+/// [`run_child`] started; `None` in the test's own process. A test that needs a process of
+/// its own begins with `if let Some(part) = child_part() { ... }` and runs only that part
+/// there: the part is a plain function, never an `#[ignore]`d test of its own (in this
+/// suite, `#[ignore]` means "needs a server").
+pub fn child_part() -> Option<String> {
+    std::env::var("ACT_CHILD").ok()
+}
+
+/// Runs the test `test` of `module` (pass `module_path!()` and the calling test's own
+/// name) again in a child process of this binary, with `env` and [`child_part`] = `part`,
+/// and asserts it passed: for tests that need process-wide state (environment variables,
+/// a global tracing subscriber) while other tests run in parallel.
+pub async fn run_child(module: &str, test: &str, part: &str, env: &[(&str, &str)]) {
     // Test names in this binary are module paths without the crate name.
     let module = module.split_once("::").map_or("", |(_, m)| m);
-    let name = format!("{module}::{name}");
+    let name = format!("{module}::{test}");
     let child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &name, "--ignored", "--nocapture"])
+        // --include-ignored: the test may itself need a server (and so be ignored unless asked).
+        .args(["--exact", &name, "--include-ignored", "--nocapture"])
+        .env("ACT_CHILD", part)
         .envs(env.iter().copied())
         .kill_on_drop(true)
         .output();
     // Bounded, so a child that hangs fails the test instead of stalling the suite.
     let output = tokio::time::timeout(std::time::Duration::from_secs(60), child)
         .await
-        .unwrap_or_else(|_| panic!("{name} did not finish within 60 s"))
+        .unwrap_or_else(|_| panic!("{name} ({part}) did not finish within 60 s"))
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "child failed: {stdout}{}",
+        "child {part} failed: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("1 passed"), "{stdout}");

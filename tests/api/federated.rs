@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{VAULT, World, proxy_env, run_child};
+use crate::common::{VAULT, World, child_part, proxy_env, run_child};
 use crate::loopback::Loopback;
 use azure_core::http::ClientOptions;
 use azure_cross_tenant::insecure::decode_unverified;
@@ -349,12 +349,16 @@ async fn an_unknown_identity_is_managed_identity_unavailable_and_nothing_reaches
 /// child process (this test binary again), which the parent serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_identity_builder_works_through_app_service_environment() {
+    if child_part().is_some() {
+        return child_app_service_flow().await;
+    }
     let w = World::new().await;
     let mi = w.entra.add_managed_identity(&w.home, "id");
     w.entra.trust_managed_identity(&w.app, &mi);
     run_child(
         module_path!(),
-        "child_app_service_flow",
+        "managed_identity_builder_works_through_app_service_environment",
+        "app service flow",
         &[
             ("IDENTITY_ENDPOINT", w.entra.app_service_endpoint().as_str()),
             ("IDENTITY_HEADER", &w.entra.identity_header()),
@@ -369,8 +373,7 @@ async fn managed_identity_builder_works_through_app_service_environment() {
     assert_eq!(w.entra.token_requests_for(&w.customer), 1);
 }
 
-#[tokio::test]
-#[ignore = "run by managed_identity_builder_works_through_app_service_environment in its own process"]
+/// The child process's part.
 async fn child_app_service_flow() {
     let var = |k: &str| std::env::var(k).unwrap();
     let cred = FederatedAssertion::managed_identity(
@@ -411,6 +414,9 @@ async fn the_secretless_flow_works_through_the_azure_core_adapter() {
 /// process-wide, so this runs in a child process (this test binary again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_identity_from_env_reads_the_injected_variables() {
+    if child_part().is_some() {
+        return child_workload_identity_flow().await;
+    }
     let w = World::new().await;
     let mi = w.entra.add_managed_identity(&w.home, "id");
     w.entra.trust_managed_identity(&w.app, &mi);
@@ -418,7 +424,8 @@ async fn workload_identity_from_env_reads_the_injected_variables() {
     std::fs::write(&file, w.entra.managed_identity_token(&mi, EXCHANGE)).unwrap();
     run_child(
         module_path!(),
-        "child_workload_identity_flow",
+        "workload_identity_from_env_reads_the_injected_variables",
+        "workload identity flow",
         &[
             ("AZURE_CLIENT_ID", w.app.client_id()),
             ("AZURE_TENANT_ID", w.home.as_str()),
@@ -432,8 +439,7 @@ async fn workload_identity_from_env_reads_the_injected_variables() {
     let _ = std::fs::remove_file(&file);
 }
 
-#[tokio::test]
-#[ignore = "run by workload_identity_from_env_reads_the_injected_variables in its own process"]
+/// The child process's part.
 async fn child_workload_identity_flow() {
     let cred = FederatedAssertion::workload_identity_from_env()
         .unwrap()
@@ -667,11 +673,15 @@ async fn a_panicking_assertion_source_fails_one_call_and_the_next_fetches_again(
 /// process (the endpoint is found through process-wide environment variables).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_managed_identity_endpoint_that_never_answers_costs_a_call_its_assertion_timeout() {
+    if child_part().is_some() {
+        return child_silent_identity_endpoint().await;
+    }
     let silent = Loopback::silent().await;
     let endpoint = silent.url().join("msi/token").unwrap();
     run_child(
         module_path!(),
-        "child_silent_identity_endpoint",
+        "a_managed_identity_endpoint_that_never_answers_costs_a_call_its_assertion_timeout",
+        "silent endpoint",
         &[
             ("IDENTITY_ENDPOINT", endpoint.as_str()),
             ("IDENTITY_HEADER", "identity-header-value"),
@@ -686,8 +696,7 @@ async fn a_managed_identity_endpoint_that_never_answers_costs_a_call_its_asserti
     );
 }
 
-#[tokio::test]
-#[ignore = "run by a_managed_identity_endpoint_that_never_answers_costs_a_call_its_assertion_timeout in its own process"]
+/// The child process's part.
 #[allow(clippy::disallowed_methods)] // measures a real network wait, bounded below a second
 async fn child_silent_identity_endpoint() {
     let cred = FederatedAssertion::managed_identity(
@@ -726,6 +735,11 @@ async fn child_silent_identity_endpoint() {
 /// token in clear text. Both sources, App Service and IMDS, each in a child process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn managed_identity_requests_never_go_through_a_proxy() {
+    match child_part().as_deref() {
+        Some("app service") => return child_app_service_assertion_without_proxy().await,
+        Some("imds") => return child_imds_without_proxy().await,
+        _ => {}
+    }
     let w = World::new().await;
     let mi = w.entra.add_managed_identity(&w.home, "id");
     let proxy = Loopback::answering(502, &[], "{}").await;
@@ -742,7 +756,8 @@ async fn managed_identity_requests_never_go_through_a_proxy() {
     ]);
     run_child(
         module_path!(),
-        "child_app_service_assertion_without_proxy",
+        "managed_identity_requests_never_go_through_a_proxy",
+        "app service",
         &app_service,
     )
     .await;
@@ -752,7 +767,13 @@ async fn managed_identity_requests_never_go_through_a_proxy() {
         "the identity endpoint was asked directly"
     );
 
-    run_child(module_path!(), "child_imds_without_proxy", &env).await;
+    run_child(
+        module_path!(),
+        "managed_identity_requests_never_go_through_a_proxy",
+        "imds",
+        &env,
+    )
+    .await;
     assert_eq!(
         proxy.connections(),
         0,
@@ -761,8 +782,7 @@ async fn managed_identity_requests_never_go_through_a_proxy() {
     );
 }
 
-#[tokio::test]
-#[ignore = "run by managed_identity_requests_never_go_through_a_proxy in its own process"]
+/// A child process's part.
 async fn child_app_service_assertion_without_proxy() {
     let cred = FederatedAssertion::managed_identity(
         APP,
@@ -780,8 +800,7 @@ async fn child_app_service_assertion_without_proxy() {
     assert_eq!(claims.aud, vec![EXCHANGE]);
 }
 
-#[tokio::test]
-#[ignore = "run by managed_identity_requests_never_go_through_a_proxy in its own process"]
+/// A child process's part.
 async fn child_imds_without_proxy() {
     let cred = FederatedAssertion::managed_identity(
         APP,

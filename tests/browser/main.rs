@@ -11,9 +11,9 @@
 //!
 //! Its own harness (libtest-mimic). These tests need Chromium and chromedriver, so, like
 //! every test that needs a server (see `tests/api/main.rs`), they are reported as ignored,
-//! with the reason, unless `--include-ignored` (or `--ignored`) asks for them or `CI` is
-//! set; then a missing Chromium or chromedriver fails them, naming what to install.
-//! `.ci/run` asks:
+//! with the reason, unless `--include-ignored` (or `--ignored`) asks for them; then a
+//! missing Chromium or chromedriver fails them, naming what to install. `.ci/run` asks
+//! (its test run is `cargo test --workspace --all-features -- --include-ignored`); alone:
 //!
 //! ```text
 //! cargo test --features sqlite,axum --test browser -- --include-ignored
@@ -119,11 +119,10 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// The trial `name`; ignored (with the reason) unless `args` ask for ignored tests or `CI`
-/// is set.
+/// The trial `name`; ignored (with the reason) unless `args` ask for ignored tests.
 fn trial(args: &Arguments, name: &str, test: TestFn) -> Trial {
     let asked = args.ignored || args.include_ignored;
-    if !asked && std::env::var_os("CI").is_none() {
+    if !asked {
         // Ignored at run time rather than by the flag: only then does the summary line
         // say why.
         return Trial::ignorable_test(name, || Ok(Completion::ignored_with(NEEDS)));

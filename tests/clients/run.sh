@@ -7,24 +7,40 @@
 #   default binary: ${CARGO_TARGET_DIR:-target}/debug/mock-entra
 #   (cargo build --locked -p mock-entra)
 # Any failing check fails the run with a non-zero status.
+#        tests/clients/run.sh --prepare
+#   only installs the clients (a venv and node_modules under the build folder), so that
+#   .ci/run can do it while cargo compiles; a later run reuses them.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
-bin="${1:-$target/debug/mock-entra}"
 work="$target/clients"
 venv="$target/clients-venv"
 mkdir -p "$work"
+
+prepare() {
+    echo "--- python clients: venv $venv"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/python/requirements.txt"
+
+    echo "--- node clients: npm ci (unless node_modules follows this package-lock.json)"
+    mkdir -p "$work/node"
+    if [ ! -d "$work/node/node_modules" ] ||
+        ! cmp -s "$here/node/package-lock.json" "$work/node/package-lock.json"; then
+        rm -rf "$work/node" && mkdir -p "$work/node"
+        cp "$here/node/package.json" "$here/node/package-lock.json" "$work/node/"
+        (cd "$work/node" && npm ci --silent --no-audit --no-fund)
+    fi
+    cp "$here/node/clients.test.mjs" "$work/node/"
+}
+
+if [ "${1:-}" = --prepare ]; then
+    prepare
+    exit 0
+fi
+bin="${1:-$target/debug/mock-entra}"
 [ -x "$bin" ] || { echo "no mock-entra binary at $bin" >&2; exit 1; }
-
-echo "--- python clients: venv $venv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/python/requirements.txt"
-
-echo "--- node clients: npm ci"
-rm -rf "$work/node" && mkdir -p "$work/node"
-cp "$here/node/package.json" "$here/node/package-lock.json" "$here/node/clients.test.mjs" "$work/node/"
-(cd "$work/node" && npm ci --silent --no-audit --no-fund)
+prepare
 
 echo "--- mock-entra --tls --config tests/clients/scenario.json"
 rm -f "$work/ready.json" "$work/ca.pem"

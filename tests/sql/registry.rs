@@ -302,7 +302,7 @@ pub async fn a_database_that_goes_down_gives_a_retryable_error_and_no_half_recor
 ) {
     let url = backend.fresh_url().await;
     SqlRegistry::connect(&url).await.unwrap(); // the schema
-    let port = crate::servers::postgres().unwrap().port;
+    let port = crate::servers::postgres().port;
     let relay = crate::browser::Relay::start(port).await;
     let through = url.replace(&format!(":{port}/"), &format!(":{}/", relay.port));
     let registry = SqlRegistry::connect(&through).await.unwrap();

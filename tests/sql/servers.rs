@@ -5,8 +5,8 @@
 //! and the server, reading its stdin: when this process exits (however), the pipe closes
 //! and the shell stops the server and removes its directory.
 //!
-//! Without PostgreSQL the tests are reported as ignored (with the reason on stderr),
-//! except under CI (`CI` set), where they fail.
+//! The PostgreSQL rows run only when asked for (`--include-ignored`); then a missing
+//! PostgreSQL fails them, naming what to install.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -64,13 +64,15 @@ fn as_server_user(program: &str) -> Command {
 }
 
 /// The server of this test process, started on first use.
-pub fn postgres() -> Option<&'static Postgres> {
-    static SERVER: OnceLock<Option<Postgres>> = OnceLock::new();
-    SERVER.get_or_init(start).as_ref()
+pub fn postgres() -> &'static Postgres {
+    static SERVER: OnceLock<Postgres> = OnceLock::new();
+    SERVER.get_or_init(start)
 }
 
-fn start() -> Option<Postgres> {
-    let bin = binaries()?;
+fn start() -> Postgres {
+    let bin = binaries().expect(
+        "no PostgreSQL server: apt-get install postgresql (or PG_BIN=<dir of initdb and postgres>)",
+    );
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("act-pg-{}-{port}", std::process::id()));
     let data = dir.join("data");
@@ -127,11 +129,11 @@ fn start() -> Option<Postgres> {
                 .map(|s| s.success())
                 .unwrap_or(false);
             if ready {
-                return Some(Postgres {
+                return Postgres {
                     port,
                     _shell: Mutex::new(shell),
                     next_db: Mutex::new(0),
-                });
+                };
             }
         }
         // Real time: this waits for an external process to start.
@@ -159,18 +161,4 @@ impl Postgres {
             .unwrap();
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
-}
-
-/// Whether PostgreSQL tests can run here; under CI its absence is a failure.
-pub fn postgres_available() -> bool {
-    if binaries().is_some() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but PostgreSQL is not installed (apt-get install postgresql)");
-    }
-    eprintln!(
-        "IGNORED: the PostgreSQL tests need Debian's PostgreSQL server (apt-get install postgresql; or PG_BIN=<dir of initdb and postgres>)"
-    );
-    false
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::servers::{Cli, Cluster, Redis, TestCa};
 use super::{Backend, keys, replica_with};
-use crate::common::{VAULT, World, run_child};
+use crate::common::{VAULT, World, child_part, run_child};
 use azure_cross_tenant::insecure::decode_unverified;
 use azure_cross_tenant::{
     AccessToken, ClientSecret, Error, L2Store, RedisEntraAuth, RedisStore, SharedCache,
@@ -149,28 +149,26 @@ fn auth_calls(backend: &Backend) -> (u64, u64) {
     total
 }
 
-fn tls_single(ca: &TestCa) -> Option<Backend> {
-    Redis::start_tls(ca).map(Backend::Single)
+fn tls_single(ca: &TestCa) -> Backend {
+    Backend::Single(Redis::start_tls(ca))
 }
 
-fn tls_cluster(ca: &TestCa) -> Option<Backend> {
-    Cluster::start_tls(ca).map(Backend::Cluster)
+fn tls_cluster(ca: &TestCa) -> Backend {
+    Backend::Cluster(Cluster::start_tls(ca))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn entra_signed_in_connections_sign_in_again_as_tokens_rotate_on_tls_redis() {
     let ca = TestCa::new();
-    if let Some(backend) = tls_single(&ca) {
-        tokens_rotate_on_live_connections(backend).await;
-    }
+    tokens_rotate_on_live_connections(tls_single(&ca)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn entra_signed_in_connections_sign_in_again_as_tokens_rotate_on_a_tls_cluster() {
     let ca = TestCa::new();
-    if let Some(backend) = tls_cluster(&ca) {
-        tokens_rotate_on_live_connections(backend).await;
-    }
+    tokens_rotate_on_live_connections(tls_cluster(&ca)).await;
 }
 
 /// Two replicas share tokens over TLS, signed in with Entra tokens. Three quarters into
@@ -272,9 +270,19 @@ async fn tokens_rotate_on_live_connections(backend: Backend) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn a_token_redis_refuses_opens_the_breaker_and_is_logged_once_per_interval() {
+    if child_part().is_some() {
+        return child_a_refused_token().await;
+    }
     // The log is process-wide: a child process runs this alone.
-    run_child(module_path!(), "child_a_refused_token", &[]).await;
+    run_child(
+        module_path!(),
+        "a_token_redis_refuses_opens_the_breaker_and_is_logged_once_per_interval",
+        "refused token",
+        &[],
+    )
+    .await;
 }
 
 /// What the child's tracing writes.
@@ -291,8 +299,7 @@ impl std::io::Write for Captured {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run by a_token_redis_refuses_opens_the_breaker_and_is_logged_once_per_interval"]
+/// The child process's part: it installs the global subscriber.
 async fn child_a_refused_token() {
     let logs = Captured::default();
     let sink = logs.clone();
@@ -305,9 +312,7 @@ async fn child_a_refused_token() {
     )
     .unwrap();
     let ca = TestCa::new();
-    let Some(backend) = tls_single(&ca) else {
-        return;
-    };
+    let backend = tls_single(&ca);
     let w = World::new().await;
     // Tokens are issued, but Redis knows none of them: every AUTH is a WRONGPASS.
     let acl = AclStandIn::new(&w, &backend, false);
@@ -360,11 +365,10 @@ async fn child_a_refused_token() {
 /// A certificate the store does not trust, or that does not name the host in the URL, is
 /// an error that says which (and a miss for the cache), never a plain-text fallback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn an_untrusted_or_misnamed_certificate_is_an_error_that_says_so() {
     let ca = TestCa::new();
-    let Some(redis) = Redis::start_tls(&ca) else {
-        return;
-    };
+    let redis = Redis::start_tls(&ca);
     let port = redis.port;
     let untrusted = RedisStore::new(&redis.url()).unwrap();
     let e = untrusted.ping().await.unwrap_err();
@@ -381,7 +385,7 @@ async fn an_untrusted_or_misnamed_certificate_is_an_error_that_says_so() {
     let error = misnamed.ping().await.unwrap_err().to_string();
     assert!(error.contains("does not name this host"), "{error}");
 
-    let Some(plain) = Redis::start() else { return };
+    let plain = Redis::start();
     let not_tls = RedisStore::new(&format!("rediss://127.0.0.1:{}/", plain.port))
         .unwrap()
         .tls_ca_pem(&ca.pem)

@@ -35,12 +35,12 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn single() -> Option<Self> {
-        Redis::start().map(Self::Single)
+    pub fn single() -> Self {
+        Self::Single(Redis::start())
     }
 
-    pub fn cluster() -> Option<Self> {
-        Cluster::start().map(Self::Cluster)
+    pub fn cluster() -> Self {
+        Self::Cluster(Cluster::start())
     }
 
     /// The CA of the servers' certificates, when they serve TLS.
@@ -166,39 +166,36 @@ pub fn replica(w: &World, backend: &Backend) -> Cached<ClientSecret> {
 
 /// Runs an async test body `fn(Backend)` once on a single Redis and once on a Redis
 /// Cluster, as two tests named `<body>::single` and `<body>::cluster` (on a two-worker
-/// runtime, or with `current_thread:` on one thread).
+/// runtime, or with `current_thread:` on one thread). Both need `redis-server` and
+/// `redis-cli`: they are ignored unless asked for (`main.rs` says how).
 macro_rules! on_both {
     (current_thread: $body:ident) => {
         mod $body {
             #[tokio::test(flavor = "current_thread")]
+            #[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
             async fn single() {
-                if let Some(backend) = super::super::Backend::single() {
-                    super::$body(backend).await;
-                }
+                super::$body(super::super::Backend::single()).await;
             }
 
             #[tokio::test(flavor = "current_thread")]
+            #[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
             async fn cluster() {
-                if let Some(backend) = super::super::Backend::cluster() {
-                    super::$body(backend).await;
-                }
+                super::$body(super::super::Backend::cluster()).await;
             }
         }
     };
     ($($body:ident),* $(,)?) => {$(
         mod $body {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
             async fn single() {
-                if let Some(backend) = super::super::Backend::single() {
-                    super::$body(backend).await;
-                }
+                super::$body(super::super::Backend::single()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
             async fn cluster() {
-                if let Some(backend) = super::super::Backend::cluster() {
-                    super::$body(backend).await;
-                }
+                super::$body(super::super::Backend::cluster()).await;
             }
         }
     )*};

@@ -49,8 +49,9 @@ async fn l2_works_within(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn l2_connects_when_connection_setup_is_slower_than_the_call_timeout() {
-    let Some(redis) = Redis::start() else { return };
+    let redis = Redis::start();
     let backend = Backend::Single(redis);
     let Backend::Single(server) = &backend else {
         unreachable!()
@@ -74,10 +75,9 @@ async fn l2_connects_when_connection_setup_is_slower_than_the_call_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn a_redis_restart_costs_one_probe_interval_not_two_cooldowns() {
-    let Some(mut redis) = Redis::start() else {
-        return;
-    };
+    let mut redis = Redis::start();
     let w = World::new().await;
     let probe_every = Duration::from_secs(2);
     let url = redis.url();
@@ -104,7 +104,7 @@ async fn a_redis_restart_costs_one_probe_interval_not_two_cooldowns() {
 
     // Redis is back (empty). One probe interval later on A's clock, a probe in the
     // background reconnects and pings; A uses L2 again with no further clock movement.
-    assert!(redis.restart());
+    redis.restart();
     w.clock.advance(probe_every);
     let reader = replica_with(
         &w,
@@ -117,11 +117,9 @@ async fn a_redis_restart_costs_one_probe_interval_not_two_cooldowns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back() {
-    let Some(cluster) = Cluster::start() else {
-        return;
-    };
-    let mut backend = Backend::Cluster(cluster);
+    let mut backend = Backend::Cluster(Cluster::start());
     let w = World::new().await;
     let a = replica_with(&w, super::shared(&backend, keys("k1", 1)));
     // Thirty tenants: their keys spread over the three masters.
@@ -156,7 +154,7 @@ async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back(
     let Backend::Cluster(cluster) = &mut backend else {
         unreachable!()
     };
-    assert!(cluster.nodes[1].restart());
+    cluster.nodes[1].restart();
     cluster.wait_until_ok();
     let mut recovered = false;
     for round in 0..40 {
@@ -189,10 +187,9 @@ async fn a_cluster_master_lost_mid_test_costs_nothing_but_misses_and_comes_back(
 /// (its failures turn off only its own slots), and when it comes back with its data, the
 /// tombstone of a tenant offboarded meanwhile reaches it before anyone reads it there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: apt-get install redis-server, then --include-ignored"]
 async fn a_lost_cluster_master_costs_only_its_own_slots() {
-    let Some(cluster) = Cluster::start() else {
-        return;
-    };
+    let cluster = Cluster::start();
     let w = World::new().await;
     let backend = Backend::Cluster(cluster);
     let a = replica(&w, &backend);

@@ -2,8 +2,8 @@
 //! Cluster, each on free loopback ports, stopped (and their files removed) on drop; and a
 //! TCP relay that makes connection setup slow.
 //!
-//! Without `redis-server` the tests skip with a message, except under CI (`CI` set),
-//! where they fail.
+//! The tests that use them are `#[ignore = "needs redis-server: ..."]` (see `main.rs`): run
+//! with `--include-ignored`, a missing `redis-server` or `redis-cli` fails them.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -35,16 +35,8 @@ fn free_cluster_port() -> u16 {
     }
 }
 
-/// Whether a missing `redis-server` skips the test (outside CI) or fails it.
-fn skip(what: &str) -> bool {
-    if std::env::var_os("CI").is_some() {
-        panic!("CI is set but {what}");
-    }
-    eprintln!(
-        "SKIPPED: {what}; install redis-server (apt-get install redis-server) or run .ci/run"
-    );
-    true
-}
+const INSTALL: &str =
+    "install redis-server (apt-get install redis-server), or leave out --include-ignored";
 
 /// How to reach one server with `redis-cli` (plain, or TLS with the test CA).
 #[derive(Debug, Clone)]
@@ -164,24 +156,24 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// A fresh server on a free port, or `None` (skip) outside CI when none is installed.
-    pub fn start() -> Option<Self> {
+    /// A fresh server on a free port.
+    pub fn start() -> Self {
         Self::start_with(free_port(), Vec::new())
     }
 
     /// A fresh server serving TLS only (certificate from `ca`, for 127.0.0.1).
-    pub fn start_tls(ca: &TestCa) -> Option<Self> {
+    pub fn start_tls(ca: &TestCa) -> Self {
         let port = free_port();
         Self::start_inner(port, ca.server_args(port), Some(ca))
     }
 
-    fn start_with(port: u16, extra: Vec<String>) -> Option<Self> {
+    fn start_with(port: u16, extra: Vec<String>) -> Self {
         let mut args = vec!["--port".to_owned(), port.to_string()];
         args.extend(extra);
         Self::start_inner(port, args, None)
     }
 
-    fn start_inner(port: u16, first: Vec<String>, ca: Option<&TestCa>) -> Option<Self> {
+    fn start_inner(port: u16, first: Vec<String>, ca: Option<&TestCa>) -> Self {
         let mut args: Vec<String> = first;
         args.extend(
             ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -198,12 +190,13 @@ impl Redis {
             },
             ca_pem: ca.map(|ca| ca.pem.clone()),
         };
-        server.restart().then_some(server)
+        server.restart();
+        server
     }
 
     /// Starts the server again on the same port with the same arguments (a cluster node
-    /// rejoins from its nodes file). False if there is no `redis-server` (outside CI).
-    pub fn restart(&mut self) -> bool {
+    /// rejoins from its nodes file).
+    pub fn restart(&mut self) {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let child = match Command::new(&bin)
             .args(&self.args)
@@ -212,12 +205,12 @@ impl Redis {
             .spawn()
         {
             Ok(c) => c,
-            Err(e) => return !skip(&format!("redis-server cannot start ({e})")),
+            Err(e) => panic!("{bin} cannot start ({e}): {INSTALL}"),
         };
         self.child = Some(child);
         for _ in 0..500 {
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
+                return;
             }
             pause(Duration::from_millis(10));
         }
@@ -305,16 +298,16 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn start() -> Option<Self> {
+    pub fn start() -> Self {
         Self::start_inner(None)
     }
 
     /// A cluster whose nodes serve TLS only, cluster bus included.
-    pub fn start_tls(ca: &TestCa) -> Option<Self> {
+    pub fn start_tls(ca: &TestCa) -> Self {
         Self::start_inner(Some(ca))
     }
 
-    fn start_inner(ca: Option<&TestCa>) -> Option<Self> {
+    fn start_inner(ca: Option<&TestCa>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "act-cluster-{}-{}",
             std::process::id(),
@@ -351,7 +344,7 @@ impl Cluster {
                 }
                 None => Redis::start_with(port, extra),
             };
-            nodes.push(node?);
+            nodes.push(node);
         }
         let mut create = Command::new("redis-cli");
         create.args(ca.map(TestCa::cli_args).unwrap_or_default());
@@ -369,14 +362,11 @@ impl Cluster {
                 "redis-cli --cluster create failed: {}",
                 String::from_utf8_lossy(&o.stdout)
             ),
-            Err(e) => {
-                skip(&format!("redis-cli cannot run ({e})"));
-                return None;
-            }
+            Err(e) => panic!("redis-cli cannot run ({e}): {INSTALL}"),
         }
         let cluster = Self { nodes, dir };
         cluster.wait_until_ok();
-        Some(cluster)
+        cluster
     }
 
     pub fn urls(&self) -> Vec<String> {
