@@ -71,8 +71,7 @@ pub struct CredentialStatus {
     /// else the kind and, for a certificate, the start of its SHA-256 thumbprint.
     pub label: String,
     /// What kind of credential: `"client secret"`, `"certificate"`, `"federated
-    /// assertion"`, `"key vault certificate"`, or `"custom"` (a provider from outside
-    /// this crate in a set).
+    /// assertion"`, or `"custom"` (a provider from outside this crate in a set).
     pub kind: &'static str,
     /// Whether requests are made with it now (in a set, the preferred one).
     pub in_use: bool,
@@ -82,10 +81,10 @@ pub struct CredentialStatus {
     /// Whole days until [`expires_on`](Self::expires_on), negative once it has passed.
     pub days_left: Option<i64>,
     /// Times Entra refused it for the credential itself (wrong or expired secret, unknown
-    /// certificate, federation mismatch...) or it could not be produced (identity
-    /// endpoint or Key Vault unavailable). See [`Error::is_credential_error`](crate::Error::is_credential_error).
+    /// certificate, federation mismatch...) or it could not be produced (the identity
+    /// endpoint or the assertion source unavailable). See [`Error::is_credential_error`](crate::Error::is_credential_error).
     pub rejections: u64,
-    /// Times a new certificate was loaded (from files, or a new version from Key Vault).
+    /// Times a new certificate was loaded (from its files).
     pub reloads: u64,
     /// Times a changed certificate could not be used (it did not parse, the key did not
     /// match, it was not valid yet or any more): the old one was kept.

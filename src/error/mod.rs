@@ -405,7 +405,7 @@ impl Error {
     /// secret, AADSTS7000215, 7000222; an unknown certificate or bad signature, 700027; an
     /// expired assertion, 700024; no matching federated credential, 70021, 700211-700213,
     /// 70025, 700236, 700227, 700222, 700226), or it could not be produced (the managed
-    /// identity endpoint, the assertion source or Key Vault failed or timed out).
+    /// identity endpoint or the assertion source failed or timed out).
     ///
     /// Another credential of the same app may succeed where this one failed: a
     /// [`CredentialSet`](crate::CredentialSet) tries its next credential on exactly these.

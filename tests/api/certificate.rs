@@ -17,7 +17,7 @@ use serde_json::Value;
 pub struct TestCert {
     pub key_pem: String,
     pkcs1_pem: String,
-    pkcs8_der: Vec<u8>,
+    pub pkcs8_der: Vec<u8>,
     pub cert_pem: String,
     pub cert_der: Vec<u8>,
 }

@@ -482,3 +482,51 @@ async fn a_credential_near_its_expiry_warns_once_a_day_and_reports_its_days_left
         None
     );
 }
+
+#[cfg(feature = "pkcs12")]
+fn pfx(cert: &TestCert, password: &str) -> Vec<u8> {
+    let mut store = p12_keystore::KeyStore::new();
+    let chain = p12_keystore::PrivateKeyChain::new(
+        p12_keystore::LocalKeyId(vec![1u8; 20]),
+        p12_keystore::PrivateKey::from_der(&cert.pkcs8_der).unwrap(),
+        [p12_keystore::Certificate::from_der(&cert.cert_der).unwrap()],
+    );
+    store.add_entry("saas", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    store.writer(password).write().unwrap()
+}
+
+#[cfg(feature = "pkcs12")]
+#[tokio::test]
+async fn a_pkcs12_file_replaced_is_picked_up_and_one_under_another_password_is_not() {
+    let w = World::new().await;
+    let dir = TempDir::new();
+    let path = dir.path("saas.pfx");
+    let (first, second, third) = (make_cert(None), make_cert(None), make_cert(None));
+    w.entra.add_certificate(&w.app, first.cert_pem.as_bytes());
+    std::fs::write(&path, pfx(&first, "correct horse")).unwrap();
+    let credential = ClientCertificate::from_pkcs12_file(w.app.client_id(), &path, "correct horse")
+        .authority_host(w.entra.uri())
+        .clock(Arc::new(w.clock.clone()))
+        .reload_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    credential.get_token(&w.customer, &[VAULT]).await.unwrap();
+
+    // Rotated in the app and in the file at once: the refusal brings a look, and the same
+    // call gets its token with the new certificate.
+    w.entra.add_certificate(&w.app, second.cert_pem.as_bytes());
+    w.entra
+        .remove_certificate(&w.app, first.cert_pem.as_bytes());
+    std::fs::write(&path, pfx(&second, "correct horse")).unwrap();
+    credential.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_eq!(credential.thumbprint_sha256(), thumbprint(&second));
+
+    // A file sealed with another password cannot be opened: the certificate in use stays.
+    w.entra.add_certificate(&w.app, third.cert_pem.as_bytes());
+    std::fs::write(&path, pfx(&third, "another password")).unwrap();
+    w.clock.advance(Duration::from_secs(61));
+    credential.get_token(&w.customer, &[VAULT]).await.unwrap();
+    assert_eq!(credential.thumbprint_sha256(), thumbprint(&second));
+    let status = &credential.credential_stats().unwrap().credentials[0];
+    assert_eq!((status.reloads, status.reload_failures), (1, 1));
+}
