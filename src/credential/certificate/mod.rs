@@ -146,9 +146,12 @@ impl CertificateAuth {
             return;
         };
         let now = self.clock.now();
-        match files.look(now, after_rejection).await {
-            reload::Found::New(signer) => self.replace(signer),
-            reload::Found::Unusable(why) => {
+        match files
+            .look(now, after_rejection, |signer| self.replace(signer))
+            .await
+        {
+            reload::Looked::Replaced => {}
+            reload::Looked::Unusable(why) => {
                 self.watch.reload_failed();
                 tracing::warn!(
                     client_id = %self.client_id,
@@ -158,7 +161,7 @@ impl CertificateAuth {
                     "the client certificate's files changed but cannot be used; the certificate loaded before stays in use"
                 );
             }
-            reload::Found::Nothing => {}
+            reload::Looked::Nothing => {}
         }
     }
 }
@@ -403,16 +406,25 @@ impl TenantCredentialProvider for ClientCertificate {
         let watch = &self.auth.watch;
         watch.check(self.client.clock.now(), &self.client.client_id);
         let (client, auth) = self.token_client();
-        let used = self.auth.signer();
+        let mut used = self.auth.signer();
         let mut result = client.request(tenant, scopes, auth).await;
         // Refused for the certificate itself: its files may hold its successor already
         // (the old one was removed from the app registration before this replica looked).
-        if self.auth.files.is_some() && result.as_ref().is_err_and(Error::is_credential_error) {
-            self.auth.reload(true).await;
-            if !Arc::ptr_eq(&used, &self.auth.signer()) {
-                watch.saw(&result);
-                result = client.request(tenant, scopes, auth).await;
+        // Twice at most: a retry with the certificate another call had just put in use
+        // may meet a rotation that happened meanwhile.
+        for _ in 0..2 {
+            if self.auth.files.is_none() || !result.as_ref().is_err_and(Error::is_credential_error)
+            {
+                break;
             }
+            self.auth.reload(true).await;
+            let now_in_use = self.auth.signer();
+            if Arc::ptr_eq(&used, &now_in_use) {
+                break;
+            }
+            watch.saw(&result);
+            used = now_in_use;
+            result = client.request(tenant, scopes, auth).await;
         }
         watch.saw(&result);
         result

@@ -149,8 +149,18 @@ fn capped(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
     }
 }
 
-/// What a look at the files found.
-pub(super) enum Found {
+/// What a look at the files did.
+pub(super) enum Looked {
+    /// A new certificate, valid now, was put in use.
+    Replaced,
+    /// The files changed (or could not be read) and cannot be used: why.
+    Unusable(String),
+    /// Nothing new (or the look was not due).
+    Nothing,
+}
+
+/// What a comparison of the files with the last look found.
+enum Found {
     /// A new certificate, valid now: put it in use.
     New(Signer),
     /// The files changed (or could not be read) and cannot be used: why.
@@ -207,30 +217,42 @@ impl Files {
 
     /// Looks at the files if a periodic look is due and none is running (never waits),
     /// or at once when `urgent` (after a refusal: waits for a look in progress).
-    pub(super) async fn look(&self, now: SystemTime, urgent: bool) -> Found {
+    ///
+    /// A new certificate is handed to `put_in_use` before the look ends, so a caller
+    /// waiting for this look finds it in use when its own look starts.
+    pub(super) async fn look(
+        &self,
+        now: SystemTime,
+        urgent: bool,
+        put_in_use: impl FnOnce(Signer),
+    ) -> Looked {
         let mut seen = if urgent {
             self.state.lock().await
         } else {
             {
                 let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
                 if now < *next {
-                    return Found::Nothing;
+                    return Looked::Nothing;
                 }
                 *next = now + self.interval;
             }
             match self.state.try_lock() {
                 Ok(seen) => seen,
-                Err(_) => return Found::Nothing,
+                Err(_) => return Looked::Nothing,
             }
         };
         if urgent {
             *self.next.lock().unwrap_or_else(|p| p.into_inner()) = now + self.interval;
         }
-        let found = self.compare(&mut seen, now).await;
-        if let Found::New(signer) = &found {
-            seen.in_use = signer.x5t_s256().to_owned();
+        match self.compare(&mut seen, now).await {
+            Found::New(signer) => {
+                seen.in_use = signer.x5t_s256().to_owned();
+                put_in_use(signer);
+                Looked::Replaced
+            }
+            Found::Unusable(why) => Looked::Unusable(why),
+            Found::Nothing => Looked::Nothing,
         }
-        found
     }
 
     async fn compare(&self, seen: &mut Seen, now: SystemTime) -> Found {
