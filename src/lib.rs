@@ -69,7 +69,7 @@ pub use credential::{
     FederatedAssertion, FnSource, TokenFile, assertion_fn,
 };
 #[cfg(feature = "azure-core")]
-pub use credential::{ManagedIdentity, TokenCredentialSource};
+pub use credential::{KeyVaultCertificate, ManagedIdentity, TokenCredentialSource};
 pub use error::{BearerError, ValidationError, ValidationErrorClass};
 pub use error::{EntraError, Error, FederationField, Mismatch, TransportKind};
 #[cfg(feature = "axum")]
@@ -129,4 +129,8 @@ fn _assert_impls() {
     send_sync::<CredentialBuilder<FederatedAssertion>>();
     send_sync::<CredentialSet>();
     send_sync::<CredentialStats>();
+    #[cfg(feature = "azure-core")]
+    send_sync::<KeyVaultCertificate>();
+    #[cfg(feature = "azure-core")]
+    send_sync::<CredentialBuilder<KeyVaultCertificate>>();
 }

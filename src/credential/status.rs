@@ -71,7 +71,8 @@ pub struct CredentialStatus {
     /// else the kind and, for a certificate, the start of its SHA-256 thumbprint.
     pub label: String,
     /// What kind of credential: `"client secret"`, `"certificate"`, `"federated
-    /// assertion"`, or `"custom"` (a provider from outside this crate in a set).
+    /// assertion"`, `"key vault certificate"`, or `"custom"` (a provider from outside
+    /// this crate in a set).
     pub kind: &'static str,
     /// Whether requests are made with it now (in a set, the preferred one).
     pub in_use: bool,
@@ -82,9 +83,9 @@ pub struct CredentialStatus {
     pub days_left: Option<i64>,
     /// Times Entra refused it for the credential itself (wrong or expired secret, unknown
     /// certificate, federation mismatch...) or it could not be produced (the identity
-    /// endpoint or the assertion source unavailable). See [`Error::is_credential_error`](crate::Error::is_credential_error).
+    /// endpoint, the assertion source or Key Vault unavailable). See [`Error::is_credential_error`](crate::Error::is_credential_error).
     pub rejections: u64,
-    /// Times a new certificate was loaded (from its files).
+    /// Times a new certificate was loaded (from its files, or a new version from Key Vault).
     pub reloads: u64,
     /// Times a changed certificate could not be used (it did not parse, the key did not
     /// match, it was not valid yet or any more): the old one was kept.
@@ -144,6 +145,14 @@ impl Watch {
 
     /// A new certificate was loaded: its expiry (and, unless the caller named the
     /// credential, its default label) replace the old; the next check warns afresh.
+    /// The expiry of a credential learned after it was built (a certificate read from Key
+    /// Vault at the first call); not a reload.
+    #[cfg(feature = "azure-core")]
+    pub(crate) fn loaded(&self, expires_on: SystemTime) {
+        self.expires
+            .store(unix_secs(expires_on) + 1, Ordering::Relaxed);
+    }
+
     pub(crate) fn reloaded(&self, expires_on: SystemTime, default_label: String) {
         self.expires
             .store(unix_secs(expires_on) + 1, Ordering::Relaxed);

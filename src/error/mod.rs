@@ -152,6 +152,23 @@ pub enum Error {
         after: Duration,
     },
 
+    /// Key Vault gave no signature for the client assertion (a `KeyVaultCertificate`,
+    /// feature `azure-core`):
+    /// the identity has no permission (403), the vault or certificate does not exist
+    /// (404), Key Vault throttles (429) or is down, or did not answer within the
+    /// credential's timeout. `reason` says which and what to do.
+    #[error("Key Vault {vault} gave no signature with certificate {certificate}{}: {reason}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    KeyVault {
+        /// The vault (scheme, host and port).
+        vault: String,
+        /// The certificate's name in the vault.
+        certificate: String,
+        /// Key Vault's HTTP status, if it answered.
+        status: Option<u16>,
+        /// What Key Vault said (its error code and message) and what to do.
+        reason: String,
+    },
+
     /// The tenant does not exist in this cloud (AADSTS90002, 900023): wrong id, wrong cloud,
     /// or deleted.
     #[error("tenant {} was not found: fix the tenant id or the cloud, or offboard the tenant if it was deleted{}", .0.tenant, .0.context())]
@@ -394,6 +411,7 @@ impl Error {
             | Self::ManagedIdentityUnavailable { .. }
             | Self::AssertionTimedOut { .. } => true,
             Self::AssertionExpired(_) => true,
+            Self::KeyVault { status, .. } => status.is_none_or(|s| s == 429 || s >= 500),
             Self::Authority(e) => e.status >= 500 || e.code().is_some_and(is_transient_code),
             Self::MalformedResponse { status, .. } => *status >= 500,
             Self::Database { retryable, .. } => *retryable,
@@ -405,7 +423,7 @@ impl Error {
     /// secret, AADSTS7000215, 7000222; an unknown certificate or bad signature, 700027; an
     /// expired assertion, 700024; no matching federated credential, 70021, 700211-700213,
     /// 70025, 700236, 700227, 700222, 700226), or it could not be produced (the managed
-    /// identity endpoint or the assertion source failed or timed out).
+    /// identity endpoint, the assertion source or Key Vault failed or timed out).
     ///
     /// Another credential of the same app may succeed where this one failed: a
     /// [`CredentialSet`](crate::CredentialSet) tries its next credential on exactly these.
@@ -433,6 +451,7 @@ impl Error {
                 | Self::ManagedIdentityUnavailable { .. }
                 | Self::AssertionUnavailable { .. }
                 | Self::AssertionTimedOut { .. }
+                | Self::KeyVault { .. }
         )
     }
 

@@ -45,6 +45,8 @@ mod faults;
 mod federated;
 mod inbound;
 mod input;
+#[cfg(feature = "azure-core")]
+mod keyvault;
 #[cfg(feature = "redis")]
 mod l2;
 mod mock_server;

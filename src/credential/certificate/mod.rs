@@ -4,7 +4,7 @@
 mod input;
 mod reload;
 mod signer;
-mod x509;
+pub(super) mod x509;
 
 use std::fmt;
 use std::path::PathBuf;
