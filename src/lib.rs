@@ -78,7 +78,7 @@ pub use jwt::Claims;
 pub use l2::{L2Error, L2Store, SharedCache};
 #[cfg(feature = "redis")]
 pub use l2::{RedisAuthStats, RedisEntraAuth, RedisStore};
-pub use onboarding::{InMemoryOnboardingStore, OnboardingStore};
+pub use onboarding::{InMemoryOnboardingStore, OnboardingStore, SharedOnboardingStore};
 #[cfg(feature = "axum")]
 pub use onboarding::{OnboardingOutcome, OnboardingRoutes, OnboardingRoutesBuilder, OutcomeReason};
 pub use provider::TenantCredentialProvider;
@@ -118,6 +118,7 @@ fn _assert_impls() {
     send_sync::<Onboarding>();
     send_sync::<TenantHealthMonitor>();
     send_sync::<InMemoryOnboardingStore>();
+    send_sync::<SharedOnboardingStore>();
     send_sync::<OnboardingError>();
     #[cfg(feature = "axum")]
     send_sync::<ValidateBearerLayer>();

@@ -95,7 +95,6 @@ impl L2 {
     /// Writes tombstones at `now` under `names` (a tenant's, or the global one): every
     /// value fetched before is a miss for every replica from now on.
     pub(crate) async fn tombstone(&self, names: &[String], now: SystemTime) {
-        let at = value::tombstone(now);
         if names.contains(&names::global_tombstone(&self.config.namespace)) {
             // This replica honours its own global invalidation even if its next read of
             // the global tombstone fails.
@@ -103,7 +102,7 @@ impl L2 {
                 .fetch_max(millis(now).saturating_add(1), Ordering::AcqRel);
         }
         for name in names {
-            let op = self.store().put(name, &at, LONGEST_VALUE);
+            let op = self.store().put_tombstone(name, millis(now), LONGEST_VALUE);
             if self.write(now, name, op).await.is_none() {
                 self.postpone(now, name, |p| {
                     let t = p.tombstones.entry(name.clone()).or_default();
@@ -202,8 +201,7 @@ impl State {
         };
         let mut error = None;
         for (name, at) in tombstones {
-            let bytes = at.to_string().into_bytes();
-            match bounded(timeout, store.put(&name, &bytes, LONGEST_VALUE)).await {
+            match bounded(timeout, store.put_tombstone(&name, at, LONGEST_VALUE)).await {
                 Ok(()) => {
                     let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
                     if pending.tombstones.get(&name) == Some(&at) {

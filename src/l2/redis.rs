@@ -30,6 +30,13 @@ use super::store::{L2Error, L2Store};
 /// caller saw, so a replica never frees a lease another replica holds now.
 const DELETE_IF: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// Writes the tombstone ARGV[1] (decimal ms) for ARGV[2] ms unless the key holds a later
+/// one (1 to 20 digits: what `tombstone_time` in `store.rs` accepts). Lua's numbers are
+/// doubles: exact for every millisecond timestamp (below 2^53).
+const PUT_TOMBSTONE: &str = "local held = redis.call('GETRANGE', KEYS[1], 0, 32) \
+if string.len(held) <= 20 and string.match(held, '^%d+$') and tonumber(held) >= tonumber(ARGV[1]) then return 0 end \
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1";
+
 /// Default deadline for building a connection (TCP, TLS, and for a cluster the slot map
 /// and a connection per primary).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -640,6 +647,18 @@ impl L2Store for RedisStore {
         cmd.arg(DELETE_IF).arg(1).arg(key).arg(expected);
         let deleted: i64 = self.link.run(&cmd).await?;
         Ok(deleted > 0)
+    }
+
+    /// One script: compares with the tombstone held and writes only a later one.
+    async fn put_tombstone(&self, key: &str, at: u64, ttl: Duration) -> Result<(), L2Error> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(PUT_TOMBSTONE)
+            .arg(1)
+            .arg(key)
+            .arg(at)
+            .arg(millis(ttl));
+        let _written: i64 = self.link.run(&cmd).await?;
+        Ok(())
     }
 
     async fn try_lease(&self, key: &str, holder: &[u8], ttl: Duration) -> Result<bool, L2Error> {

@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::value::MAX_TOMBSTONE;
+
 /// Why an L2 operation failed. Never reaches callers of `get_token`: it is a miss.
 ///
 /// ```
@@ -138,6 +140,27 @@ pub trait L2Store: Send + Sync + fmt::Debug {
         Ok(values)
     }
 
+    /// Stores the tombstone `at` (an invalidation time, milliseconds since the Unix
+    /// epoch, as decimal text) under `key` for `ttl`, unless `key` already holds a later
+    /// one: of two invalidations written in either order (a replica writing one it had to
+    /// postpone, after another replica wrote a newer one), the later stands, so the
+    /// values fetched between the two stay hidden. A value that is not a tombstone is
+    /// overwritten.
+    ///
+    /// `RedisStore` compares and writes in one script, atomically. The default reads,
+    /// compares and then writes with [`put`](Self::put): two replicas can interleave
+    /// between the read and the write, so a store that can compare-and-set should
+    /// override it.
+    async fn put_tombstone(&self, key: &str, at: u64, ttl: Duration) -> Result<(), L2Error> {
+        let current = self.get_many_bounded(&[key], MAX_TOMBSTONE + 1).await?;
+        if let Some(Some(held)) = current.first()
+            && tombstone_time(held).is_some_and(|held| held >= at)
+        {
+            return Ok(());
+        }
+        self.put(key, at.to_string().as_bytes(), ttl).await
+    }
+
     /// Which independently failing part of the store holds `key`. The circuit breaker
     /// counts failures, skips and probes per part, so a part that is down (a lost Redis
     /// Cluster master: `RedisStore` answers with the key's hash slot) turns off only its
@@ -154,5 +177,76 @@ pub trait L2Store: Send + Sync + fmt::Debug {
     async fn ping_partition(&self, key: &str) -> Result<(), L2Error> {
         let _ = key;
         self.ping().await
+    }
+}
+
+/// The time a stored tombstone holds, if it is one: 1 to 20 decimal digits that fit in
+/// a `u64` (what [`L2Store::put_tombstone`] writes).
+fn tombstone_time(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 20 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Memory(Mutex<HashMap<String, Vec<u8>>>);
+
+    #[async_trait::async_trait]
+    impl L2Store for Memory {
+        async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, L2Error> {
+            let map = self.0.lock().unwrap();
+            Ok(keys.iter().map(|k| map.get(*k).cloned()).collect())
+        }
+        async fn put(&self, key: &str, value: &[u8], _ttl: Duration) -> Result<(), L2Error> {
+            self.0.lock().unwrap().insert(key.into(), value.to_vec());
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<(), L2Error> {
+            self.0.lock().unwrap().remove(key);
+            Ok(())
+        }
+        async fn delete_if(&self, _key: &str, _expected: &[u8]) -> Result<bool, L2Error> {
+            Ok(false)
+        }
+    }
+
+    fn held(store: &Memory) -> Vec<u8> {
+        store.0.lock().unwrap()["t"].clone()
+    }
+
+    #[tokio::test]
+    async fn the_later_tombstone_stands_whichever_is_written_last() {
+        let store = Memory::default();
+        let ttl = Duration::from_secs(60);
+        store.put_tombstone("t", 2_000, ttl).await.unwrap();
+        store.put_tombstone("t", 1_000, ttl).await.unwrap();
+        assert_eq!(held(&store), b"2000");
+        store.put_tombstone("t", 3_000, ttl).await.unwrap();
+        assert_eq!(held(&store), b"3000");
+    }
+
+    #[tokio::test]
+    async fn a_value_that_is_no_tombstone_is_overwritten() {
+        let store = Memory::default();
+        let ttl = Duration::from_secs(60);
+        for junk in [
+            &b"-1"[..],
+            b"",
+            b"12x",
+            b"999999999999999999999",
+            &[0xff; 40],
+        ] {
+            store.put("t", junk, ttl).await.unwrap();
+            store.put_tombstone("t", 1_000, ttl).await.unwrap();
+            assert_eq!(held(&store), b"1000", "{junk:?}");
+        }
     }
 }

@@ -98,11 +98,6 @@ pub(crate) fn open(
     Some(Stored { token, stamp: p.s })
 }
 
-/// A tombstone's value: the invalidation time in ms since the epoch, as decimal text.
-pub(crate) fn tombstone(at: SystemTime) -> Vec<u8> {
-    millis(at).to_string().into_bytes()
-}
-
 /// The time in a tombstone value. One that does not parse counts as the latest possible
 /// time: everything under it is a miss (the safe reading of a value nobody should have
 /// written), until it expires or an invalidation overwrites it.

@@ -51,11 +51,7 @@ impl Backend {
         match self {
             Self::Memory => unreachable!("the in-memory registry has no URL"),
             Self::Sqlite => {
-                let dir = std::env::temp_dir().join(format!(
-                    "act-sqlite-{}-{}",
-                    std::process::id(),
-                    uuid::Uuid::new_v4()
-                ));
+                let dir = sqlite_root().join(uuid::Uuid::new_v4().to_string());
                 std::fs::create_dir_all(&dir).unwrap();
                 format!("sqlite://{}", dir.join("registry.db").display())
             }
@@ -70,6 +66,11 @@ impl Backend {
             _ => Arc::new(SqlRegistry::connect(&self.fresh_url().await).await.unwrap()),
         }
     }
+}
+
+/// Where this process keeps its SQLite files: one directory, removed when the run ends.
+fn sqlite_root() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("act-sqlite-{}", std::process::id()))
 }
 
 type TestFn = fn(Backend) -> Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -139,5 +140,8 @@ fn main() {
         routes::a_declined_consent_links_nothing [Sqlite, Postgres];
         routes::an_edited_consent_answer_naming_another_tenant_is_refused [Sqlite, Postgres];
     ];
-    libtest_mimic::run(&args, tests).exit();
+    let conclusion = libtest_mimic::run(&args, tests);
+    // Only this process writes here; a run that found no SQLite row never created it.
+    let _ = std::fs::remove_dir_all(sqlite_root());
+    conclusion.exit();
 }

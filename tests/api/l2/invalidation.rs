@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::servers::{Redis, Relay};
 use super::{Backend, keys, on_both, replica, replica_with};
 use crate::common::{VAULT, World};
-use azure_cross_tenant::{RedisStore, SharedCache};
+use azure_cross_tenant::{L2Store, RedisStore, SharedCache};
 
 on_both!(
     a_tenant_invalidation_reaches_replicas_that_never_saw_the_tenant,
@@ -15,6 +15,7 @@ on_both!(
     a_token_fetched_while_its_tenant_was_invalidated_is_not_served_from_l2,
     a_refused_token_leaves_l2_only_while_l2_still_holds_it,
     a_token_fetched_while_its_entry_was_invalidated_is_not_served_from_l2,
+    a_tombstone_written_late_never_replaces_a_later_one,
 );
 on_both!(current_thread: invalidate_removes_the_token_from_l2_before_it_returns);
 
@@ -323,4 +324,46 @@ async fn pending_invalidations_survive_a_probe_that_ran_out_of_time_writing_them
             );
         }
     }
+}
+
+/// A replica that writes an invalidation late (it had postponed it while Redis was out of
+/// reach) must not undo a later one another replica wrote meanwhile: the values fetched
+/// between the two would be served again. Of tombstones written in any order, even at
+/// once from many connections, the latest stands; junk at the key is replaced.
+async fn a_tombstone_written_late_never_replaces_a_later_one(backend: Backend) {
+    let ttl = Duration::from_secs(60);
+    let mut raw = backend.raw().await;
+    let late = backend.store();
+    late.put_tombstone("{act-test}t", 2_000, ttl).await.unwrap();
+    late.put_tombstone("{act-test}t", 1_000, ttl).await.unwrap();
+    assert_eq!(raw.get("{act-test}t").await.as_deref(), Some(&b"2000"[..]));
+
+    let stores: Vec<_> = (0..8)
+        .map(|_| std::sync::Arc::new(backend.store()))
+        .collect();
+    let mut writers = tokio::task::JoinSet::new();
+    for (i, store) in stores.iter().enumerate() {
+        let store = store.clone();
+        writers.spawn(async move {
+            for round in 0..25_u64 {
+                // Times from every writer interleave; the latest is 1_700_000_000_000 + 199.
+                let at = 1_700_000_000_000 + (round * 8 + i as u64) % 200;
+                store
+                    .put_tombstone("{act-test}race", at, ttl)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(
+        raw.get("{act-test}race").await.as_deref(),
+        Some(&b"1700000000199"[..])
+    );
+
+    raw.set("{act-test}junk", b"not a time").await;
+    late.put_tombstone("{act-test}junk", 5, ttl).await.unwrap();
+    assert_eq!(raw.get("{act-test}junk").await.as_deref(), Some(&b"5"[..]));
 }

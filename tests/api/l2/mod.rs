@@ -22,6 +22,7 @@ mod bounds;
 mod invalidation;
 mod leases;
 mod margin;
+mod onboarding;
 mod outage;
 mod sealing;
 mod sharing;
