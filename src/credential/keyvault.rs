@@ -48,8 +48,9 @@ const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(60 * 60);
 ///
 /// The identity that calls Key Vault (a managed identity, or any `azure_core`
 /// [`TokenCredential`]) needs, on the vault, the `keys/sign` and `certificates/read` data
-/// actions: the built-in roles **Key Vault Crypto User** (sign) and **Key Vault
-/// Certificate User** (read the certificate), or with access policies the key permission
+/// actions: the built-in roles **Key Vault Crypto User** (sign) and **Key Vault Reader**
+/// (read the certificate; Key Vault Certificate User would also let it download an
+/// exportable private key), or with access policies the key permission
 /// *Sign* and the certificate permission *Get*. The certificate is registered on the app
 /// as usual (download its `.cer` from Key Vault and upload it to the app registration).
 ///
@@ -279,10 +280,14 @@ struct VaultSigner {
 impl VaultSigner {
     fn error(&self, status: Option<u16>, reason: impl Into<String>) -> Error {
         Error::KeyVault {
-            vault: self.vault.origin().ascii_serialization(),
-            certificate: self.name.clone(),
             status,
-            reason: reason.into(),
+            reason: format!(
+                "vault {}, certificate {}: {}",
+                self.vault.origin().ascii_serialization(),
+                self.name,
+                reason.into()
+            )
+            .into(),
         }
     }
 
@@ -408,7 +413,7 @@ impl VaultSigner {
                 let advice = match status {
                     401 => "; the token was refused: check the vault's tenant and the scope",
                     403 => {
-                        "; give the identity the Key Vault Crypto User and Key Vault Certificate User roles (or the Sign and Get permissions)"
+                        "; give the identity the Key Vault Crypto User and Key Vault Reader roles (or the Sign and Get permissions)"
                     }
                     404 => "; check the vault URL and the certificate's name",
                     429 => "; Key Vault is throttling: retry later",

@@ -157,16 +157,13 @@ pub enum Error {
     /// the identity has no permission (403), the vault or certificate does not exist
     /// (404), Key Vault throttles (429) or is down, or did not answer within the
     /// credential's timeout. `reason` says which and what to do.
-    #[error("Key Vault {vault} gave no signature with certificate {certificate}{}: {reason}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    #[error("Key Vault gave no signature{}: {reason}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
     KeyVault {
-        /// The vault (scheme, host and port).
-        vault: String,
-        /// The certificate's name in the vault.
-        certificate: String,
         /// Key Vault's HTTP status, if it answered.
         status: Option<u16>,
-        /// What Key Vault said (its error code and message) and what to do.
-        reason: String,
+        /// The vault (scheme, host and port) and certificate, what Key Vault said (its
+        /// error code and message) and what to do.
+        reason: Box<str>,
     },
 
     /// The tenant does not exist in this cloud (AADSTS90002, 900023): wrong id, wrong cloud,
