@@ -99,12 +99,16 @@ async fn eight_cold_replicas_on_two_hundred_tenants_ask_entra_about_once_per_ten
         w.entra.consent(&t, &w.app);
         tenants.push(t);
     }
-    // 1,600 concurrent misses on a loaded 2-core machine: generous call timeouts and no
-    // circuit breaker, so what is measured is the lease protocol, not Redis latency.
+    // 1,600 concurrent misses on a loaded 2-core machine: generous call timeouts and lease
+    // waits (the mock serves the token requests on this test's own two threads, beside
+    // 1,400 waiters polling Redis: under a busy CI box a fetch took over the default
+    // 5 s wait, and its waiters then asked Entra themselves), and no circuit breaker, so
+    // what is measured is the lease protocol, not latency.
     let replicas: Vec<_> = (0..8)
         .map(|_| {
             let shared = super::shared(&backend, super::keys("k1", 1))
                 .timeout(std::time::Duration::from_secs(5))
+                .lease_wait(Some(std::time::Duration::from_secs(30)))
                 .circuit_breaker(u32::MAX, std::time::Duration::from_secs(1));
             super::replica_with(&w, shared)
         })
