@@ -45,6 +45,8 @@ mod faults;
 mod federated;
 mod inbound;
 mod input;
+#[cfg(feature = "azure-core")]
+mod keyvault;
 #[cfg(feature = "redis")]
 mod l2;
 mod mock_server;
@@ -53,6 +55,7 @@ mod onboarding_admin;
 mod redaction;
 mod redirects;
 mod refusals;
+mod rotation;
 mod secret;
 mod tenant_identity;
 mod validate;
