@@ -65,10 +65,11 @@ pub use consent::{
 };
 pub use credential::{
     Assertion, AssertionAlgorithm, AssertionSource, ClientCertificate, ClientSecret,
-    CredentialBuilder, FederatedAssertion, FnSource, TokenFile, assertion_fn,
+    CredentialBuilder, CredentialSet, CredentialSetBuilder, CredentialStats, CredentialStatus,
+    FederatedAssertion, FnSource, TokenFile, assertion_fn,
 };
 #[cfg(feature = "azure-core")]
-pub use credential::{ManagedIdentity, TokenCredentialSource};
+pub use credential::{KeyVaultCertificate, ManagedIdentity, TokenCredentialSource};
 pub use error::{BearerError, ValidationError, ValidationErrorClass};
 pub use error::{EntraError, Error, FederationField, Mismatch, TransportKind};
 pub use http::HttpClient;
@@ -128,4 +129,10 @@ fn _assert_impls() {
     send_sync::<CredentialBuilder<ClientSecret>>();
     send_sync::<CredentialBuilder<ClientCertificate>>();
     send_sync::<CredentialBuilder<FederatedAssertion>>();
+    send_sync::<CredentialSet>();
+    send_sync::<CredentialStats>();
+    #[cfg(feature = "azure-core")]
+    send_sync::<KeyVaultCertificate>();
+    #[cfg(feature = "azure-core")]
+    send_sync::<CredentialBuilder<KeyVaultCertificate>>();
 }

@@ -53,6 +53,15 @@ pub trait TenantCredentialProvider: Send + Sync + std::fmt::Debug {
     async fn resolve_tenant(&self, tenant: &TenantId) -> Result<Option<TenantId>, Error> {
         Ok(tenant.is_guid().then(|| tenant.clone()))
     }
+
+    /// What the app's credential reports about itself: its label, when it expires and
+    /// how many days are left, how often Entra refused it, certificate reloads, and a
+    /// [`CredentialSet`](crate::CredentialSet)'s switches. This crate's credentials (and
+    /// [`Cached`](crate::Cached) or `Arc` of one) answer; defaults to `None` for a
+    /// provider that does not say.
+    fn credential_stats(&self) -> Option<crate::CredentialStats> {
+        None
+    }
 }
 
 #[async_trait::async_trait]
@@ -71,5 +80,9 @@ impl<P: TenantCredentialProvider + ?Sized> TenantCredentialProvider for Arc<P> {
 
     async fn resolve_tenant(&self, tenant: &TenantId) -> Result<Option<TenantId>, Error> {
         (**self).resolve_tenant(tenant).await
+    }
+
+    fn credential_stats(&self) -> Option<crate::CredentialStats> {
+        (**self).credential_stats()
     }
 }

@@ -45,6 +45,7 @@ mod tls;
 #[cfg(feature = "azure-core")]
 mod transport;
 mod types;
+mod vault;
 mod wire;
 
 pub use api::browser::MockRedirect;
@@ -58,6 +59,7 @@ pub use types::{
     CredentialKind, DropOnThread, MockApp, MockEndpoint, MockManagedIdentity, MockUser,
     RecordedRequest, RotationMode,
 };
+pub use vault::{MockKeyVault, VaultFault, VaultPermission};
 
 use std::sync::{Arc, MutexGuard};
 

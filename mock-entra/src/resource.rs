@@ -21,6 +21,25 @@ use crate::server::{MAX_BODY, runtime};
 
 type Handler = dyn Fn(&ResourceRequest, &Claims) -> ResourceResponse + Send + Sync;
 
+/// What answers the requests a resource server accepts: a [`MockResource`]'s bearer
+/// checks and handler, or the fake Key Vault.
+pub(crate) trait Respond: Send + Sync + 'static {
+    fn respond<'a>(
+        &'a self,
+        request: &'a ResourceRequest,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ResourceResponse> + Send + 'a>>;
+}
+
+impl Respond for Checker {
+    fn respond<'a>(
+        &'a self,
+        request: &'a ResourceRequest,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ResourceResponse> + Send + 'a>> {
+        let response = Checker::respond(self, request);
+        Box::pin(std::future::ready(response))
+    }
+}
+
 /// A fake resource server of one tenant, on loopback.
 ///
 /// Without a bearer token it answers 401 with the challenge Azure resources send
@@ -155,6 +174,11 @@ impl ResourceResponse {
         self
     }
 
+    /// A JSON body from a value (for the mock's own servers).
+    pub(crate) fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self::new(status).set_body_json(body)
+    }
+
     fn body_with_type(mut self, body: Vec<u8>, content_type: &str) -> Self {
         self.body = body;
         if !self
@@ -276,7 +300,9 @@ impl MockResource {
 }
 
 /// Serves `checker` on a fresh loopback port until the sender is dropped or sends.
-fn serve(checker: Arc<Checker>) -> std::io::Result<(watch::Sender<bool>, SocketAddr)> {
+pub(crate) fn serve(
+    checker: Arc<dyn Respond>,
+) -> std::io::Result<(watch::Sender<bool>, SocketAddr)> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     listener.set_nonblocking(true)?;
     let address = listener.local_addr()?;
@@ -300,7 +326,7 @@ fn serve(checker: Arc<Checker>) -> std::io::Result<(watch::Sender<bool>, SocketA
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |request| {
                     let checker = checker.clone();
-                    async move { Ok::<_, Infallible>(handle(&checker, address, request).await) }
+                    async move { Ok::<_, Infallible>(handle(&*checker, address, request).await) }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -319,7 +345,7 @@ fn serve(checker: Arc<Checker>) -> std::io::Result<(watch::Sender<bool>, SocketA
 }
 
 async fn handle(
-    checker: &Checker,
+    checker: &dyn Respond,
     address: SocketAddr,
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
@@ -350,5 +376,5 @@ async fn handle(
             .collect(),
         body: body.to_bytes().to_vec(),
     };
-    checker.respond(&request).into_hyper()
+    checker.respond(&request).await.into_hyper()
 }

@@ -115,6 +115,13 @@ impl TokenClient {
         }
     }
 
+    /// The timeout of one attempt (a credential's own outbound calls, such as Key Vault's,
+    /// are bounded by it too).
+    #[cfg(feature = "azure-core")]
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The scopes parsed and the tenant's token endpoint, unless a `Retry-After` Entra
     /// gave for them is still running (then no request is made).
     fn prepare(&self, tenant: &TenantId, scopes: &[&str]) -> Result<(Scopes, Url), Error> {

@@ -720,6 +720,10 @@ impl<P: TenantCredentialProvider + 'static> TenantCredentialProvider for Cached<
         self.inner.provider.authority_host()
     }
 
+    fn credential_stats(&self) -> Option<crate::CredentialStats> {
+        self.inner.provider.credential_stats()
+    }
+
     async fn resolve_tenant(&self, tenant: &TenantId) -> Result<Option<TenantId>, Error> {
         let canonical = self.canonical(tenant, false).await;
         Ok(canonical.is_guid().then_some(canonical))

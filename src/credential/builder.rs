@@ -15,6 +15,8 @@ use crate::cloud::{Cloud, checked_authority};
 use crate::error::Error;
 use crate::http::HttpClient;
 
+use super::status::DEFAULT_EXPIRY_WARNING;
+
 /// Default timeout of one attempt: Entra answers in well under a second; a stuck
 /// connection or assertion source must not hold a caller for minutes.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,11 +130,64 @@ impl<C: Kind> CredentialBuilder<C> {
         self
     }
 
+    /// The credential's name in logs and [`CredentialStats`](crate::CredentialStats)
+    /// (`"2026 certificate"`, `"managed identity"`): never its value. In a
+    /// [`CredentialSet`](crate::CredentialSet) each label must differ. Defaults to the
+    /// kind, and for a certificate the start of its SHA-256 thumbprint.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.options.label = Some(label.into());
+        self
+    }
+
+    /// How long before the credential expires a warning is logged (at most once a day,
+    /// at `warn`; at `error` once it has expired), for a credential whose expiry is known:
+    /// a certificate's `notAfter`, a secret's expiry given to `expires_on`. The
+    /// expiry and days left are in [`CredentialStats`](crate::CredentialStats) too.
+    /// Defaults to 30 days.
+    pub fn expiry_warning(mut self, before: Duration) -> Self {
+        self.options.expiry_warning = before;
+        self
+    }
+
     /// Checks the common settings and builds the token client; the kind's parts are
-    /// handed back for the kind's own `build`.
-    pub(super) fn into_client(self) -> Result<(TokenClient, C::Parts), Error> {
+    /// handed back for the kind's own `build`, with the settings of its [`Watch`].
+    pub(super) fn into_client(self) -> Result<(TokenClient, C::Parts, WatchOptions), Error> {
+        let watch = WatchOptions {
+            label: self.options.label.clone(),
+            warn_before: self.options.expiry_warning,
+        };
+        if watch.label.as_deref().is_some_and(|l| l.trim().is_empty()) {
+            return Err(Error::InvalidConfiguration(
+                "the credential's label is empty; name it (e.g. \"2026 certificate\") or leave the default".into(),
+            ));
+        }
         let client = self.options.build(&self.client_id)?;
-        Ok((client, self.parts))
+        Ok((client, self.parts, watch))
+    }
+}
+
+/// The settings of a credential's [`Watch`](super::status::Watch): its label and the
+/// expiry warning's lead time.
+#[derive(Debug)]
+pub(super) struct WatchOptions {
+    pub(super) label: Option<String>,
+    pub(super) warn_before: Duration,
+}
+
+impl WatchOptions {
+    pub(super) fn watch(
+        self,
+        kind: &'static str,
+        default_label: impl FnOnce() -> String,
+        expires_on: Option<std::time::SystemTime>,
+    ) -> super::status::Watch {
+        super::status::Watch::new(
+            kind,
+            self.label,
+            default_label,
+            expires_on,
+            self.warn_before,
+        )
     }
 }
 
@@ -145,6 +200,8 @@ struct CommonOptions {
     retry: RetryPolicy,
     clock: SharedClock,
     sleeper: SharedSleeper,
+    label: Option<String>,
+    expiry_warning: Duration,
 }
 
 impl fmt::Debug for CommonOptions {
@@ -162,6 +219,8 @@ impl fmt::Debug for CommonOptions {
             .field("http", &self.http.as_ref().map(|_| "caller's client"))
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
+            .field("label", &self.label)
+            .field("expiry_warning", &self.expiry_warning)
             .finish_non_exhaustive()
     }
 }
@@ -176,6 +235,8 @@ impl Default for CommonOptions {
             retry: RetryPolicy::default(),
             clock: Arc::new(SystemClock),
             sleeper: Arc::new(TokioSleeper),
+            label: None,
+            expiry_warning: DEFAULT_EXPIRY_WARNING,
         }
     }
 }

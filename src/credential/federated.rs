@@ -16,6 +16,7 @@ use super::assertion::AssertionSource;
 use super::builder::{CredentialBuilder, Kind};
 use super::shared_assertion::SharedAssertion;
 use super::sources::TokenFile;
+use super::status::{CredentialStats, Watch};
 use crate::authority::{AuthSource, TokenClient};
 use crate::error::Error;
 use crate::provider::TenantCredentialProvider;
@@ -52,6 +53,7 @@ const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct FederatedAssertion {
     client: TokenClient,
     assertion: SharedAssertion,
+    watch: Watch,
 }
 
 impl FederatedAssertion {
@@ -71,6 +73,7 @@ impl fmt::Debug for FederatedAssertion {
                 "authority_host",
                 &self.client.cloud.authority_host().as_str(),
             )
+            .field("label", &self.watch.label())
             .field("assertion", &self.assertion)
             .finish()
     }
@@ -205,7 +208,7 @@ impl CredentialBuilder<FederatedAssertion> {
 
     /// Checks the configuration and builds the credential. Nothing is sent yet.
     pub fn build(self) -> Result<FederatedAssertion, Error> {
-        let (client, parts) = self.into_client()?;
+        let (client, parts, watch) = self.into_client()?;
         if parts.assertion_timeout.is_zero() {
             return Err(Error::InvalidConfiguration(
                 "the assertion timeout is zero; use at least a second".into(),
@@ -226,7 +229,13 @@ impl CredentialBuilder<FederatedAssertion> {
             }
         };
         let assertion = SharedAssertion::new(source, client.clock.clone(), parts.assertion_timeout);
-        Ok(FederatedAssertion { client, assertion })
+        // An assertion's expiry is not the credential's: it is fetched anew before then.
+        let watch = watch.watch("federated assertion", || "federated assertion".into(), None);
+        Ok(FederatedAssertion {
+            client,
+            assertion,
+            watch,
+        })
     }
 }
 
@@ -242,10 +251,16 @@ impl TenantCredentialProvider for FederatedAssertion {
 
     async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
         let (client, auth) = self.token_client();
-        client.request(tenant, scopes, auth).await
+        let result = client.request(tenant, scopes, auth).await;
+        self.watch.saw(&result);
+        result
     }
 
     fn authority_host(&self) -> &Url {
         self.client.cloud.authority_host()
+    }
+
+    fn credential_stats(&self) -> Option<CredentialStats> {
+        Some(self.watch.stats(self.client.clock.now()))
     }
 }

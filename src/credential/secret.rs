@@ -1,10 +1,12 @@
 //! [`ClientSecret`]: the app proves itself with a client secret.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use url::Url;
 
 use super::builder::{CredentialBuilder, Kind};
+use super::status::{CredentialStats, Watch};
 use crate::authority::{AuthSource, ClientAuth, TokenClient};
 use crate::error::Error;
 use crate::provider::TenantCredentialProvider;
@@ -35,11 +37,15 @@ const MAX_SECRET_LEN: usize = 1024;
 pub struct ClientSecret {
     client: TokenClient,
     secret: Secret,
+    watch: Watch,
 }
 
-/// What only a client secret credential's builder holds: the secret.
+/// What only a client secret credential's builder holds: the secret and its expiry.
 #[derive(Debug)]
-pub struct SecretParts(Secret);
+pub struct SecretParts {
+    secret: Secret,
+    expires_on: Option<SystemTime>,
+}
 
 impl Kind for ClientSecret {
     type Parts = SecretParts;
@@ -50,7 +56,13 @@ impl ClientSecret {
     /// with `secret` (the secret's *value*, not its id).
     #[allow(clippy::new_ret_no_self)] // the API contract: new(..) -> builder
     pub fn new(client_id: impl Into<String>, secret: impl Into<String>) -> CredentialBuilder<Self> {
-        CredentialBuilder::new(client_id, SecretParts(Secret::new(secret.into())))
+        CredentialBuilder::new(
+            client_id,
+            SecretParts {
+                secret: Secret::new(secret.into()),
+                expires_on: None,
+            },
+        )
     }
 }
 
@@ -71,18 +83,28 @@ impl fmt::Debug for ClientSecret {
                 "authority_host",
                 &self.client.cloud.authority_host().as_str(),
             )
+            .field("label", &self.watch.label())
             .field("secret", &self.secret)
             .finish()
     }
 }
 
-/// The settings only a [`ClientSecret`] has: none beyond the secret given to
-/// [`ClientSecret::new`].
+/// The settings only a [`ClientSecret`] has.
 impl CredentialBuilder<ClientSecret> {
+    /// When the secret expires (the app registration shows it; Entra does not tell a
+    /// client): from [`expiry_warning`](Self::expiry_warning) before it (30 days by
+    /// default) a warning is logged once a day, and
+    /// [`CredentialStats`](crate::CredentialStats) reports the days left. Defaults to
+    /// unknown.
+    pub fn expires_on(mut self, expires_on: SystemTime) -> Self {
+        self.parts.expires_on = Some(expires_on);
+        self
+    }
+
     /// Checks the configuration (client id is a GUID, secret is present, authority is
     /// https or loopback) and builds the credential. Nothing is sent yet.
     pub fn build(self) -> Result<ClientSecret, Error> {
-        let secret = self.parts.0.expose();
+        let secret = self.parts.secret.expose();
         if secret.is_empty() {
             return Err(Error::InvalidConfiguration(
                 "the client secret is empty; set the secret's value from the app registration"
@@ -95,8 +117,14 @@ impl CredentialBuilder<ClientSecret> {
                     .into(),
             ));
         }
-        let (client, SecretParts(secret)) = self.into_client()?;
-        Ok(ClientSecret { client, secret })
+        let (client, parts, watch) = self.into_client()?;
+        let watch = watch.watch("client secret", || "client secret".into(), parts.expires_on);
+        watch.check(client.clock.now(), &client.client_id);
+        Ok(ClientSecret {
+            client,
+            secret: parts.secret,
+            watch,
+        })
     }
 }
 
@@ -118,11 +146,19 @@ impl TenantCredentialProvider for ClientSecret {
     }
 
     async fn get_token(&self, tenant: &TenantId, scopes: &[&str]) -> Result<AccessToken, Error> {
+        self.watch
+            .check(self.client.clock.now(), &self.client.client_id);
         let (client, auth) = self.token_client();
-        client.request(tenant, scopes, auth).await
+        let result = client.request(tenant, scopes, auth).await;
+        self.watch.saw(&result);
+        result
     }
 
     fn authority_host(&self) -> &Url {
         self.client.cloud.authority_host()
+    }
+
+    fn credential_stats(&self) -> Option<CredentialStats> {
+        Some(self.watch.stats(self.client.clock.now()))
     }
 }

@@ -152,6 +152,20 @@ pub enum Error {
         after: Duration,
     },
 
+    /// Key Vault gave no signature for the client assertion (a `KeyVaultCertificate`,
+    /// feature `azure-core`):
+    /// the identity has no permission (403), the vault or certificate does not exist
+    /// (404), Key Vault throttles (429) or is down, or did not answer within the
+    /// credential's timeout. `reason` says which and what to do.
+    #[error("Key Vault gave no signature{}: {reason}", .status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    KeyVault {
+        /// Key Vault's HTTP status, if it answered.
+        status: Option<u16>,
+        /// The vault (scheme, host and port) and certificate, what Key Vault said (its
+        /// error code and message) and what to do.
+        reason: Box<str>,
+    },
+
     /// The tenant does not exist in this cloud (AADSTS90002, 900023): wrong id, wrong cloud,
     /// or deleted.
     #[error("tenant {} was not found: fix the tenant id or the cloud, or offboard the tenant if it was deleted{}", .0.tenant, .0.context())]
@@ -455,11 +469,48 @@ impl Error {
             | Self::ManagedIdentityUnavailable { .. }
             | Self::AssertionTimedOut { .. } => true,
             Self::AssertionExpired(_) => true,
+            Self::KeyVault { status, .. } => status.is_none_or(|s| s == 429 || s >= 500),
             Self::Authority(e) => e.status >= 500 || e.code().is_some_and(is_transient_code),
             Self::MalformedResponse { status, .. } => *status >= 500,
             Self::Database { retryable, .. } => *retryable,
             _ => false,
         }
+    }
+
+    /// Whether the app's credential itself failed: Entra refused it (a wrong or expired
+    /// secret, AADSTS7000215, 7000222; an unknown certificate or bad signature, 700027; an
+    /// expired assertion, 700024; no matching federated credential, 70021, 700211-700213,
+    /// 70025, 700236, 700227, 700222, 700226), or it could not be produced (the managed
+    /// identity endpoint, the assertion source or Key Vault failed or timed out).
+    ///
+    /// Another credential of the same app may succeed where this one failed: a
+    /// [`CredentialSet`](crate::CredentialSet) tries its next credential on exactly these.
+    /// A refusal about the tenant (not consented, tenant not found, app disabled,
+    /// conditional access, throttling) is not one: no other credential changes it.
+    ///
+    /// ```
+    /// use azure_cross_tenant::{Error, TenantId};
+    ///
+    /// let err = "common".parse::<TenantId>().unwrap_err();
+    /// assert!(!err.is_credential_error());
+    /// ```
+    pub fn is_credential_error(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidClientSecret(_)
+                | Self::ClientSecretExpired(_)
+                | Self::InvalidClientAssertion(_)
+                | Self::AssertionExpired(_)
+                | Self::FederationPending(_)
+                | Self::FederationMismatch { .. }
+                | Self::NoFederatedCredentials(_)
+                | Self::FederatedIdentityInWrongTenant(_)
+                | Self::AssertionRejected(_)
+                | Self::ManagedIdentityUnavailable { .. }
+                | Self::AssertionUnavailable { .. }
+                | Self::AssertionTimedOut { .. }
+                | Self::KeyVault { .. }
+        )
     }
 
     /// The error for an [`AssertionSource`](crate::AssertionSource) that could not produce
@@ -533,5 +584,26 @@ mod tests {
         assert!(Error::Authority(entra(50033)).is_retryable());
         assert!(!Error::Authority(entra(70011)).is_retryable());
         assert!(!Error::AppDisabled(entra(7000112)).is_retryable());
+    }
+
+    #[test]
+    fn credential_errors_are_the_credentials_own_and_never_the_tenants() {
+        assert!(Error::InvalidClientSecret(entra(7000215)).is_credential_error());
+        assert!(Error::InvalidClientAssertion(entra(700027)).is_credential_error());
+        assert!(
+            Error::FederationMismatch {
+                field: FederationField::Subject,
+                entra: entra(700213),
+            }
+            .is_credential_error()
+        );
+        let consent = Error::NotConsented {
+            entra: entra(700016),
+            consent_url: String::new(),
+        };
+        assert!(!consent.is_credential_error());
+        assert!(!Error::TenantNotFound(entra(90002)).is_credential_error());
+        assert!(!Error::BlockedByConditionalAccess(entra(53003)).is_credential_error());
+        assert!(!Error::AppDisabled(entra(7000112)).is_credential_error());
     }
 }

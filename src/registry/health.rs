@@ -376,4 +376,8 @@ impl<P: TenantCredentialProvider> TenantCredentialProvider for Watched<P> {
     fn authority_host(&self) -> &url::Url {
         self.provider.authority_host()
     }
+
+    fn credential_stats(&self) -> Option<crate::CredentialStats> {
+        self.provider.credential_stats()
+    }
 }

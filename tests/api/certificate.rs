@@ -17,9 +17,9 @@ use serde_json::Value;
 pub struct TestCert {
     pub key_pem: String,
     pkcs1_pem: String,
-    pkcs8_der: Vec<u8>,
+    pub pkcs8_der: Vec<u8>,
     pub cert_pem: String,
-    cert_der: Vec<u8>,
+    pub cert_der: Vec<u8>,
 }
 
 fn pem(label: &str, der: &[u8]) -> String {

@@ -45,6 +45,8 @@ mod faults;
 mod federated;
 mod inbound;
 mod input;
+#[cfg(feature = "azure-core")]
+mod keyvault;
 #[cfg(feature = "redis")]
 mod l2;
 #[cfg(feature = "azure-core")]
@@ -55,6 +57,7 @@ mod onboarding_admin;
 mod redaction;
 mod redirects;
 mod refusals;
+mod rotation;
 mod secret;
 mod tenant_identity;
 mod validate;

@@ -82,6 +82,16 @@ impl MockEntra {
         or_panic(self.lock().add_certificate(&app.client_id, certificate));
     }
 
+    /// Removes a certificate from the app (PEM or DER, matched by its thumbprint), as
+    /// deleting it from the app registration does: assertions signed with its key get
+    /// AADSTS700027 from then on. Returns false when it was not registered.
+    ///
+    /// # Panics
+    /// If it is not an X.509 certificate with an RSA key, or the app is unknown.
+    pub fn remove_certificate(&self, app: &MockApp, certificate: &[u8]) -> bool {
+        or_panic(self.lock().remove_certificate(&app.client_id, certificate))
+    }
+
     /// Removes every client secret of the app.
     pub fn remove_secrets(&self, app: &MockApp) {
         or_panic(self.lock().app_mut(&app.client_id))

@@ -175,6 +175,20 @@ impl Directory {
         Ok(thumbprints)
     }
 
+    /// Removes a registered certificate (PEM or DER; matched by thumbprint), as deleting
+    /// it from the app registration does; false when it was not registered.
+    pub(crate) fn remove_certificate(
+        &mut self,
+        client_id: &str,
+        certificate: &[u8],
+    ) -> Result<bool, MockError> {
+        let facts = crate::keys::registered_certificate(certificate).map_err(MockError::Invalid)?;
+        let certs = &mut self.app_mut(client_id)?.certs;
+        let before = certs.len();
+        certs.retain(|c| c.x5t_s256 != facts.x5t_s256);
+        Ok(certs.len() != before)
+    }
+
     /// Makes the app expose an API with `roles`; returns its App ID URI.
     pub(crate) fn expose_api(
         &mut self,

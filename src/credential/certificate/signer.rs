@@ -59,6 +59,10 @@ impl Signer {
         self.facts.not_after
     }
 
+    pub(super) fn not_before(&self) -> SystemTime {
+        self.facts.not_before
+    }
+
     pub(super) fn check_validity(&self, now: SystemTime) -> Result<(), Error> {
         if now < self.facts.not_before {
             return Err(bad(
