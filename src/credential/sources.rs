@@ -341,8 +341,7 @@ mod managed {
 
         /// azure_identity's managed identity credential for this identity, over a transport
         /// that never uses a proxy, never follows a redirect and reads at most 1 MiB of an
-        /// answer (Redis's Entra authentication uses it).
-        #[cfg(feature = "redis")]
+        /// answer (Redis's Entra authentication and `KeyVaultCertificate` use it).
         pub(crate) fn credential(self) -> Result<Arc<dyn TokenCredential>, Error> {
             identity_credential(self.user_assigned_id(), direct_transport()?)
         }
