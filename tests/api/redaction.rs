@@ -15,7 +15,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use crate::certificate::make_cert;
 use crate::common::{VAULT, World, child_part, run_child};
 use azure_cross_tenant::{
-    Assertion, CacheOptions, Cached, ClientCertificate, ClientSecret, Expectations,
+    Assertion, CacheOptions, Cached, ClientCertificate, ClientSecret, CredentialSet, Expectations,
     FederatedAssertion, L2Store, Onboarding, SealingKeys, SharedCache, SignInTenant,
     TenantCredentialProvider, TokenValidator, assertion_fn,
 };
@@ -122,6 +122,7 @@ async fn child_redaction_check() {
     let mut leaks = Leaks::default();
     client_secret(&w, &mut leaks).await;
     client_certificate(&w, &mut leaks).await;
+    credential_set(&w, &mut leaks).await;
     federated(&w, &mut leaks).await;
     validator(&w, &mut leaks).await;
     shared_cache(&w, &mut leaks).await;
@@ -200,6 +201,34 @@ async fn client_certificate(w: &World, leaks: &mut Leaks) {
         .build()
         .unwrap_err();
     leaks.error("a bad key", &err);
+}
+
+async fn credential_set(w: &World, leaks: &mut Leaks) {
+    let old = format!("{}-retired", w.secret);
+    leaks.secret("a retired client secret", &old);
+    let member = |secret: &str, label: &str| {
+        ClientSecret::new(w.app.client_id(), secret)
+            .authority_host(w.entra.uri())
+            .label(label)
+            .build()
+            .unwrap()
+    };
+    // The retired secret first: the call switches (a warning naming both labels).
+    let set = CredentialSet::builder()
+        .credential(member(&old, "retired"))
+        .credential(member(&w.secret, "current"))
+        .build()
+        .unwrap();
+    leaks.debug("CredentialSet", &set);
+    let token = set.get_token(&w.customer, &[VAULT]).await.unwrap();
+    leaks.secret("access token (credential set)", token.secret());
+    leaks.debug("CredentialStats", &set.credential_stats());
+    let refused = CredentialSet::builder()
+        .credential(member(&old, "retired"))
+        .build()
+        .unwrap();
+    let err = refused.get_token(&w.customer, &[VAULT]).await.unwrap_err();
+    leaks.error("every credential of a set refused", &err);
 }
 
 async fn federated(w: &World, leaks: &mut Leaks) {

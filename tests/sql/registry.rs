@@ -179,6 +179,17 @@ impl TenantRegistry for Counting {
     }
 }
 
+/// A cache on the world's clock, so a test can move past its memory of refusals.
+fn on_world_clock(
+    w: &crate::world::World,
+) -> azure_cross_tenant::Cached<azure_cross_tenant::ClientSecret> {
+    azure_cross_tenant::Cached::with_options(
+        w.credential(),
+        azure_cross_tenant::CacheOptions::default().clock(Arc::new(w.clock.clone())),
+    )
+    .unwrap()
+}
+
 pub async fn health_is_written_once_per_change_and_cleared_by_a_success(backend: Backend) {
     let w = crate::world::World::new().await;
     let inner = backend.registry().await;
@@ -190,7 +201,7 @@ pub async fn health_is_written_once_per_change_and_cleared_by_a_success(backend:
     let record = TenantRecord::new(t.clone(), "Lost", OnboardingState::Active);
     registry.link("acct", record, Relink::Refuse).await.unwrap();
     let monitor = TenantHealthMonitor::with_clock(registry.clone(), Arc::new(w.clock.clone()));
-    let provider = monitor.watch(azure_cross_tenant::Cached::new(w.credential()));
+    let provider = monitor.watch(on_world_clock(&w));
 
     // Never consented: a hundred calls at once, one write.
     let calls: Vec<_> = (0..100)
@@ -225,6 +236,9 @@ pub async fn health_is_written_once_per_change_and_cleared_by_a_success(backend:
     let _ = provider.get_token(&t, &[crate::world::VAULT]).await;
     assert_eq!(registry.health_writes.load(Ordering::SeqCst), 1);
     w.entra.consent(&t, &w.app);
+    // The cache remembers the tenant's refusal for its window (a minute, jittered), so
+    // the consent is seen once the window has passed.
+    w.clock.advance(Duration::from_secs(120));
     for _ in 0..5 {
         provider
             .get_token(&t, &[crate::world::VAULT])
@@ -251,7 +265,7 @@ pub async fn a_round_skips_tenants_needing_consent_and_reports_what_changed(back
     }
     w.entra.revoke_consent(&tenants[2], &w.app);
     let monitor = TenantHealthMonitor::with_clock(registry.clone(), Arc::new(w.clock.clone()));
-    let provider = azure_cross_tenant::Cached::new(w.credential());
+    let provider = on_world_clock(&w);
     let round = |options| {
         let provider = provider.clone();
         let monitor = monitor.clone();
@@ -285,8 +299,10 @@ pub async fn a_round_skips_tenants_needing_consent_and_reports_what_changed(back
             .unwrap();
     assert_eq!(plain.len(), 3, "the plain loop skips it too");
 
-    // Consent again; a round that includes such tenants finds it working and clears it.
+    // Consent again; once the cache's memory of the refusal has passed, a round that
+    // includes such tenants finds it working and clears it.
     w.entra.consent(&tenants[2], &w.app);
+    w.clock.advance(Duration::from_secs(120));
     let third = round(RoundOptions::new(2).include_needing_consent()).await;
     assert_eq!(third.results.len(), 4);
     assert_eq!(third.changed.len(), 1);
