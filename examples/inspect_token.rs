@@ -201,6 +201,12 @@ mod tests {
         parse(list.iter().map(|s| s.to_string())).unwrap()
     }
 
+    /// What `cargo run --example inspect_token` does without arguments.
+    #[tokio::test]
+    async fn the_demo_runs_against_the_embedded_mock() {
+        demo().await.unwrap();
+    }
+
     /// The exit status tells a valid token from an invalid one (a script can branch on
     /// it), and both from one that could not be checked.
     #[tokio::test]
