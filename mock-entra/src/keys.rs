@@ -186,6 +186,13 @@ pub(crate) fn set_validity(
 /// `(certificate PEM, PKCS#8 private key PEM)`.
 pub(crate) fn client_certificate(name: &str) -> (String, String) {
     let pair = KeyPair::generate(KeySize::Rsa2048).expect("RSA key generation failed");
+    let (cert, key) = self_signed(&pair, name);
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A self-signed certificate for `pair` (`CN={name}`, valid from a day ago for two
+/// years), made by rcgen, with the key as rcgen holds it.
+pub(crate) fn self_signed(pair: &KeyPair, name: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
     let pkcs8 = pair
         .as_der()
         .expect("a generated RSA key serializes as PKCS#8");
@@ -207,7 +214,7 @@ pub(crate) fn client_certificate(name: &str) -> (String, String) {
     let cert = params
         .self_signed(&key)
         .expect("rcgen signs a certificate with an RSA key");
-    (cert.pem(), key.serialize_pem())
+    (cert, key)
 }
 
 /// What the mock keeps of a client certificate an app registers: its thumbprints and RSA

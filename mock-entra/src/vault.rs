@@ -13,10 +13,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use aws_lc_rs::digest;
-use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{self, RsaEncoding};
 use base64::Engine as _;
@@ -437,29 +435,7 @@ fn find<'a>(inner: &'a Inner, name: &str, version: Option<&str>) -> Option<&'a V
 }
 
 /// A self-signed certificate for `key` (`CN={name}`, two years, like the mock's client
-/// certificates), made by rcgen.
+/// certificates), as DER.
 fn certificate_for(key: &KeyPair, name: &str) -> Vec<u8> {
-    let pkcs8 = key
-        .as_der()
-        .expect("a generated RSA key serializes as PKCS#8");
-    let signing = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-        &rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()),
-        &rcgen::PKCS_RSA_SHA256,
-    )
-    .expect("rcgen reads an RSA PKCS#8 key");
-    let mut params = rcgen::CertificateParams::default();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let now = crate::clock::wall_clock();
-    crate::keys::set_validity(
-        &mut params,
-        now - Duration::from_secs(86_400),
-        now + Duration::from_secs(2 * 365 * 86_400),
-    );
-    params
-        .self_signed(&signing)
-        .expect("rcgen signs a certificate with an RSA key")
-        .der()
-        .to_vec()
+    crate::keys::self_signed(key, name).0.der().to_vec()
 }

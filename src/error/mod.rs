@@ -340,28 +340,37 @@ impl Error {
     }
 }
 
+/// Entra's answer in `$error`, for the variants that carry one: one list for
+/// [`Error::entra`] and its `&mut` twin, so a new variant cannot reach one and not the
+/// other.
+macro_rules! entra_of {
+    ($error:expr) => {
+        match $error {
+            Error::NotConsented { entra, .. }
+            | Error::FederationMismatch { entra, .. }
+            | Error::Throttled { entra, .. } => Some(entra),
+            Error::InvalidClientSecret(e)
+            | Error::ClientSecretExpired(e)
+            | Error::InvalidClientAssertion(e)
+            | Error::AssertionExpired(e)
+            | Error::FederationPending(e)
+            | Error::NoFederatedCredentials(e)
+            | Error::FederatedIdentityInWrongTenant(e)
+            | Error::AssertionRejected(e)
+            | Error::TenantNotFound(e)
+            | Error::ResourceNotFound(e)
+            | Error::AppDisabled(e)
+            | Error::BlockedByConditionalAccess(e)
+            | Error::Authority(e) => Some(e),
+            _ => None,
+        }
+    };
+}
+
 impl Error {
     /// Entra's answer, for the variants that carry one.
     pub fn entra(&self) -> Option<&EntraError> {
-        match self {
-            Self::NotConsented { entra, .. }
-            | Self::FederationMismatch { entra, .. }
-            | Self::Throttled { entra, .. } => Some(entra),
-            Self::InvalidClientSecret(e)
-            | Self::ClientSecretExpired(e)
-            | Self::InvalidClientAssertion(e)
-            | Self::AssertionExpired(e)
-            | Self::FederationPending(e)
-            | Self::NoFederatedCredentials(e)
-            | Self::FederatedIdentityInWrongTenant(e)
-            | Self::AssertionRejected(e)
-            | Self::TenantNotFound(e)
-            | Self::ResourceNotFound(e)
-            | Self::AppDisabled(e)
-            | Self::BlockedByConditionalAccess(e)
-            | Self::Authority(e) => Some(e),
-            _ => None,
-        }
+        entra_of!(self)
     }
 
     /// The AADSTS code Entra answered with, if any.
@@ -414,25 +423,7 @@ impl Error {
     }
 
     fn entra_mut(&mut self) -> Option<&mut EntraError> {
-        match self {
-            Self::NotConsented { entra, .. }
-            | Self::FederationMismatch { entra, .. }
-            | Self::Throttled { entra, .. } => Some(entra),
-            Self::InvalidClientSecret(e)
-            | Self::ClientSecretExpired(e)
-            | Self::InvalidClientAssertion(e)
-            | Self::AssertionExpired(e)
-            | Self::FederationPending(e)
-            | Self::NoFederatedCredentials(e)
-            | Self::FederatedIdentityInWrongTenant(e)
-            | Self::AssertionRejected(e)
-            | Self::TenantNotFound(e)
-            | Self::ResourceNotFound(e)
-            | Self::AppDisabled(e)
-            | Self::BlockedByConditionalAccess(e)
-            | Self::Authority(e) => Some(e),
-            _ => None,
-        }
+        entra_of!(self)
     }
 
     /// The correlation id (`client-request-id`) of the failed request, if known.
