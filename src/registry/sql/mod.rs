@@ -2,6 +2,7 @@
 //! PostgreSQL, through sqlx. Every statement is a constant with bound parameters.
 
 mod error;
+mod migrations;
 mod row;
 mod store;
 
@@ -29,11 +30,6 @@ const LINK_ATTEMPTS: u32 = 3;
 /// The PostgreSQL schema holding the tables (and sqlx's record of applied migrations).
 #[cfg(feature = "postgres")]
 const PG_SCHEMA: &str = "azure_cross_tenant";
-
-#[cfg(feature = "sqlite")]
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-#[cfg(feature = "postgres")]
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The columns of a record, in the order every statement below uses.
 #[cfg(test)]
@@ -117,7 +113,7 @@ macro_rules! bind_record {
 /// onboarding's pending flows and spent states ([`onboarding_store`](Self::onboarding_store)),
 /// so every replica on the same database shares them.
 ///
-/// - **Schema.** The migrations are embedded in the binary (`sqlx::migrate!`) and run by
+/// - **Schema.** The migrations are embedded in the binary (`migrations/`) and run by
 ///   [`connect`](Self::connect); [`connect_without_migrations`](Self::connect_without_migrations)
 ///   and [`migrate`](Self::migrate) split the two for deployments that migrate in a
 ///   separate step. Running them again is a no-op, and replicas starting together take
@@ -208,15 +204,7 @@ impl SqlRegistry {
         };
         match &self.pool {
             #[cfg(feature = "sqlite")]
-            Pool::Sqlite(pool) => {
-                let mut migrator = sqlx::migrate::Migrator {
-                    migrations: SQLITE_MIGRATIONS.migrations.clone(),
-                    ..sqlx::migrate::Migrator::DEFAULT
-                };
-                // The app's own migrations may share the file's `_sqlx_migrations`.
-                migrator.set_ignore_missing(true);
-                migrator.run(pool).await.map_err(failed)
-            }
+            Pool::Sqlite(pool) => migrations::sqlite().run(pool).await.map_err(failed),
             #[cfg(feature = "postgres")]
             Pool::Postgres(pool) => {
                 // Our schema first: sqlx records what it applied in the search path's
@@ -225,7 +213,7 @@ impl SqlRegistry {
                     .execute(pool)
                     .await
                     .map_err(|e| database("create its schema in the tenant registry", e))?;
-                POSTGRES_MIGRATIONS.run(pool).await.map_err(failed)
+                migrations::postgres().run(pool).await.map_err(failed)
             }
         }
     }
