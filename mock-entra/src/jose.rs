@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
 /// A compact JWS split into its parts, header and claims decoded; the signature is not
@@ -146,40 +146,19 @@ fn provider() -> &'static jsonwebtoken::crypto::CryptoProvider {
     &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
 }
 
-/// A compact JWS of `header` and `claims` (any JSON: attack tests forge headers), signed
-/// with `algorithm` by `key`. The header is sent as given; it should name `algorithm`.
-pub(crate) fn sign(
-    header: &Value,
-    claims: &Value,
-    key: &EncodingKey,
-    algorithm: Algorithm,
-) -> String {
-    sign_raw(
-        header.to_string().as_bytes(),
-        claims.to_string().as_bytes(),
-        key,
-        algorithm,
-    )
-}
-
-/// A compact JWS of these exact header and claims bytes (JSON text no `Value` can hold,
-/// such as a member given twice), signed with `algorithm` by `key`.
-pub(crate) fn sign_raw(
+/// A compact JWS of these exact header and claims bytes, with the signature `sign` makes
+/// of the signing input.
+pub(crate) fn sign_raw_with(
     header: &[u8],
     claims: &[u8],
-    key: &EncodingKey,
-    algorithm: Algorithm,
+    sign: impl FnOnce(&[u8]) -> Vec<u8>,
 ) -> String {
     let message = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
         URL_SAFE_NO_PAD.encode(claims)
     );
-    // Signing fails only if the key is not the algorithm's or the RNG fails: the mock's
-    // own keys, so a test cannot go on without it.
-    let signature = (provider().signer_factory)(&algorithm, key)
-        .and_then(|signer| Ok(signer.try_sign(message.as_bytes())?))
-        .expect("jsonwebtoken signs with the mock's RSA key");
+    let signature = sign(message.as_bytes());
     format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 

@@ -11,19 +11,22 @@ use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::digest;
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::KeyPair as _;
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value, json};
 
 use crate::jose;
 
-/// One RSA key with its certificate and `kid`; jsonwebtoken signs and verifies with it.
+/// One RSA key with its certificate and `kid`. It signs with the aws-lc-rs key pair,
+/// parsed once (jsonwebtoken's `EncodingKey` holds DER and parses and checks the key on
+/// every signature: a third of the mock's CPU in a busy test); jsonwebtoken verifies.
 pub(crate) struct SigningKey {
     pub(crate) kid: String,
-    signing: EncodingKey,
+    pair: KeyPair,
     verifying: DecodingKey,
     n: String,
     e: String,
@@ -62,15 +65,11 @@ impl SigningKey {
         let e_raw = public.exponent().big_endian_without_leading_zero().to_vec();
         let der = self_signed_certificate(&pair);
         let kid = URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &der));
-        let pkcs8 = pair
-            .as_der()
-            .expect("a generated RSA key serializes as PKCS#8");
-        let pkcs1 = pkcs1_of(pkcs8.as_ref()).expect("aws-lc-rs writes RSA PKCS#8 as RFC 5208");
         Self {
             kid,
             n: URL_SAFE_NO_PAD.encode(&n_raw),
             e: URL_SAFE_NO_PAD.encode(&e_raw),
-            signing: EncodingKey::from_rsa_der(&pkcs1),
+            pair,
             verifying: DecodingKey::from_rsa_raw_components(&n_raw, &e_raw),
             x5c: STANDARD.encode(&der),
         }
@@ -88,12 +87,25 @@ impl SigningKey {
 
     /// A compact JWS with any header (attack tests forge headers), signed RS256.
     pub(crate) fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
-        jose::sign(header, claims, &self.signing, Algorithm::RS256)
+        self.sign_raw(header.to_string().as_bytes(), claims.to_string().as_bytes())
     }
 
     /// A compact JWS of these exact header and claims bytes, signed RS256.
     pub(crate) fn sign_raw(&self, header: &[u8], claims: &[u8]) -> String {
-        jose::sign_raw(header, claims, &self.signing, Algorithm::RS256)
+        jose::sign_raw_with(header, claims, |message| {
+            let mut signature = vec![0; self.pair.public_modulus_len()];
+            // Fails only if aws-lc-rs cannot sign with a key it generated: a test cannot
+            // go on without it.
+            self.pair
+                .sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .expect("aws-lc-rs signs with the mock's RSA key");
+            signature
+        })
     }
 
     /// Whether `signature` (base64url) is this key's RS256 signature of `message`.
@@ -117,27 +129,6 @@ impl SigningKey {
         }
         Value::Object(key)
     }
-}
-
-/// The PKCS#1 `RSAPrivateKey` inside an RSA PKCS#8 `PrivateKeyInfo` (RFC 5208:
-/// `SEQUENCE { version, algorithm, OCTET STRING privateKey }`), which jsonwebtoken signs with.
-fn pkcs1_of(pkcs8: &[u8]) -> Option<Vec<u8>> {
-    use x509_cert::der::asn1::{AnyRef, OctetStringRef};
-    use x509_cert::der::{Decode, Reader, SliceReader};
-    let mut reader = SliceReader::new(pkcs8).ok()?;
-    let key = reader
-        .sequence(|r| {
-            let _version = u8::decode(r)?;
-            let _algorithm = AnyRef::decode(r)?;
-            let key = <&OctetStringRef>::decode(r)?.as_bytes().to_vec();
-            // Optional attributes and public key: not needed.
-            while !r.is_finished() {
-                AnyRef::decode(r)?;
-            }
-            Ok::<_, x509_cert::der::Error>(key)
-        })
-        .ok()?;
-    Some(key)
 }
 
 /// A self-signed certificate for `pair`, like the ones Entra puts in `x5c`.
