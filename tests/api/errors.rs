@@ -421,20 +421,6 @@ fn hostile_error_body(code: u32) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Log output written on the test's thread.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn assert_printable(what: &str, text: &str) {
     assert!(
         !text.chars().any(|c| c.is_control() || c == '\u{202e}'),
@@ -447,15 +433,7 @@ fn assert_printable(what: &str, text: &str) {
 /// terminal driven, and the text stays readable.
 #[tokio::test]
 async fn control_characters_in_an_entra_answer_reach_no_display_field_or_log_line() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    let logs = Logs::default();
-    let sink = logs.clone();
-    let subscriber = tracing_subscriber::registry().with(
-        tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(move || sink.clone()),
-    );
-    let _on_this_thread = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = crate::logs::Logs::capture();
 
     let w = World::new().await;
     for code in [12345, 700213] {
@@ -487,7 +465,7 @@ async fn control_characters_in_an_entra_answer_reach_no_display_field_or_log_lin
             err.trace_id()
         );
     }
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("token request refused"), "{logs}");
     for line in logs.lines() {
         assert_printable("a log line", line);

@@ -32,6 +32,7 @@
 #![allow(unreachable_pub)]
 
 mod common;
+mod logs;
 mod loopback;
 
 // The azure_core adapter, and managed identities through azure_identity.
