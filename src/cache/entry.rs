@@ -3,9 +3,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use super::key::Key;
+use super::expiry::KeptFor;
 use super::options::CacheOptions;
 use crate::token::AccessToken;
 
@@ -122,23 +122,9 @@ impl Entry {
     }
 }
 
-/// Expiry on moka's own clock, from the lifetime measured on ours at insertion, so
-/// expired entries leave the map (and its size bound) in production.
-pub(super) struct EntryExpiry;
-
-impl moka::Expiry<Key, Arc<Entry>> for EntryExpiry {
-    fn expire_after_create(&self, _: &Key, value: &Arc<Entry>, _: Instant) -> Option<Duration> {
-        Some(value.ttl)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &Key,
-        value: &Arc<Entry>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(value.ttl)
+impl KeptFor for Entry {
+    fn kept_for(&self) -> Duration {
+        self.ttl
     }
 }
 

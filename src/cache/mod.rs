@@ -30,6 +30,7 @@
 
 mod aliases;
 mod entry;
+mod expiry;
 mod flights;
 mod index;
 mod invalidate;
@@ -61,12 +62,13 @@ use crate::tenant::TenantId;
 use crate::token::AccessToken;
 
 use aliases::Aliases;
-use entry::{Entry, EntryExpiry, Slot};
+use entry::{Entry, Slot};
+use expiry::KeptForExpiry;
 use flights::{Flight, Flights, Served};
 use index::Index;
 use key::{Key, KeyHasher, KeyRef, ScopeInterner};
 pub use options::CacheOptions;
-use refusal::{Refusal, RefusalExpiry};
+use refusal::Refusal;
 use shared::Shared;
 pub use stats::CacheStats;
 use stats::Counters;
@@ -203,7 +205,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
         let index: Arc<Index> = Arc::new(Index::new());
         let tokens = moka::sync::Cache::builder()
             .max_capacity(options.max_entries)
-            .expire_after(EntryExpiry)
+            .expire_after(KeptForExpiry)
             .eviction_listener(Self::listener(
                 index.clone(),
                 counters.clone(),
@@ -212,7 +214,7 @@ impl<P: TenantCredentialProvider + 'static> Cached<P> {
             .build_with_hasher(KeyHasher::default());
         let refusals = moka::sync::Cache::builder()
             .max_capacity(options.max_entries)
-            .expire_after(RefusalExpiry)
+            .expire_after(KeptForExpiry)
             .build_with_hasher(KeyHasher::default());
         let l2 = options.shared.clone().map(L2::new);
         let (reads, sampled_reads) = std::sync::mpsc::sync_channel(SAMPLED_READS);

@@ -7,10 +7,9 @@
 //! and read from there while L2 answers, so an invalidation on any replica (a tenant that
 //! just finished onboarding) reaches every replica at once.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use super::key::Key;
+use super::expiry::KeptFor;
 use super::options::CacheOptions;
 use crate::error::Error;
 
@@ -74,23 +73,9 @@ impl Refusal {
     }
 }
 
-/// Expiry on the store's clock, from the window measured on ours at insertion, so
-/// refusals leave memory once they no longer hold.
-pub(super) struct RefusalExpiry;
-
-impl moka::Expiry<Key, Arc<Refusal>> for RefusalExpiry {
-    fn expire_after_create(&self, _: &Key, value: &Arc<Refusal>, _: Instant) -> Option<Duration> {
-        Some(value.ttl)
-    }
-
-    fn expire_after_update(
-        &self,
-        _: &Key,
-        value: &Arc<Refusal>,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(value.ttl)
+impl KeptFor for Refusal {
+    fn kept_for(&self) -> Duration {
+        self.ttl
     }
 }
 
