@@ -20,6 +20,17 @@ pub struct World {
 }
 
 impl World {
+    /// `count` more customers of the world's app, each consented.
+    pub fn customers(&self, count: usize) -> Vec<TenantId> {
+        (0..count)
+            .map(|i| {
+                let tenant = self.entra.add_tenant(&format!("customer-{i}.example"));
+                self.entra.consent(&tenant, &self.app);
+                tenant
+            })
+            .collect()
+    }
+
     pub async fn new() -> Self {
         let clock = ManualClock::starting_now();
         let entra = MockEntra::builder()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::common::{VAULT, World};
 use azure_cross_tenant::{
     CacheOptions, Cached, CredentialSet, Error, KeyVaultCertificate, TenantCredential,
-    TenantCredentialProvider, TenantId,
+    TenantCredentialProvider,
 };
 use mock_entra::{MockKeyVault, VaultFault, VaultPermission};
 
@@ -49,23 +49,13 @@ fn caller(w: &World) -> Arc<TenantCredential> {
     TenantCredential::new(Arc::new(w.credential()), w.home.clone())
 }
 
-fn customers(w: &World, count: usize) -> Vec<TenantId> {
-    (0..count)
-        .map(|i| {
-            let tenant = w.entra.add_tenant(&format!("customer-{i}.example"));
-            w.entra.consent(&tenant, &w.app);
-            tenant
-        })
-        .collect()
-}
-
 const BOTH: [VaultPermission; 2] = [VaultPermission::Sign, VaultPermission::GetCertificate];
 
 #[tokio::test]
 async fn key_vault_signs_each_assertion_and_tokens_are_cached_as_usual() {
     let w = World::new().await;
     let (vault, _) = vault(&w, &BOTH).await;
-    let tenants = customers(&w, 5);
+    let tenants = w.customers(5);
     let provider = Cached::with_options(
         credential(&w, &vault),
         CacheOptions::default().clock(Arc::new(w.clock.clone())),

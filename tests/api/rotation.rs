@@ -16,17 +16,6 @@ use azure_cross_tenant::{
     TenantCredentialProvider, TenantId,
 };
 
-/// `count` more customers of the world's app, each consented.
-fn customers(w: &World, count: usize) -> Vec<TenantId> {
-    (0..count)
-        .map(|i| {
-            let tenant = w.entra.add_tenant(&format!("customer-{i}.example"));
-            w.entra.consent(&tenant, &w.app);
-            tenant
-        })
-        .collect()
-}
-
 fn certificate(w: &World, cert: &TestCert, label: &str) -> ClientCertificate {
     ClientCertificate::from_pem(w.app.client_id(), &cert.cert_pem, &cert.key_pem)
         .authority_host(w.entra.uri())
@@ -50,7 +39,7 @@ async fn round(provider: &impl TenantCredentialProvider, tenants: &[TenantId]) -
 #[tokio::test]
 async fn a_certificate_rotated_mid_run_fails_no_call_in_any_tenant() {
     let w = World::new().await;
-    let tenants = customers(&w, 20);
+    let tenants = w.customers(20);
     let (old, new) = (make_cert(None), make_cert(None));
     // The app registration has the old certificate only; the new one is deployed first.
     w.entra.add_certificate(&w.app, old.cert_pem.as_bytes());
@@ -256,7 +245,7 @@ fn thumbprint(cert: &TestCert) -> String {
 async fn certificate_files_replaced_while_tokens_are_requested_are_picked_up_without_a_failed_call()
 {
     let w = World::new().await;
-    let tenants = Arc::new(customers(&w, 8));
+    let tenants = Arc::new(w.customers(8));
     let dir = TempDir::new();
     let (cert_path, key_path) = (dir.path("tls.crt"), dir.path("tls.key"));
     let (first, second, third) = (make_cert(None), make_cert(None), make_cert(None));
