@@ -130,19 +130,21 @@ impl MockEntra {
         self.ca_pem.as_deref()
     }
 
-    /// A `reqwest` client for this mock: trusts its CA (https) and never follows redirects,
-    /// so a test sees the mock's 302s. A credential or validator takes an
+    /// A `reqwest` client for this mock: trusts its CA (https) and no other, and never
+    /// follows redirects, so a test sees the mock's 302s. A credential or validator takes an
     /// `azure_cross_tenant::HttpClient` instead, built from a `reqwest::ClientBuilder`
-    /// that adds [`ca_pem`](Self::ca_pem) as a root.
+    /// that trusts [`ca_pem`](Self::ca_pem).
     pub fn http_client(&self) -> reqwest::Client {
-        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
-        if let Some(cert) = self
+        // Only the mock's CA, or none over http: the system's trust store is of no use
+        // here, and reqwest would read and parse all of it for every client.
+        let roots: Vec<reqwest::Certificate> = self
             .ca_pem()
             .and_then(|pem| reqwest::Certificate::from_pem(pem.as_bytes()).ok())
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-        builder
+            .into_iter()
+            .collect();
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_only(roots)
             .build()
             .unwrap_or_else(|e| panic!("MockEntra: a reqwest client could not be built: {e}"))
     }

@@ -27,12 +27,21 @@ impl HttpClient for Rewrite {
     }
 }
 
+/// The client of these transports, which send plain http only: it trusts no certificate,
+/// so reqwest does not read and parse the system's trust store for it.
+fn http_only() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only(Vec::new())
+        .build()
+        .expect("reqwest builds a client without TLS roots")
+}
+
 /// A transport sending `https://127.0.0.1:{port}/...` as plain http, for SDK clients
 /// pointed at a loopback mock (the SDK refuses to send bearer tokens over http).
 /// Feature `azure-core` (on by default).
 pub fn loopback_transport() -> Transport {
     Transport::new(Arc::new(Rewrite {
-        http: reqwest::Client::new(),
+        http: http_only(),
         target: None,
     }))
 }
@@ -43,7 +52,7 @@ impl crate::MockEntra {
     /// its IMDS requests to `169.254.169.254` reach the mock's IMDS endpoint.
     pub fn managed_identity_transport(&self) -> Transport {
         Transport::new(Arc::new(Rewrite {
-            http: reqwest::Client::new(),
+            http: http_only(),
             target: Some(self.uri()),
         }))
     }

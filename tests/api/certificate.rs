@@ -262,7 +262,7 @@ async fn wrong_key_replayed_assertion_other_tenant_and_expiry_are_rejected() {
     .await
     .assertion;
     let post = |tenant: String, assertion: String| {
-        let http = reqwest::Client::new();
+        let http = crate::common::plain_http();
         let url = format!("{}{tenant}/oauth2/v2.0/token", w.entra.uri());
         let client_id = w.app.client_id().to_owned();
         async move {

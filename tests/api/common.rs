@@ -80,14 +80,23 @@ impl World {
 }
 
 /// An [`HttpClient`](azure_cross_tenant::HttpClient) for `entra`: trusts its CA when it
-/// serves https.
+/// serves https, and no other.
 pub fn mock_http(entra: &MockEntra) -> azure_cross_tenant::HttpClient {
-    let mut builder = reqwest::Client::builder();
-    if let Some(pem) = entra.ca_pem() {
-        builder =
-            builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
-    }
-    azure_cross_tenant::HttpClient::from_builder(builder).unwrap()
+    let roots = entra
+        .ca_pem()
+        .map(|pem| reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+    azure_cross_tenant::HttpClient::from_builder(reqwest::Client::builder().tls_certs_only(roots))
+        .unwrap()
+}
+
+/// A reqwest client as `reqwest::Client::new()` builds it, but trusting no certificate:
+/// for plain http on loopback, without reading and parsing the system's whole trust store
+/// as `Client::new()` does for every client.
+pub fn plain_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only(Vec::new())
+        .build()
+        .unwrap()
 }
 
 /// The part of a test to run in this process, when this process is a child that

@@ -143,7 +143,7 @@ async fn an_unknown_resource_is_resource_not_found() {
 async fn common_and_several_resources_are_refused_by_the_mock_like_entra_and_before_sending_by_us()
 {
     let w = World::new().await;
-    let http = reqwest::Client::new();
+    let http = crate::common::plain_http();
     let post = |tenant: &str, scope: &str| {
         http.post(format!("{}{tenant}/oauth2/v2.0/token", w.entra.uri()))
             .form(&[

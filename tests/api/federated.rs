@@ -453,7 +453,7 @@ async fn child_workload_identity_flow() {
 async fn the_mock_imds_answers_scripted_failures_and_checks_its_header() {
     let w = World::new().await;
     let mi = w.entra.add_managed_identity(&w.home, "id");
-    let http = reqwest::Client::new();
+    let http = crate::common::plain_http();
     let url = format!(
         "{}?api-version=2018-02-01&resource={EXCHANGE}&client_id={}",
         w.entra.imds_endpoint(),

@@ -157,7 +157,7 @@ impl Scene {
         Server {
             base: format!("http://{addr}"),
             task,
-            http: reqwest::Client::new(),
+            http: crate::common::plain_http(),
         }
     }
 }
@@ -343,7 +343,7 @@ impl Scene {
         Server {
             base: format!("http://{addr}"),
             task,
-            http: reqwest::Client::new(),
+            http: crate::common::plain_http(),
         }
     }
 }
@@ -533,7 +533,7 @@ async fn a_token_for_one_api_never_reaches_another_routes_handler() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let http = reqwest::Client::new();
+    let http = crate::common::plain_http();
     let wrong = http
         .get(format!("http://{addr}/orders"))
         .header("host", "billing.customer.example")

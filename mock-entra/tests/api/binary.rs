@@ -126,7 +126,7 @@ async fn the_binary_prints_one_ready_line_serves_https_and_stops_with_exit_0_on_
     assert!(ready["apps"]["saas"]["certificates"]["main"]["x5t_s256"].is_string());
     let ca = std::fs::read(&ca_file).unwrap();
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
         .build()
         .unwrap();
     let form = [
@@ -276,7 +276,7 @@ async fn load(authority: &str, ready: &Value, n: usize, workers: usize) {
     for w in 0..workers {
         let (client_id, secret, url) = (client_id.clone(), secret.clone(), url.clone());
         tasks.spawn(async move {
-            let client = reqwest::Client::new();
+            let client = crate::http();
             for i in (w..n).step_by(workers) {
                 let secret = if i % 10 == 0 {
                     secret.clone()
@@ -348,7 +348,7 @@ async fn a_ca_given_with_ca_cert_and_ca_key_signs_the_server_certificate() {
     let authority = mock.ready["authority_host"].as_str().unwrap().to_owned();
     assert!(authority.starts_with("https://"), "--ca-cert implies --tls");
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()])
         .build()
         .unwrap();
     let health = client
@@ -370,7 +370,7 @@ async fn a_ca_given_with_ca_cert_and_ca_key_signs_the_server_certificate() {
 
 /// Posts JSON to the control API of a running binary.
 async fn control(mock: &Running, path: &str, body: Value) -> Value {
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!("{}_mock/{path}", mock.authority()))
         .header("content-type", "application/json")
         .body(body.to_string())
@@ -413,7 +413,7 @@ async fn request_in_flight(
     ];
     let url = format!("{}fabrikam.example/oauth2/v2.0/token", mock.authority());
     let request = tokio::spawn(async move {
-        let r = reqwest::Client::new().post(url).form(&form).send().await?;
+        let r = crate::http().post(url).form(&form).send().await?;
         let status = r.status().as_u16();
         r.bytes().await?;
         Ok(status)

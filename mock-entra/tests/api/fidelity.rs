@@ -12,7 +12,7 @@ use mock_entra::MockEntra;
 
 async fn discover(entra: &MockEntra, authorization_endpoint: &str) -> (u16, Value) {
     let url = format!("{}common/discovery/instance", entra.uri());
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .get(with_query(
             url,
             &[
@@ -87,12 +87,7 @@ async fn a_malformed_tenant_at_the_token_endpoint_is_invalid_request_900023_and_
         };
         let url = format!("{}{tenant}/{path}", s.entra.uri());
         async move {
-            let r = reqwest::Client::new()
-                .post(url)
-                .form(&form)
-                .send()
-                .await
-                .unwrap();
+            let r = crate::http().post(url).form(&form).send().await.unwrap();
             (r.status().as_u16(), json_of(r).await)
         }
     };
@@ -149,7 +144,7 @@ async fn an_expired_client_assertion_is_invalid_client_401_on_the_certificate_an
         &json!({"alg": "PS256", "typ": "JWT", "x5t#S256": cert["x5t_s256"]}),
         &json!({"aud": token_url, "iss": client_id, "sub": client_id, "jti": "j-1", "iat": now, "nbf": now, "exp": now + 600}),
     );
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(entra.control_url().join("managed-identity-token").unwrap())
         .header("content-type", "application/json")
         .body(json!({"managed_identity": "mi"}).to_string())
@@ -173,7 +168,7 @@ async fn an_expired_client_assertion_is_invalid_client_401_on_the_certificate_an
             ),
             ("client_assertion", assertion.as_str()),
         ];
-        let r = reqwest::Client::new()
+        let r = crate::http()
             .post(&token_url)
             .form(&form)
             .send()

@@ -6,6 +6,17 @@
 
 #![allow(unreachable_pub)]
 
+/// A reqwest client as `reqwest::Client::new()` builds it (redirects followed), but
+/// trusting no certificate: these tests speak http to the mock (or name their CA), and
+/// `Client::new()` reads and parses the system's whole trust store for every client, a
+/// third of this suite's CPU in a debug build.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_only(Vec::new())
+        .build()
+        .expect("a reqwest client")
+}
+
 // The binary needs the feature that lets it load a CA (default on).
 #[cfg(feature = "custom-ca")]
 mod binary;

@@ -15,7 +15,7 @@ async fn instance_discovery_answers_for_the_mocks_own_host_and_refuses_others() 
     let authorize = format!("{}{}/oauth2/v2.0/authorize", s.entra.uri(), s.customer);
     for path in ["common".to_owned(), s.customer.to_string()] {
         let url = format!("{}{path}/discovery/instance", s.entra.uri());
-        let r = reqwest::Client::new()
+        let r = crate::http()
             .get(with_query(
                 url,
                 &[
@@ -42,7 +42,7 @@ async fn instance_discovery_answers_for_the_mocks_own_host_and_refuses_others() 
         assert_eq!(body["metadata"][0]["aliases"], json!([host]));
     }
     let url = format!("{}common/discovery/instance", s.entra.uri());
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .get(with_query(
             url,
             &[

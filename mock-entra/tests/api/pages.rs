@@ -208,7 +208,7 @@ async fn redeem(w: &World, code: &str) -> Value {
         ("code_verifier", "the-verifier"),
         ("scope", "openid profile"),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!("{}organizations/oauth2/v2.0/token", w.entra.uri()))
         .form(&form)
         .send()

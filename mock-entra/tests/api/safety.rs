@@ -17,7 +17,7 @@ async fn post_control(
     content_type: Option<&str>,
     body: &str,
 ) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = crate::http()
         .post(entra.control_url().join(path).unwrap())
         .body(body.to_owned());
     if let Some(t) = content_type {
@@ -70,7 +70,7 @@ async fn the_control_api_refuses_what_a_web_page_can_post_to_another_origin_with
 }
 
 async fn get_with_host(url: &str, host: &str) -> (u16, String) {
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .get(url)
         .header("host", host)
         .send()
@@ -209,7 +209,7 @@ async fn a_shutdown_answers_the_request_in_flight_then_refuses_new_connections()
     ];
     let url = format!("{}{}/oauth2/v2.0/token", s.entra.uri(), s.customer);
     let in_flight = tokio::spawn(async move {
-        let r = reqwest::Client::new().post(url).form(&form).send().await?;
+        let r = crate::http().post(url).form(&form).send().await?;
         let status = r.status().as_u16();
         Ok::<_, reqwest::Error>((status, r.json_value().await))
     });

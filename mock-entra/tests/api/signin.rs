@@ -56,7 +56,7 @@ async fn redeem(f: &Flow, authority: &str, code: &str, verifier: &str) -> (u16, 
         ("code_verifier", verifier),
         ("scope", "openid profile"),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!("{}{authority}/oauth2/v2.0/token", f.entra.uri()))
         .form(&form)
         .send()
@@ -133,7 +133,7 @@ async fn pkce_redirect_uri_and_tenant_are_checked_when_the_code_is_redeemed() {
         ("redirect_uri", "https://elsewhere.example/cb"),
         ("code_verifier", "the-verifier"),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!("{}{}/oauth2/v2.0/token", f.entra.uri(), f.customer))
         .form(&form)
         .send()
@@ -206,7 +206,7 @@ async fn admin_consent_records_consent_in_the_signed_in_admins_tenant_with_the_r
         ("client_secret", f.secret.as_str()),
         ("scope", "https://vault.azure.net/.default"),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!("{}{tid}/oauth2/v2.0/token", f.entra.uri()))
         .form(&form)
         .send()
@@ -309,7 +309,7 @@ async fn the_v1_authorize_endpoint_yields_a_v1_id_token_at_the_v1_token_endpoint
         ]
     };
     let c = code(f.entra.clone(), url.clone()).await;
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!("{}{}/oauth2/token", f.entra.uri(), f.customer))
         .form(&form(&c))
         .send()
@@ -338,7 +338,7 @@ async fn the_v1_authorize_endpoint_yields_a_v1_id_token_at_the_v1_token_endpoint
     assert_eq!(header["x5t"], header["kid"]);
     // A v1 code is not redeemed at the v2 endpoint.
     let c = code(f.entra.clone(), url).await;
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!("{}{}/oauth2/v2.0/token", f.entra.uri(), f.customer))
         .form(&form(&c)[..5])
         .send()

@@ -88,7 +88,7 @@ async fn client_secret_basic_is_accepted_with_form_encoded_parts_and_refused_nex
     let s = setup().await;
     let tricky = "p@ss w+rd&=:~%x";
     let url = format!("{}_mock/secrets", s.entra.uri());
-    let added = reqwest::Client::new()
+    let added = crate::http()
         .post(url)
         .json_body(&json!({"app": s.app.client_id(), "value": tricky}))
         .send()
@@ -100,7 +100,7 @@ async fn client_secret_basic_is_accepted_with_form_encoded_parts_and_refused_nex
         format!("Basic {}", STANDARD.encode(raw))
     };
     let post = |form: Vec<(&'static str, String)>, auth: String| {
-        reqwest::Client::new()
+        crate::http()
             .post(v2_token_url(&s))
             .header("authorization", auth)
             .form(&form)
@@ -146,7 +146,7 @@ async fn client_request_id_from_header_or_query_is_the_correlation_id_and_echoed
         ("client_secret", "wrong"),
         ("scope", "https://vault.azure.net/.default"),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!(
             "{}?client-request-id=from-the-query",
             v2_token_url(&s)
@@ -156,7 +156,7 @@ async fn client_request_id_from_header_or_query_is_the_correlation_id_and_echoed
         .await
         .unwrap();
     assert_eq!(json_of(r).await["correlation_id"], "from-the-query");
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(v2_token_url(&s))
         .header("client-request-id", "from-the-header")
         .header("return-client-request-id", "true")
@@ -185,7 +185,7 @@ async fn token_answers_carry_entras_headers_and_the_error_trace_id_as_request_id
         if !expect_ok {
             form[2].1 = "wrong";
         }
-        let r = reqwest::Client::new()
+        let r = crate::http()
             .post(v2_token_url(&s))
             .form(&form)
             .send()
@@ -222,12 +222,7 @@ async fn the_v1_token_endpoint_takes_resource_and_answers_with_string_numbers() 
         ("client_secret", s.secret.as_str()),
         ("resource", "https://vault.azure.net"),
     ];
-    let r = reqwest::Client::new()
-        .post(&url)
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = crate::http().post(&url).form(&form).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body = json_of(r).await;
     assert_eq!(body["expires_in"], "3599");
@@ -255,14 +250,14 @@ async fn the_v1_token_endpoint_takes_resource_and_answers_with_string_numbers() 
         ("client_secret", s.secret.as_str()),
         ("resource", "https://vault.azure.net"),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(v2_token_url(&s))
         .form(&v2)
         .send()
         .await
         .unwrap();
     assert_eq!(json_of(r).await["error_codes"][0], 901002);
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(&url)
         .form(&form[..3])
         .send()
@@ -293,7 +288,7 @@ async fn strict_mode_names_an_unknown_parameter_and_tolerates_what_msal_sends() 
         ),
         ("client_info", "1"),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!(
             "{}?client-request-id=c0ffee00-0000-4000-8000-000000000000",
             v2_token_url(&s)
@@ -313,7 +308,7 @@ async fn strict_mode_names_an_unknown_parameter_and_tolerates_what_msal_sends() 
         ("client_secert", s.secret.as_str()),
         ("scope", "https://vault.azure.net/.default"),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(v2_token_url(&s))
         .form(&typo)
         .send()
@@ -338,7 +333,7 @@ async fn strict_mode_names_an_unknown_parameter_and_tolerates_what_msal_sends() 
         ("client_secert", "x"),
         ("scope", "https://vault.azure.net/.default"),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(format!("{}{home}/oauth2/v2.0/token", loose.uri()))
         .form(&typo)
         .send()
@@ -356,7 +351,7 @@ fn serde_urlencoded(pairs: &[(&str, &str)]) -> String {
 #[tokio::test]
 async fn bad_requests_get_errors_not_panics() {
     let s = setup().await;
-    let client = reqwest::Client::new();
+    let client = crate::http();
     // Bad UTF-8 in the form, a huge body, garbage Basic.
     let r = client
         .post(v2_token_url(&s))
@@ -465,7 +460,7 @@ async fn a_certificate_assertion_with_padded_thumbprints_is_accepted_as_msal_pyt
         ),
         ("client_assertion", assertion.as_str()),
     ];
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(&token_url)
         .form(&form)
         .send()
@@ -473,7 +468,7 @@ async fn a_certificate_assertion_with_padded_thumbprints_is_accepted_as_msal_pyt
         .unwrap();
     assert_eq!(r.status(), 200, "{}", json_of(r).await);
     // The same assertion again is a replay.
-    let r = reqwest::Client::new()
+    let r = crate::http()
         .post(&token_url)
         .form(&form)
         .send()
@@ -486,7 +481,7 @@ async fn a_certificate_assertion_with_padded_thumbprints_is_accepted_as_msal_pyt
 async fn a_scripted_redirect_fault_answers_with_its_location() {
     let s = setup().await;
     let (status, body) = {
-        let r = reqwest::Client::new()
+        let r = crate::http()
             .post(format!("{}_mock/faults", s.entra.uri()))
             .json_body(&json!({"tenant": "customer.example", "fault": {"kind": "redirect", "status": 307, "location": "https://attacker.example/steal"}}))
             .send()
@@ -497,6 +492,7 @@ async fn a_scripted_redirect_fault_answers_with_its_location() {
     assert_eq!(status, 200, "{body}");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_only(Vec::new())
         .build()
         .unwrap();
     let form = [

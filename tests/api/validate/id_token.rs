@@ -335,7 +335,7 @@ async fn a_users_id_token_for_our_app_is_not_an_app_only_access_token() {
     );
     let back = w.entra.follow(&authorize).await.unwrap();
     let code = back.get("code").unwrap().to_owned();
-    let answer = reqwest::Client::new()
+    let answer = crate::common::plain_http()
         .post(format!("{}organizations/oauth2/v2.0/token", w.entra.uri()))
         .form(&[
             ("grant_type", "authorization_code"),
