@@ -29,12 +29,24 @@ impl App {
     /// A replica on `url`'s database; the account is the `x-account` header (the test's
     /// stand-in for the app's own login).
     pub async fn start(w: &World, url: &str) -> App {
+        Self::start_at(w, url, None).await
+    }
+
+    /// Another replica of `first`'s app: its own address, but `first`'s redirect URIs, as
+    /// replicas behind one public host have (a sign-in code is redeemed with the
+    /// redirect URI its authorization request named, whichever replica redeems it).
+    pub async fn replica_of(w: &World, url: &str, first: &App) -> App {
+        Self::start_at(w, url, Some(&first.base)).await
+    }
+
+    async fn start_at(w: &World, url: &str, public: Option<&Url>) -> App {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base: Url = format!("http://{}/", listener.local_addr().unwrap())
             .parse()
             .unwrap();
-        let signed_in = base.join("onboarding/signed-in").unwrap();
-        let consented = base.join("onboarding/consented").unwrap();
+        let public = public.unwrap_or(&base);
+        let signed_in = public.join("onboarding/signed-in").unwrap();
+        let consented = public.join("onboarding/consented").unwrap();
         w.entra.add_redirect_uri(&w.app, signed_in.as_str());
         w.entra.add_redirect_uri(&w.app, consented.as_str());
         let onboarding =

@@ -110,7 +110,8 @@ pub async fn a_user_who_is_not_an_admin_is_refused(backend: Backend) {
 pub async fn a_sign_in_answer_replayed_to_another_replica_is_refused(backend: Backend) {
     let w = World::new().await;
     let url = backend.fresh_url().await;
-    let (one, two) = (App::start(&w, &url).await, App::start(&w, &url).await);
+    let one = App::start(&w, &url).await;
+    let two = App::replica_of(&w, &url, &one).await;
     let (x, admin) = w.newcomer("newcomer.example");
     let browser = Browser::new("acct-1");
     let back = sign_in(&w, &one, &browser, &admin).await;
