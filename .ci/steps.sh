@@ -1,18 +1,18 @@
-# Step timing and background work for .ci/run and .ci/checks (sourced, not run).
+# Step timing and background work for .ci/run, .ci/checks and .ci/fuzz (sourced, not run).
 #
 #   step "what it does"      ends the step before (printing its time) and starts this one
 #   end_step                 ends the current step
 #   print_times              every step's time, then the total
-#
-# A step's time is wall-clock seconds, then the CPU seconds (user + system) of the
-# processes it ran and waited for: on two cores the CPU, not the wall clock, says what a
-# step costs the run, since .ci/checks and .ci/fuzz fill what a step leaves idle.
 #   in_background NAME CMD…  runs CMD with its output in $logs/NAME.log
 #   wait_for NAME            waits for it; fails the run, printing its log, if it failed
 #   stop_on_exit PID…        kills each PID and everything it started when the script
 #                            exits, so that a failed run leaves nothing running
 #
 # The caller sets $logs (a directory under target/).
+#
+# A step's time is wall-clock seconds, then the CPU seconds (user + system) of the
+# processes it ran and waited for: on two cores the CPU, not the wall clock, says what a
+# step costs the run, since .ci/checks and .ci/fuzz fill what a step leaves idle.
 
 # Sets $cpu to the CPU time (user + system, in hundredths of a second) of this shell's
 # children that have ended and been waited for. It runs in this shell: in $(…) it would
