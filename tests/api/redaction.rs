@@ -5,8 +5,7 @@
 //! `tracing` event, at TRACE.
 
 use std::fmt::{Debug, Display};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,25 +13,13 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 use crate::certificate::make_cert;
 use crate::common::{VAULT, World, child_part, run_child};
+use crate::logs::Logs;
 use azure_cross_tenant::{
     Assertion, CacheOptions, Cached, ClientCertificate, ClientSecret, CredentialSet, Expectations,
     FederatedAssertion, L2Store, Onboarding, SealingKeys, SharedCache, SignInTenant,
     TenantCredentialProvider, TokenValidator, assertion_fn,
 };
 use mock_entra::MockFault;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// What must never be printed, and everything that was.
 #[derive(Default)]
@@ -110,7 +97,9 @@ async fn no_secret_appears_in_any_debug_display_error_or_trace() {
 
 /// The child process's part: it installs the global subscriber.
 async fn child_redaction_check() {
-    let logs = Captured::default();
+    // Every thread's events (the global subscriber writes to this one buffer), not only
+    // this thread's as `Logs::capture` gives.
+    let logs = Logs::default();
     let sink = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -129,7 +118,7 @@ async fn child_redaction_check() {
     onboarding(&w, &mut leaks);
     leaks.debug("MockEntra", &w.entra);
 
-    let traces = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let traces = logs.text();
     for event in [
         "token request refused",
         "fetched signing keys",
